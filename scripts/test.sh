@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: install what it needs, then lint, type-check and run every test.
+# This is the README's test command and what .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+echo "== ruff"; .venv/bin/ruff check .; .venv/bin/ruff format --check .
+echo "== mypy --strict"; .venv/bin/mypy
+echo "== pytest"; .venv/bin/pytest "$@"

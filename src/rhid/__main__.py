@@ -1,0 +1,5 @@
+"""Allow ``python -m rhid``."""
+
+from rhid.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""The errors rhid raises, as one small hierarchy.
+
+    RhidError
+    ├── RuleError           the rule file is wrong (every position, with hints)
+    ├── RuleFileError       the rule file cannot be read at all
+    ├── ProtocolError       a peer sent something we cannot accept
+    │   ├── HAProxyProtocolError
+    │   └── BirdProtocolError
+    └── UnavailableError    a peer could not be reached or timed out
+        ├── HAProxyUnavailableError
+        └── BirdUnavailableError
+
+A ProtocolError is the peer's fault and is handled (retry, count as unknown). Our own bugs are not
+in this tree: they are plain assertions and exceptions that must stay loud.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+
+class RhidError(Exception):
+    """Base of every error rhid raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem at one place in a rule file. Lines and columns count from 1."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+    source: str
+    hint: str | None = None
+
+    def render(self) -> str:
+        """Render as ``FILE:LINE:COL: message``, the line, a caret under the column, and a hint."""
+        shown, caret_at = _printable(self.source, self.col - 1)
+        lines = [
+            f"{self.path}:{self.line}:{self.col}: {self.message}",
+            f"    {shown}",
+            "    " + caret_at + "^",
+        ]
+        if self.hint:
+            lines.append(f"    hint: {self.hint}")
+        return "\n".join(lines)
+
+
+def _printable(source: str, index: int) -> tuple[str, str]:
+    """Escape what a terminal should not interpret; return the text and the padding up to `index`.
+
+    Control characters, bidi overrides and other non-printing code points in a hostile file are
+    shown as escapes, so the echoed line can neither drive the terminal nor hide what it contains.
+    """
+    shown: list[str] = []
+    pad: list[str] = []
+    for position, char in enumerate(source):
+        if char == "\t":
+            piece = "\t"
+        elif char.isprintable() and unicodedata.category(char) not in {"Cf", "Zl", "Zp"}:
+            piece = char
+        else:
+            piece = f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+        if position < index:
+            pad.append("\t" if piece == "\t" else " " * len(piece))
+        shown.append(piece)
+    if index > len(source):
+        pad.append(" " * (index - len(source)))
+    return "".join(shown), "".join(pad)
+
+
+class RuleError(RhidError):
+    """The rule file has one or more errors; `diagnostics` has every one, in file order."""
+
+    def __init__(self, diagnostics: tuple[Diagnostic, ...]) -> None:
+        if not diagnostics:
+            raise AssertionError("a RuleError needs at least one diagnostic")
+        self.diagnostics = diagnostics
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """Every diagnostic, rendered, one block after another."""
+        return "\n".join(d.render() for d in self.diagnostics)
+
+
+class RuleFileError(RhidError):
+    """The rule file is missing, unreadable or too large to be a rule file."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class ProtocolError(RhidError):
+    """A peer (HAProxy or BIRD) sent bytes we cannot accept."""
+
+
+class HAProxyProtocolError(ProtocolError):
+    """HAProxy's reply was garbled, truncated, too large or not what the command returns."""
+
+
+class BirdProtocolError(ProtocolError):
+    """BIRD's control socket sent something outside its line protocol."""
+
+
+class UnavailableError(RhidError):
+    """A peer could not be reached, refused us, or did not answer before the deadline."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class HAProxyUnavailableError(UnavailableError):
+    """HAProxy's stats socket could not be used."""
+
+
+class BirdUnavailableError(UnavailableError):
+    """BIRD's control socket could not be used."""
