@@ -121,3 +121,12 @@ class HAProxyUnavailableError(UnavailableError):
 
 class BirdUnavailableError(UnavailableError):
     """BIRD's control socket could not be used."""
+
+
+class BirdRefusedError(RhidError):
+    """BIRD understood the command and refused it; `code` and BIRD's own message say why."""
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"BIRD refused: {code:04d} {message}")

@@ -12,7 +12,7 @@ import enum
 import ipaddress
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rhid import names
@@ -66,13 +66,28 @@ class Condition:
     aggregate: Aggregate
     operands: tuple[Proxy, ...]
 
-    def holds(self, up: Mapping[Proxy, bool]) -> bool:
-        """True when the route may be announced, given which proxies are up (missing = down)."""
-        if self.aggregate is Aggregate.ALL:
-            return all(up.get(proxy, False) for proxy in self.operands)
-        if self.aggregate is Aggregate.ANY:
-            return any(up.get(proxy, False) for proxy in self.operands)
-        return self.aggregate is Aggregate.ALWAYS
+    def verdict(self, up: Mapping[Proxy, bool | None]) -> bool | None:
+        """May the route be announced? `up` maps proxies to True/False, or None while unknown.
+
+        A proxy missing from `up` is down. The logic is three-valued (Kleene): `all` is False as
+        soon as one operand is down, `any` is True as soon as one is up; otherwise an unknown
+        operand makes the verdict None, and the caller keeps the route as it is.
+        """
+        if self.aggregate is Aggregate.NEVER:
+            return False
+        if self.aggregate is Aggregate.ALWAYS:
+            return True
+        states = [up.get(proxy, False) for proxy in self.operands]
+        decisive = self.aggregate is Aggregate.ANY  # any: one True decides; all: one False decides
+        if decisive in states:
+            return decisive
+        if None in states:
+            return None
+        return not decisive
+
+    def holds(self, up: Mapping[Proxy, bool | None]) -> bool:
+        """True only when the route may certainly be announced."""
+        return self.verdict(up) is True
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +165,19 @@ class RuleSet:
 Desired = dict[Channel, frozenset[Network]]
 
 
-def evaluate(rules: RuleSet, up: Mapping[Proxy, bool]) -> Desired:
-    """The routes to announce, per channel. Every channel the rules use is present, maybe empty."""
+def evaluate(
+    rules: RuleSet, up: Mapping[Proxy, bool | None], held: Collection[Route] = frozenset()
+) -> Desired:
+    """The routes to announce, per channel. Every channel the rules use is present, maybe empty.
+
+    `up` maps proxies to their health (missing: down; None: not known yet). A rule whose verdict
+    is still unknown keeps its routes as they are: announced if they are in `held`.
+    """
     desired: dict[Channel, set[Network]] = {channel: set() for channel in rules.channels}
     for rule in rules.rules:
-        if rule.condition.holds(up):
-            for route in rule.routes:
+        verdict = rule.condition.verdict(up)
+        for route in rule.routes:
+            if verdict or (verdict is None and route in held):
                 desired[route.channel].add(route.prefix)
     return {channel: frozenset(prefixes) for channel, prefixes in desired.items()}
 

@@ -1,0 +1,90 @@
+"""The BIRD client: one persistent control-socket connection, one command in flight, deadlines.
+
+Never sends ``help``, ``quit`` or ``exit`` (BIRD does not answer them). Any EOF, timeout or
+garbled reply closes the connection; the next request reconnects and reads a fresh greeting.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from rhid import birdwire, sockets
+from rhid.errors import BirdProtocolError, BirdUnavailableError
+
+READ_CHUNK = 256 * 1024
+
+
+class BirdClient:
+    """A connection to BIRD's control socket that reconnects on demand."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._reader = birdwire.ReplyReader()
+        self.greeting = ""
+        self.connections = 0
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection is open."""
+        return self._sock is not None
+
+    def connect(self) -> str:
+        """Open a connection and read the greeting; returns its text, e.g. ``BIRD 2.0.12 ready.``."""
+        self.close()
+        deadline = time.monotonic() + self.timeout
+        self._sock = sockets.connect(self.path, deadline, BirdUnavailableError, "BIRD")
+        self._reader = birdwire.ReplyReader()
+        greeting = self._read(deadline)
+        if greeting.code != birdwire.GREETING:
+            self.close()
+            raise BirdProtocolError(f"{self.path}: expected the 0001 greeting, got {greeting.code:04d}")
+        self.greeting = greeting.text
+        self.connections += 1
+        return self.greeting
+
+    def request(self, command: str, timeout: float | None = None) -> birdwire.Reply:
+        """Send one command and return its complete reply."""
+        if self._sock is None:
+            self.connect()
+        assert self._sock is not None  # noqa: S101 -- connect() set it or raised
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        try:
+            self._sock.sendall(birdwire.encode(command))
+        except OSError as exc:
+            self.close()
+            raise BirdUnavailableError(self.path, f"send failed: {exc.strerror or exc}") from None
+        return self._read(deadline)
+
+    def _read(self, deadline: float) -> birdwire.Reply:
+        sock = self._sock
+        assert sock is not None  # noqa: S101 -- only called while connected
+        try:
+            while True:
+                chunk = sockets.receive(sock, deadline, READ_CHUNK)
+                if not chunk:
+                    raise BirdUnavailableError(
+                        self.path, "BIRD closed the connection (stopped or restarted?)"
+                    )
+                replies = self._reader.feed(chunk)
+                if len(replies) > 1 or (replies and self._reader.pending):
+                    raise BirdProtocolError(f"{self.path}: more than one reply to one command")
+                if replies:
+                    return replies[0]
+        except TimeoutError:
+            self.close()
+            raise BirdUnavailableError(self.path, "no complete reply in time") from None
+        except OSError as exc:
+            self.close()
+            raise BirdUnavailableError(self.path, f"connection failed: {exc.strerror or exc}") from None
+        except (BirdUnavailableError, BirdProtocolError):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection, if any."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

@@ -1,0 +1,124 @@
+"""Per-proxy health over time: a pure state machine, `step(state, observation, now, thresholds)`.
+
+A proxy starts UNKNOWN. It becomes UP after `rise` consecutive up observations and DOWN after
+`fall` consecutive down observations; a contrary observation restarts the count. Observations
+that carry no information (PENDING: first check after an HAProxy start or reload is still
+running; ABSENT for a proxy seen before: it was removed by a reload, and the vendor documents that
+it keeps its last status) leave the state and the counts alone.
+
+    state     observation                 effect
+    any       UP                          down_count = 0; up_count += 1; UP when up_count >= rise
+    any       DOWN, or ABSENT never seen  up_count = 0; down_count += 1; DOWN when down_count >= fall
+    any       PENDING, or ABSENT seen     nothing (and a vanished proxy is reported once)
+    any       UNKNOWN (garbled reply)     nothing: a peer's garbage is never a down observation
+
+The daemon owns the clock and passes `now` (monotonic seconds) in.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from rhid.stats import Observation, ProxyStatus
+
+
+class Health(enum.Enum):
+    """What rhid currently believes about a proxy."""
+
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """How many consecutive observations turn a proxy down (`fall`) or up (`rise`)."""
+
+    fall: int = 3
+    rise: int = 1
+
+    def __post_init__(self) -> None:
+        if self.fall < 1 or self.rise < 1:
+            raise ValueError("fall and rise must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyState:
+    """One proxy's health, its counters and the last thing HAProxy said about it."""
+
+    health: Health = Health.UNKNOWN
+    up_count: int = 0
+    down_count: int = 0
+    since: float = 0.0
+    last_status: str = "never polled"
+    seen: bool = False
+    vanished: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WentUp:
+    """The proxy became UP."""
+
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class WentDown:
+    """The proxy became DOWN."""
+
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Vanished:
+    """A proxy seen before is missing from HAProxy's output; it keeps its last health."""
+
+
+@dataclass(frozen=True, slots=True)
+class NeverSeen:
+    """A proxy the rules name has never appeared in HAProxy's output; it counts as down."""
+
+
+Event = WentUp | WentDown | Vanished | NeverSeen
+
+
+def step(
+    state: ProxyState, observed: ProxyStatus, now: float, thresholds: Thresholds
+) -> tuple[ProxyState, tuple[Event, ...]]:
+    """Apply one observation. Pure: the same inputs always give the same state and events."""
+    observation = observed.observation
+    events: list[Event] = []
+    if observation is Observation.UNKNOWN:
+        return state, ()
+    if observation is Observation.ABSENT:
+        if state.seen:
+            if not state.vanished:
+                events.append(Vanished())
+            return replace(state, vanished=True), tuple(events)
+        if state.last_status != "absent":
+            events.append(NeverSeen())
+        observation = Observation.DOWN
+    elif observation is not Observation.PENDING:
+        state = replace(state, seen=True, vanished=False)
+    if observation is Observation.PENDING:
+        return replace(state, seen=True, vanished=False, last_status=observed.status), ()
+    state = replace(state, last_status=observed.status)
+    if observation is Observation.UP:
+        state = replace(state, up_count=state.up_count + 1, down_count=0)
+        if state.health is not Health.UP and state.up_count >= thresholds.rise:
+            state = replace(state, health=Health.UP, since=now)
+            events.append(WentUp(observed.status))
+    else:
+        state = replace(state, down_count=state.down_count + 1, up_count=0)
+        if state.health is not Health.DOWN and state.down_count >= thresholds.fall:
+            state = replace(state, health=Health.DOWN, since=now)
+            events.append(WentDown(observed.status))
+    return state, tuple(events)
+
+
+def is_up(state: ProxyState) -> bool | None:
+    """True/False once the proxy's health is known, None while it is UNKNOWN."""
+    if state.health is Health.UNKNOWN:
+        return None
+    return state.health is Health.UP

@@ -1,0 +1,121 @@
+"""The include files rhid owns in its BIRD directory: one per table and address family.
+
+    <dir>/<table>.ipv4.conf     route 192.0.2.10/32 blackhole;   (one line per announced route)
+    <dir>/<table>.ipv6.conf
+
+BIRD's ``include "<dir>/<table>.ipv4*.conf";`` reads them at every start and ``configure``. The
+files are the desired state: they are replaced atomically (temp file in the same directory,
+fsync, rename), so BIRD reads the old set or the new one, never half; they survive an rhid crash,
+and rhid reads them back at start-up as "announced", so a restart withdraws nothing healthy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from rhid.names import is_bird_symbol
+from rhid.rules import Channel, Network
+
+HEADER = "# Written by rhid; replaced atomically on every change. Do not edit: rhid owns this file.\n"
+_FILE = re.compile(r"(?P<table>[A-Za-z_][A-Za-z0-9_]*)\.ipv(?P<family>[46])\.conf\Z")
+_ROUTE = re.compile(r"route (?P<prefix>[0-9A-Fa-f.:]+/\d{1,3}) blackhole;\Z")
+FILE_MODE = 0o644  # BIRD runs as user bird and must read the files at every configure and boot
+
+
+def file_name(channel: Channel) -> str:
+    """``<table>.ipv4.conf`` or ``<table>.ipv6.conf``."""
+    return f"{channel.table}.ipv{channel.family}.conf"
+
+
+def render_routes(prefixes: Iterable[Network]) -> str:
+    """The file's text: a header and one sorted ``route P blackhole;`` line per prefix."""
+    ordered = sorted(prefixes, key=lambda p: (int(p.network_address), p.prefixlen))
+    return HEADER + "".join(f"route {prefix} blackhole;\n" for prefix in ordered)
+
+
+def parse_routes(text: str, family: int) -> tuple[frozenset[Network], list[str]]:
+    """Read a file back: its prefixes, and the lines that were not ours (reported, then dropped)."""
+    prefixes: set[Network] = set()
+    strange: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _ROUTE.match(stripped)
+        try:
+            if match is None:
+                raise ValueError(stripped)
+            prefix = ipaddress.ip_network(match["prefix"])
+            if prefix.version != family:
+                raise ValueError(stripped)
+        except ValueError:
+            strange.append(line)
+            continue
+        prefixes.add(prefix)
+    return frozenset(prefixes), strange
+
+
+def channel_of(name: str) -> Channel | None:
+    """The channel a file name belongs to, or None for a file that is not one of ours."""
+    match = _FILE.match(name)
+    if match is None or not is_bird_symbol(match["table"]):
+        return None
+    return Channel(match["table"], int(match["family"]))
+
+
+def read_announced(directory: Path) -> tuple[dict[Channel, frozenset[Network]], list[str]]:
+    """Every channel file in `directory` and its routes; plus warnings about what was skipped."""
+    announced: dict[Channel, frozenset[Network]] = {}
+    warnings: list[str] = []
+    try:
+        entries = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return announced, warnings
+    for name in entries:
+        channel = channel_of(name)
+        if channel is None:
+            continue
+        path = directory / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            warnings.append(f"{path}: unreadable ({exc}); treated as empty")
+            text = ""
+        prefixes, strange = parse_routes(text, channel.family)
+        warnings.extend(f"{path}: ignoring line not written by rhid: {line[:80]!r}" for line in strange)
+        announced[channel] = prefixes
+    return announced, warnings
+
+
+def ensure_directory(directory: Path) -> None:
+    """Create the directory (mode 0755, so BIRD can traverse it) if it is missing."""
+    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a reader sees either the old file or the new one.
+
+    The temp file starts with a dot and ends in ``.tmp``, so BIRD's ``<table>.ipv4*.conf`` wildcard
+    never matches it, even if rhid dies before the rename.
+    """
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fchmod(stream.fileno(), FILE_MODE)
+            os.fsync(stream.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    directory_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory_fd)
+    finally:
+        os.close(directory_fd)

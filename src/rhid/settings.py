@@ -1,0 +1,81 @@
+"""Where rhid finds its peers and how it paces itself: a value built once from arguments and files."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+DEFAULT_HAPROXY_SOCKET = "/var/run/hapee-extras/hapee-lb.sock"
+DEFAULT_BIRD_SOCKET = "/run/bird/bird.ctl"
+DEFAULT_BIRD_DIR = "/run/rhid"
+ENVIRONMENT_FILES = ("/etc/default/hapee-extras-rhi", "/etc/sysconfig/hapee-extras-rhi")
+SOCKET_VARIABLE = "HAPEE_LB_SOCKET"
+
+_ASSIGNMENT = re.compile(
+    r"""\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|'([^']*)'|([^\s#"']*))\s*(?:#.*)?\Z"""
+)
+
+OnStop = Literal["withdraw", "hold"]
+
+
+def parse_environment_file(text: str) -> dict[str, str]:
+    """Shell-style ``KEY="value"`` lines (as in /etc/default files); anything fancier is skipped."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match:
+            key, double, single, bare = match.groups()
+            values[key] = next(value for value in (double, single, bare) if value is not None)
+    return values
+
+
+def find_haproxy_socket(
+    explicit: str | None,
+    environ: Mapping[str, str],
+    files: Sequence[str] = ENVIRONMENT_FILES,
+) -> tuple[str, str]:
+    """The HAProxy socket path and where it came from: argument, environment, file, or default."""
+    if explicit:
+        return explicit, "--haproxy-socket"
+    if environ.get(SOCKET_VARIABLE):
+        return environ[SOCKET_VARIABLE], f"${SOCKET_VARIABLE}"
+    for name in files:
+        try:
+            text = Path(name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        value = parse_environment_file(text).get(SOCKET_VARIABLE)
+        if value:
+            return value, name
+    return DEFAULT_HAPROXY_SOCKET, "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything `rhid run` needs besides the rules."""
+
+    rules_path: str
+    haproxy_socket: str
+    bird_socket: str
+    bird_dir: Path
+    interval: float = 1.0
+    fall: int = 3
+    rise: int = 1
+    on_stop: OnStop = "withdraw"
+    allow_empty: bool = False
+    verify_every: float = 30.0
+    bird_timeout: float = 10.0
+
+    @property
+    def poll_timeout(self) -> float:
+        """The whole HAProxy exchange must finish within this: below the interval, within reason."""
+        return min(2.0, max(0.25, 0.8 * self.interval))
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment (a seam for tests)."""
+    return os.environ

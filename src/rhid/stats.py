@@ -1,0 +1,167 @@
+"""What HAProxy says about its proxies: reply bytes in, a Snapshot out. No sockets here.
+
+rhid asks ``show info; show stat -1 7 -1`` (see `POLL_COMMAND`) and reads the reply with
+`parse_poll`. The mapping from HAProxy's status strings to up/down follows the measurements in
+shared/notes/haproxy-runtime-api.md §2.4:
+
+    row        up                         down                                keep the last status
+    FRONTEND   OPEN                       anything else                       -
+    BACKEND    first word UP              anything else                       UP while a checked server is INI
+    (missing)  -                          disabled in the config              removed by an HAProxy reload
+
+"Keep" is decided later, in `rhid.health`, which knows whether the proxy was ever seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from rhid.errors import HAProxyProtocolError
+from rhid.names import is_proxy_name
+from rhid.rules import Proxy, ProxyKind
+
+POLL_COMMAND = "show info; show stat -1 7 -1"
+MASTER_PREFIX = "@1 "
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+
+_TYPE_FRONTEND = "0"
+_TYPE_BACKEND = "1"
+_TYPE_SERVER = "2"
+_NEEDED_COLUMNS = ("pxname", "svname", "status", "type", "check_status")
+
+
+class Observation(enum.Enum):
+    """What one poll says about one proxy."""
+
+    UP = "up"
+    DOWN = "down"
+    PENDING = "pending"  # the backend says UP but a first health check is still pending (INI)
+    ABSENT = "absent"  # no row: removed by a reload, or never existed
+    UNKNOWN = "unknown"  # the poll's reply was garbage: it says nothing either way
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyStatus:
+    """One proxy's row, reduced: what it means and the raw status HAProxy printed (for logs)."""
+
+    observation: Observation
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One poll's worth of HAProxy state for the proxies the rules reference."""
+
+    pid: str
+    proxies: dict[Proxy, ProxyStatus]
+
+    def status_of(self, proxy: Proxy) -> ProxyStatus:
+        """The proxy's status; ABSENT when HAProxy printed no row for it."""
+        return self.proxies.get(proxy, ProxyStatus(Observation.ABSENT, "absent"))
+
+
+def poll_command(master: bool) -> bytes:
+    """The command line to send; on the master CLI every command needs the ``@1`` prefix."""
+    if master:
+        return "; ".join(MASTER_PREFIX + part for part in POLL_COMMAND.split("; ")).encode() + b"\n"
+    return POLL_COMMAND.encode() + b"\n"
+
+
+def is_master_cli_refusal(data: bytes) -> bool:
+    """True when a reply is the master CLI refusing a worker command (it then lists `show proc`)."""
+    return data.startswith(b"Unknown command") and b"show proc" in data
+
+
+def parse_info(block: str) -> dict[str, str]:
+    """``show info``: ``Key: value`` lines into a dict."""
+    info: dict[str, str] = {}
+    for line in block.split("\n"):
+        key, sep, value = line.partition(": ")
+        if not sep:
+            raise HAProxyProtocolError(f"show info: line without 'Key: value': {line[:80]!r}")
+        info[key] = value
+    return info
+
+
+def _columns(header: str) -> dict[str, int]:
+    if not header.startswith("# pxname,"):
+        raise HAProxyProtocolError(f"show stat: expected a '# pxname,' header, got {header[:80]!r}")
+    names = header[2:].split(",")
+    index = {name: position for position, name in enumerate(names)}
+    missing = [name for name in _NEEDED_COLUMNS if name not in index]
+    if missing:
+        raise HAProxyProtocolError(f"show stat: header lacks column(s) {', '.join(missing)}")
+    return index
+
+
+def frontend_observation(status: str) -> Observation:
+    """A FRONTEND row is up only while OPEN (PAUSED, STOP and anything unknown are down)."""
+    return Observation.UP if status == "OPEN" else Observation.DOWN
+
+
+def backend_observation(status: str, servers_pending: bool) -> Observation:
+    """A BACKEND row is up when its status starts with the word UP, unless checks are still INI."""
+    if status.split(" ", 1)[0] != "UP":
+        return Observation.DOWN
+    return Observation.PENDING if servers_pending else Observation.UP
+
+
+def parse_stat(block: str, wanted: Collection[str]) -> dict[Proxy, ProxyStatus]:
+    """``show stat`` CSV: statuses of the FRONTEND/BACKEND rows named in `wanted`.
+
+    Rows of other proxies are skipped before CSV parsing (a name cannot contain a comma or quote),
+    which keeps a poll cheap on configurations with thousands of proxies.
+    """
+    header, _, body = block.partition("\n")
+    index = _columns(header)
+    width = len(index)
+    rows = [line for line in body.split("\n") if line.split(",", 1)[0] in wanted]
+    frontends: dict[str, str] = {}
+    backends: dict[str, str] = {}
+    pending: set[str] = set()
+    for row in csv.reader(rows, strict=True):
+        if len(row) < width:
+            raise HAProxyProtocolError(f"show stat: row with {len(row)} of {width} fields: {row[:2]}")
+        name, kind, status = row[index["pxname"]], row[index["type"]], row[index["status"]]
+        if kind == _TYPE_FRONTEND:
+            frontends[name] = status
+        elif kind == _TYPE_BACKEND:
+            backends[name] = status
+        elif kind == _TYPE_SERVER and row[index["check_status"]].lstrip("* ") == "INI":
+            pending.add(name)
+        elif kind not in {_TYPE_SERVER, "3"}:
+            raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
+    result: dict[Proxy, ProxyStatus] = {}
+    for name, status in frontends.items():
+        result[Proxy(ProxyKind.FRONTEND, name)] = ProxyStatus(frontend_observation(status), status)
+    for name, status in backends.items():
+        observation = backend_observation(status, name in pending)
+        shown = f"{status} (first check pending)" if observation is Observation.PENDING else status
+        result[Proxy(ProxyKind.BACKEND, name)] = ProxyStatus(observation, shown)
+    return result
+
+
+def parse_poll(data: bytes, wanted: Iterable[Proxy]) -> Snapshot:
+    """The whole reply to `POLL_COMMAND`: ``show info`` block, blank line, CSV, blank line."""
+    if len(data) > MAX_REPLY_BYTES:
+        raise HAProxyProtocolError(f"reply larger than {MAX_REPLY_BYTES} bytes")
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise HAProxyProtocolError(f"non-ASCII byte at offset {exc.start} of the reply") from None
+    if not text.endswith("\n\n"):
+        raise HAProxyProtocolError("reply truncated: it does not end with an empty line")
+    info_block, sep, stat_block = text[:-2].partition("\n\n")
+    if not sep:
+        raise HAProxyProtocolError(f"expected show info and show stat, got {text[:80]!r}")
+    info = parse_info(info_block)
+    pid = info.get("Pid", "")
+    if info.get("Name") != "HAProxy" or not pid.isdigit():
+        raise HAProxyProtocolError(
+            f"show info: no 'Name: HAProxy' and numeric 'Pid', got {info_block[:80]!r}"
+        )
+    names = {proxy.name for proxy in wanted if is_proxy_name(proxy.name)}
+    return Snapshot(pid=pid, proxies=parse_stat(stat_block, names))
