@@ -42,6 +42,7 @@ log = structlog.get_logger("rhid")
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
+CHEAP_FAILURE = 0.05  # seconds: a failed attempt faster than this is retried on the next cycle
 
 
 def explain(rule: Rule | None, states: Mapping[Proxy, health.ProxyState]) -> str:
@@ -206,6 +207,7 @@ class Daemon:
         """Make BIRD apply the files if it has not, and check what it really announces."""
         if not self.sync.backoff.ready(now):
             return
+        started = time.monotonic()
         try:
             status = birdwire.parse_status(self.bird.request(birdwire.SHOW_STATUS))
             fresh = self.bird.connections != self.sync.connections_seen
@@ -231,7 +233,10 @@ class Daemon:
                 self.sync.in_sync = False
         except BirdUnavailableError as exc:
             self._bird_reachable(False, reason=exc.reason)
-            self.sync.backoff.failed(now)
+            if time.monotonic() - started > CHEAP_FAILURE:
+                self.sync.backoff.failed(now)  # it cost us a timeout: do not block every cycle on it
+            # else: refused or missing socket costs microseconds; try again next cycle (BIRD restarts
+            # are then healed within one poll)
         except BirdProtocolError as exc:
             log.error("bird.garbled", reason=str(exc))
             self.bird.close()
@@ -259,7 +264,7 @@ class Daemon:
 
     def configure(self, now: float) -> int:
         """One ``configure``: BIRD re-reads its config and rhid's files. Returns BIRD's success code."""
-        reply = self.bird.request(birdwire.CONFIGURE)
+        reply = self.bird.request(birdwire.CONFIGURE, timeout=self.settings.configure_timeout)
         if reply.code not in birdwire.CONFIGURE_DONE:
             raise BirdRefusedError(reply.code, reply.text)
         self.sync.in_sync = True

@@ -15,15 +15,17 @@ DEFAULT_BIRD_DIR = "/run/rhid"
 ENVIRONMENT_FILES = ("/etc/default/hapee-extras-rhi", "/etc/sysconfig/hapee-extras-rhi")
 SOCKET_VARIABLE = "HAPEE_LB_SOCKET"
 
+# KEY="value", KEY='value' or KEY=value. Values that a shell would expand ($, `, \) or treat as
+# syntax are not matched: rhid does not run a shell, so it skips what it cannot read literally.
 _ASSIGNMENT = re.compile(
-    r"""\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"]*)"|'([^']*)'|([^\s#"']*))\s*(?:#.*)?\Z"""
+    r"""\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"$`\\]*)"|'([^']*)'|([^\s#"'$`\\;|&<>()]*))\s*(?:#.*)?\Z"""
 )
 
 OnStop = Literal["withdraw", "hold"]
 
 
 def parse_environment_file(text: str) -> dict[str, str]:
-    """Shell-style ``KEY="value"`` lines (as in /etc/default files); anything fancier is skipped."""
+    """Shell-style ``KEY="value"`` lines (as in /etc/default files); anything needing a shell is skipped."""
     values: dict[str, str] = {}
     for line in text.splitlines():
         match = _ASSIGNMENT.match(line)
@@ -68,7 +70,8 @@ class Settings:
     on_stop: OnStop = "withdraw"
     allow_empty: bool = False
     verify_every: float = 30.0
-    bird_timeout: float = 10.0
+    bird_timeout: float = 2.0  # show status / show route
+    configure_timeout: float = 30.0  # BIRD 1.6 needs seconds for 100k static routes (quadratic diff)
 
     @property
     def poll_timeout(self) -> float:

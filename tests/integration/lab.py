@@ -1,0 +1,297 @@
+"""A lab of real programs on loopback for integration tests: HAProxy, a BIRD speaker, a BIRD peer.
+
+Everything runs in one temp directory with its own sockets; every process is started here and
+stopped by PID in `Lab.close`, even when a test fails. Traffic stays on 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rhid.cli import bird_snippet
+from rhid.haproxy import fetch
+from rhid.rules import RuleSet, parse_rules
+
+T = TypeVar("T")
+BIRD = shutil.which("bird") or "/usr/sbin/bird"
+BIRDC = shutil.which("birdc") or "/usr/sbin/birdc"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+SPEAKER_ADDRESS = "127.0.0.1"
+PEER_ADDRESS = "127.0.0.2"
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `address` right now."""
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, every: float = 0.01) -> T:
+    """Call `check` until it returns something other than None/False; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Lab:
+    """The processes of one test and the paths they use."""
+
+    root: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bird_dir(self) -> Path:
+        return self.root / "rhid"
+
+    @property
+    def haproxy_socket(self) -> Path:
+        return self.root / "haproxy.sock"
+
+    def ctl(self, name: str) -> Path:
+        return self.root / f"{name}.ctl"
+
+    # ---- processes --------------------------------------------------------------------------
+
+    def spawn(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        if name in self.procs and self.procs[name].poll() is None:
+            raise AssertionError(f"{name} is already running")
+        log = (self.root / f"{name}.log").open("ab")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, **kwargs)
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Send `sig` to the process we started under `name` (by PID) and wait for it."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def close(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop(name, signal.SIGKILL if name.startswith("rhid") else signal.SIGTERM)
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # ---- HTTP servers that HAProxy health-checks ------------------------------------------
+
+    def start_web(self, name: str) -> int:
+        port = self.ports.setdefault(name, free_port())
+        self.spawn(name, [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"])
+        wait_for(f"{name} to listen", lambda: _listening(port), 10)
+        return port
+
+    # ---- HAProxy ------------------------------------------------------------------------------
+
+    def start_haproxy(
+        self, backends: dict[str, list[str]], frontends: list[str], master: bool = False
+    ) -> None:
+        """Backends map names to web server names (each one a checked server)."""
+        lines = [
+            "global",
+            f"    stats socket {self.haproxy_socket} mode 600 level admin",
+            "    stats timeout 30s",
+            "defaults",
+            "    mode http",
+            "    timeout connect 1s",
+            "    timeout client 5s",
+            "    timeout server 5s",
+        ]
+        for index, frontend in enumerate(frontends):
+            port = self.ports.setdefault(f"fe{index}", free_port())
+            lines += [
+                f"frontend {frontend}",
+                f"    bind 127.0.0.1:{port}",
+                f"    default_backend {next(iter(backends))}",
+            ]
+        for backend, servers in backends.items():
+            lines.append(f"backend {backend}")
+            for number, web in enumerate(servers, start=1):
+                lines.append(
+                    f"    server s{number} 127.0.0.1:{self.ports[web]} check inter 100ms fall 1 rise 1"
+                )
+        config = self.root / "haproxy.cfg"
+        config.write_text("\n".join(lines) + "\n")
+        argv = [HAPROXY, "-f", str(config), "-db"]
+        if master:
+            argv[1:1] = ["-W", "-S", str(self.root / "master.sock")]
+        self.spawn("haproxy", argv)
+        wait_for("HAProxy's stats socket", self._haproxy_answers, 10)
+
+    def _haproxy_answers(self) -> bool:
+        try:
+            return fetch(str(self.haproxy_socket), b"show info\n", 1.0).startswith(b"Name: HAProxy")
+        except Exception:
+            return False
+
+    def haproxy(self, command: str) -> str:
+        """Run an admin command on HAProxy's socket (the test acts as the operator)."""
+        reply = fetch(str(self.haproxy_socket), command.encode() + b"\n", 5.0).decode()
+        if reply.strip():
+            raise AssertionError(f"HAProxy refused {command!r}: {reply!r}")
+        return reply
+
+    # ---- BIRD ---------------------------------------------------------------------------------
+
+    def write_speaker_config(self, rules: RuleSet) -> Path:
+        """The speaker's bird.conf: rhid's own `bird-config` snippet plus a BGP session to the peer."""
+        self.bird_dir.mkdir(exist_ok=True)
+        speaker_port = self.ports.setdefault("speaker_bgp", free_port(SPEAKER_ADDRESS))
+        peer_port = self.ports.setdefault("peer_bgp", free_port(PEER_ADDRESS))
+        v4 = " || ".join(f'proto = "{c.protocol}"' for c in rules.channels if c.family == 4) or "false"
+        v6 = " || ".join(f'proto = "{c.protocol}"' for c in rules.channels if c.family == 6) or "false"
+        config = self.root / "speaker.conf"
+        config.write_text(
+            f"router id {SPEAKER_ADDRESS};\n"
+            "protocol device {}\n" + bird_snippet(rules, str(self.bird_dir)) + "protocol bgp uplink {\n"
+            f"  local {SPEAKER_ADDRESS} port {speaker_port} as 65001;\n"
+            f"  neighbor {PEER_ADDRESS} port {peer_port} as 65002;\n"
+            "  multihop; strict bind yes;\n"
+            "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
+            f"  ipv4 {{ import none; export where {v4}; next hop self; }};\n"
+            # an IPv6 route over this IPv4 session needs an IPv6 next hop; "self" would be IPv4
+            f"  ipv6 {{ import none; export where {v6}; next hop address 2001:db8:ffff::1; }};\n"
+            "}\n"
+        )
+        return config
+
+    def start_speaker(self) -> None:
+        config = self.root / "speaker.conf"
+        self.spawn(
+            "speaker", [BIRD, "-f", "-c", str(config), "-s", str(self.ctl("speaker")), "-P", "speaker.pid"]
+        )
+        wait_for("speaker's control socket", lambda: self.birdc("speaker", "show status") is not None, 10)
+
+    def start_peer(self) -> None:
+        speaker_port = self.ports["speaker_bgp"]
+        peer_port = self.ports["peer_bgp"]
+        config = self.root / "peer.conf"
+        config.write_text(
+            f"router id {PEER_ADDRESS};\n"
+            "protocol device {}\n"
+            "protocol bgp downlink {\n"
+            f"  local {PEER_ADDRESS} port {peer_port} as 65002;\n"
+            f"  neighbor {SPEAKER_ADDRESS} port {speaker_port} as 65001;\n"
+            "  multihop; strict bind yes;\n"
+            "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
+            "  ipv4 { import all; export none; };\n"
+            "  ipv6 { import all; export none; };\n"
+            "}\n"
+        )
+        self.spawn("peer", [BIRD, "-f", "-c", str(config), "-s", str(self.ctl("peer")), "-P", "peer.pid"])
+        wait_for("peer's control socket", lambda: self.birdc("peer", "show status") is not None, 10)
+
+    def birdc(self, name: str, command: str) -> str | None:
+        """Ask a BIRD through Debian's own birdc (an independent witness); None if it is not up."""
+        result = subprocess.run(
+            [BIRDC, "-s", str(self.ctl(name)), *command.split()],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if result.returncode != 0 or "Unable to connect" in result.stdout:
+            return None
+        return result.stdout
+
+    def wait_established(self, timeout: float = 30) -> None:
+        wait_for(
+            "the BGP session to be Established",
+            lambda: "Established" in (self.birdc("peer", "show protocols downlink") or ""),
+            timeout,
+            every=0.1,
+        )
+
+    def peer_routes(self) -> set[str]:
+        """The prefixes the upstream router has learned: what the network really sees."""
+        output = self.birdc("peer", "show route") or ""
+        return set(re.findall(r"^(\S+/\d+)\s", output, flags=re.MULTILINE))
+
+    def wait_peer_routes(self, expected: set[str], timeout: float = 15) -> float:
+        """Wait until the peer's table is exactly `expected`; return the seconds it took."""
+        start = time.monotonic()
+        wait_for(
+            f"the peer to have exactly {sorted(expected)}", lambda: self.peer_routes() == expected, timeout
+        )
+        return time.monotonic() - start
+
+    # ---- rhid -------------------------------------------------------------------------------
+
+    def start_rhid(self, rules_text: str, *extra: str, name: str = "rhid") -> subprocess.Popen[bytes]:
+        rules_path = self.root / "hapee-rhi.cfg"
+        rules_path.write_text(rules_text)
+        argv = [
+            sys.executable, "-m", "rhid", "run", "-c", str(rules_path),
+            "--haproxy-socket", str(self.root / ("master.sock" if "--master" in extra else "haproxy.sock")),
+            "--bird-socket", str(self.ctl("speaker")), "--bird-dir", str(self.bird_dir),
+            "--log-format", "json", *[arg for arg in extra if arg != "--master"],
+        ]  # fmt: skip
+        return self.spawn(name, argv, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def events(self, name: str = "rhid") -> list[dict[str, Any]]:
+        """rhid's structlog events (JSON lines) so far."""
+        found = []
+        for line in self.log(name).splitlines():
+            if line.startswith("{"):
+                found.append(json.loads(line))
+        return found
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    """A Lab whose processes are all stopped, by PID, however the test ends."""
+    instance = Lab(tmp_path)
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+def standard_lab(
+    instance: Lab, rules_text: str, backends: dict[str, list[str]], frontends: list[str], master: bool = False
+) -> RuleSet:
+    """Start web servers, HAProxy, the speaker (with rhid's snippet for `rules_text`) and the peer."""
+    for web in sorted({web for servers in backends.values() for web in servers}):
+        instance.start_web(web)
+    instance.start_haproxy(backends, frontends, master=master)
+    rules = parse_rules(rules_text)
+    instance.write_speaker_config(rules)
+    instance.start_speaker()
+    instance.start_peer()
+    instance.wait_established()
+    return rules

@@ -1,0 +1,80 @@
+"""The include files rhid owns: rendering, reading back, atomic replacement."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+from rhid.routefiles import (
+    FILE_MODE,
+    channel_of,
+    file_name,
+    parse_routes,
+    read_announced,
+    render_routes,
+    write_atomically,
+)
+from rhid.rules import Channel
+
+N = ipaddress.ip_network
+
+
+def test_render_is_sorted_blackhole_lines() -> None:
+    """Routes are written sorted, one `route P blackhole;` per line, under a header."""
+    text = render_routes([N("10.0.0.2/32"), N("10.0.0.1/32"), N("10.0.0.0/24")])
+    assert text.splitlines()[1:] == [
+        "route 10.0.0.0/24 blackhole;",
+        "route 10.0.0.1/32 blackhole;",
+        "route 10.0.0.2/32 blackhole;",
+    ]
+
+
+def test_parse_reads_back_what_render_writes() -> None:
+    """parse_routes(render_routes(x)) == x, for both families."""
+    for family, prefixes in [(4, {N("10.0.0.1/32")}), (6, {N("2001:db8::/48"), N("::1/128")})]:
+        assert parse_routes(render_routes(prefixes), family) == (frozenset(prefixes), [])
+
+
+def test_foreign_lines_are_reported_not_trusted() -> None:
+    """Lines rhid did not write (other family, other syntax) are returned as strange."""
+    prefixes, strange = parse_routes(
+        "route 10.0.0.1/32 blackhole;\nroute ::1/128 blackhole;\nprotocol x\n", 4
+    )
+    assert prefixes == {N("10.0.0.1/32")}
+    assert strange == ["route ::1/128 blackhole;", "protocol x"]
+
+
+def test_file_names_map_to_channels() -> None:
+    """`<table>.ipv4.conf` and `<table>.ipv6.conf` name channels; other files are ignored."""
+    assert file_name(Channel("vol1", 6)) == "vol1.ipv6.conf"
+    assert channel_of("vol2.ipv4.conf") == Channel("vol2", 4)
+    for other in [
+        "vol1.ipv4.conf.tmp",
+        ".vol1.ipv4.conf.x.tmp",
+        "down.ipv4.conf",
+        "vol1.ipv5.conf",
+        "x.conf",
+    ]:
+        assert channel_of(other) is None
+
+
+def test_read_announced(tmp_path: Path) -> None:
+    """Files in the directory come back as the announced state; a missing directory is empty."""
+    assert read_announced(tmp_path / "absent") == ({}, [])
+    (tmp_path / "vol1.ipv4.conf").write_text(render_routes([N("10.0.0.1/32")]))
+    (tmp_path / "vol1.ipv6.conf").write_text("garbage\n")
+    announced, warnings = read_announced(tmp_path)
+    assert announced == {Channel("vol1", 4): {N("10.0.0.1/32")}, Channel("vol1", 6): frozenset()}
+    assert len(warnings) == 1
+
+
+def test_atomic_write_leaves_no_temp_and_is_readable_by_bird(tmp_path: Path) -> None:
+    """The file is replaced whole, mode 0644 for BIRD's user, and no temp file remains."""
+    path = tmp_path / "vol1.ipv4.conf"
+    path.write_text("old\n")
+    os.chmod(path, 0o600)
+    write_atomically(path, "new\n")
+    assert path.read_text() == "new\n"
+    assert path.stat().st_mode & 0o777 == FILE_MODE
+    assert os.listdir(tmp_path) == ["vol1.ipv4.conf"]

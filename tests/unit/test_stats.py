@@ -1,0 +1,139 @@
+"""Reading HAProxy's `show info; show stat` reply into per-proxy observations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rhid.errors import HAProxyProtocolError
+from rhid.rules import Proxy, ProxyKind
+from rhid.stats import (
+    Observation,
+    backend_observation,
+    frontend_observation,
+    is_master_cli_refusal,
+    parse_poll,
+    poll_command,
+)
+
+B = ProxyKind.BACKEND
+F = ProxyKind.FRONTEND
+GOLDEN = (Path(__file__).parent / "data" / "haproxy_reply.txt").read_bytes()  # captured from haproxy 2.6.12
+HEADER = "# pxname,svname,status,type,check_status,last_chk,"
+
+
+def reply(*rows: str) -> bytes:
+    return (
+        "Name: HAProxy\nPid: 42\n\n" + HEADER + "\n" + "".join(row + "\n" for row in rows) + "\n"
+    ).encode()
+
+
+def test_golden_reply_maps_every_state() -> None:
+    """A real HAProxy 2.6 reply maps OPEN/PAUSED, UP/DOWN, MAINT, DRAIN, INI, empty and weight 0."""
+    names = ["fe_www", "fe_paused", "be_up", "be_maint", "be_drain", "be_ini", "be_down", "be_empty",
+             "be_weight0", "li_app"]  # fmt: skip
+    wanted = [Proxy(B, n) for n in names] + [Proxy(F, n) for n in names]
+    snapshot = parse_poll(GOLDEN, wanted)
+    observed = {str(p): snapshot.status_of(p).observation for p in wanted}
+    assert snapshot.pid.isdigit()
+    assert observed["f:fe_www"] is Observation.UP
+    assert observed["f:fe_paused"] is Observation.DOWN
+    assert observed["b:be_up"] is Observation.UP
+    assert observed["b:be_maint"] is Observation.DOWN
+    assert observed["b:be_drain"] is Observation.DOWN
+    assert observed["b:be_ini"] is Observation.DOWN
+    assert observed["b:be_down"] is Observation.PENDING  # UP, but its only check is still INI
+    assert observed["b:be_empty"] is Observation.UP  # HAProxy's own view: no servers is UP
+    assert observed["b:be_weight0"] is Observation.DOWN
+    assert observed["b:li_app"] is Observation.UP
+    assert observed["f:li_app"] is Observation.UP
+    assert observed["f:be_up"] is Observation.ABSENT  # a backend is not a frontend
+    assert observed["b:fe_www"] is Observation.ABSENT
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("OPEN", Observation.UP),
+        ("PAUSED", Observation.DOWN),
+        ("STOP", Observation.DOWN),
+        ("", Observation.DOWN),
+        ("FULL", Observation.DOWN),
+    ],
+)
+def test_frontend_status_mapping(status: str, expected: Observation) -> None:
+    """Only OPEN is up for a frontend; anything else, known or not, is down."""
+    assert frontend_observation(status) is expected
+
+
+@pytest.mark.parametrize(
+    ("status", "pending", "expected"),
+    [
+        ("UP", False, Observation.UP),
+        ("UP (1/2)", False, Observation.UP),
+        ("UP", True, Observation.PENDING),
+        ("DOWN", False, Observation.DOWN),
+        ("DOWN", True, Observation.DOWN),
+        ("UPPER", False, Observation.DOWN),
+        ("NOLB", False, Observation.DOWN),
+        ("MAINT", False, Observation.DOWN),
+        ("", False, Observation.DOWN),
+    ],
+)
+def test_backend_status_mapping(status: str, pending: bool, expected: Observation) -> None:
+    """A backend is up when the first word is UP, pending while a check is INI, else down."""
+    assert backend_observation(status, pending) is expected
+
+
+def test_quoted_comma_does_not_shift_columns() -> None:
+    """A quoted field with a comma (a 503 reason) does not shift the columns after it."""
+    snapshot = parse_poll(
+        reply('be,s1,DOWN,2,L7STS,"Busy, retry later",', "be,BACKEND,UP,1,,,"), [Proxy(B, "be")]
+    )
+    assert snapshot.status_of(Proxy(B, "be")).observation is Observation.UP
+
+
+def test_ini_with_progress_marker_is_pending() -> None:
+    """A check_status of `* INI` (check in progress) also counts as pending."""
+    snapshot = parse_poll(reply("be,s1,UP 1/3,2,* INI,,", "be,BACKEND,UP,1,,,"), [Proxy(B, "be")])
+    assert snapshot.status_of(Proxy(B, "be")).observation is Observation.PENDING
+
+
+def test_only_wanted_rows_are_read() -> None:
+    """Rows of proxies the rules do not name are skipped, even malformed ones."""
+    snapshot = parse_poll(reply("other,BACKEND", "be,BACKEND,UP,1,,,"), [Proxy(B, "be")])
+    assert list(snapshot.proxies) == [Proxy(B, "be")]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"Unknown command. Please enter one of the following commands only :\n\n",
+        b"Name: HAProxy\nPid: 42\n\nnot a header\n\n",
+        b"Name: HAProxy\nPid: 42\n\n# pxname,svname\n\n",
+        b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\nbe,BACKEND,UP\n\n",
+        b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\nbe,BACKEND,UP,1,,,\n",
+        b"Name: HAProxy\nPid: x\n\n" + HEADER.encode() + b"\n\n",
+        b"Name: nginx\nPid: 1\n\n" + HEADER.encode() + b"\n\n",
+        b"<html><body>502</body></html>\n\n",
+        b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\nbe,BACKEND,\xff,1,,,\n\n",
+        b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\nbe,BACKEND,UP,9,,,\n\n",
+        GOLDEN[: len(GOLDEN) // 2],
+    ],
+)
+def test_garbage_is_a_protocol_error(data: bytes) -> None:
+    """Unknown command, no header, short rows, truncation, binary, HTML: HAProxyProtocolError."""
+    with pytest.raises(HAProxyProtocolError):
+        parse_poll(data, [Proxy(B, "be")])
+
+
+def test_master_cli_commands_and_refusal() -> None:
+    """On the master CLI each command is prefixed with @1; its refusal of a worker command is recognised."""
+    assert poll_command(False) == b"show info; show stat -1 7 -1\n"
+    assert poll_command(True) == b"@1 show info; @1 show stat -1 7 -1\n"
+    assert is_master_cli_refusal(
+        b"Unknown command, but maybe ...\n  show proc    : show processes status\n\n"
+    )
+    assert not is_master_cli_refusal(GOLDEN)
