@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rhid import __version__, daemon, log, settings
+from rhid import __version__, daemon, log, settings, status
 from rhid.errors import RuleError, RuleFileError
 from rhid.rules import DEFAULT_RULES_PATH, ProxyKind, RuleSet, load_rules
 
@@ -144,6 +144,27 @@ def bird_config(path: str, bird_dir: str, *, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def show_status(bird_dir: str, prefix: str | None, *, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """``rhid status``: ask the daemon over its control socket."""
+    path = str(Path(bird_dir) / status.SOCKET_NAME)
+    try:
+        document = status.fetch(path, prefix)
+    except status.StatusUnavailableError as exc:
+        print(f"rhid: cannot reach the daemon at {exc.path}: {exc.reason}", file=err)
+        return EXIT_UNREADABLE
+    if as_json:
+        json.dump(document, out, indent=2)
+        out.write("\n")
+    else:
+        print(status.render(document), file=out)
+    if "error" in document:
+        return EXIT_INVALID
+    if prefix and not document["routes"]:
+        print(f"rhid: no rule announces {prefix}", file=err)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -245,7 +266,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-check BIRD's routes",
     )
     run_parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    run_parser.add_argument("--log-format", default="auto", choices=["auto", "json", "console"])
+    run_parser.add_argument(
+        "--log-format",
+        default="auto",
+        choices=["auto", "json", "console", "journal"],
+        help="auto: journal under systemd, console on a terminal, else JSON lines",
+    )
+
+    status_parser = commands.add_parser("status", help="ask the running daemon what it announces and why")
+    status_parser.add_argument(
+        "prefix", nargs="?", metavar="PREFIX", help="explain the route(s) for this prefix"
+    )
+    status_parser.add_argument("--json", action="store_true", help="print the status document as JSON")
+    status_parser.add_argument(
+        "--bird-dir", default=settings.DEFAULT_BIRD_DIR, metavar="DIR", help="the daemon's --bird-dir"
+    )
 
     snippet_parser = commands.add_parser("bird-config", help="print the BIRD snippet for the rules' tables")
     _add_config_option(snippet_parser)
@@ -263,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "run":
             return start(args)
+        if args.command == "status":
+            return show_status(args.bird_dir, args.prefix, as_json=args.json, out=sys.stdout, err=sys.stderr)
         if args.command == "bird-config":
             return bird_config(args.config, args.bird_dir, out=sys.stdout, err=sys.stderr)
     except BrokenPipeError:

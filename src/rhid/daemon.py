@@ -11,6 +11,11 @@ shows a reboot or reconfiguration rhid did not cause.
 
 from __future__ import annotations
 
+import datetime
+import fcntl
+import ipaddress
+import json
+import os
 import select
 import signal
 import socket
@@ -19,10 +24,12 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import structlog
 
-from rhid import birdwire, health, routefiles
+from rhid import __version__, birdwire, health, routefiles, status
 from rhid.bird import BirdClient
 from rhid.errors import (
     BirdProtocolError,
@@ -30,11 +37,24 @@ from rhid.errors import (
     BirdUnavailableError,
     HAProxyProtocolError,
     HAProxyUnavailableError,
+    RhidError,
     RuleError,
     RuleFileError,
 )
 from rhid.haproxy import HAProxyClient
-from rhid.rules import Channel, Network, Proxy, Route, Rule, RuleSet, evaluate, load_rules
+from rhid.rules import (
+    Channel,
+    Network,
+    Proxy,
+    Route,
+    Rule,
+    RuleSet,
+    evaluate,
+    load_rules,
+    render_rule,
+    route_order,
+)
+from rhid.service import Notifier
 from rhid.settings import Settings
 from rhid.stats import Observation, ProxyStatus
 
@@ -42,6 +62,9 @@ log = structlog.get_logger("rhid")
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
+CONTROL_TIMEOUT = 0.2  # seconds a `rhid status` client gets to send its line and take the reply
+LOCK_NAME = ".rhid.lock"
+BIRD_STATES = {True: "reachable", False: "unreachable", None: "not contacted"}
 CHEAP_FAILURE = 0.05  # seconds: a failed attempt faster than this is retried on the next cycle
 
 
@@ -89,6 +112,7 @@ class BirdSync:
     next_verify: float = 0.0
     reachable: bool | None = None
     missing_protocols: set[str] = field(default_factory=set)
+    last_error: str | None = None
     backoff: Backoff = field(default_factory=Backoff)
 
 
@@ -104,7 +128,13 @@ class Daemon:
         self.bird = BirdClient(settings.bird_socket, settings.bird_timeout)
         self.sync = BirdSync()
         self.haproxy_state: str | None = None
-        routefiles.ensure_directory(settings.bird_dir)
+        self.haproxy_error: str | None = None
+        self.haproxy_pid: str | None = None
+        self.notifier = Notifier()
+        self.started = time.monotonic()
+        self.rules_loaded = self.started
+        self.reload_result = "none since start"
+        self.cycles = 0
         self.written, warnings = routefiles.read_announced(settings.bird_dir)
         for warning in warnings:
             log.warning("files.strange", detail=warning)
@@ -117,6 +147,7 @@ class Daemon:
             bird_socket=settings.bird_socket,
             bird_dir=str(settings.bird_dir),
         )
+        self.since: dict[Route, float] = dict.fromkeys(rules.routes, self.started)
 
     # ---- HAProxy -> per-proxy health --------------------------------------------------------
 
@@ -126,18 +157,21 @@ class Daemon:
         try:
             snapshot = self.haproxy.poll(proxies)
         except HAProxyUnavailableError as exc:
+            self.haproxy_error = f"{exc.path}: {exc.reason}"
             self._haproxy_state("unreachable", reason=exc.reason, path=exc.path)
             failed = ProxyStatus(Observation.DOWN, f"HAProxy unreachable: {exc.reason}")
             observed = dict.fromkeys(proxies, failed)
         except HAProxyProtocolError as exc:
+            self.haproxy_error = str(exc)
             self._haproxy_state("garbled", reason=str(exc))
             observed = dict.fromkeys(proxies, ProxyStatus(Observation.UNKNOWN, "unreadable reply"))
         else:
+            self.haproxy_pid = snapshot.pid
             self._haproxy_state("reachable", pid=snapshot.pid)
             observed = {proxy: snapshot.status_of(proxy) for proxy in proxies}
-        for proxy, status in observed.items():
+        for proxy, observed_status in observed.items():
             before = self.states.get(proxy, health.ProxyState())
-            after, events = health.step(before, status, now, self.thresholds)
+            after, events = health.step(before, observed_status, now, self.thresholds)
             self.states[proxy] = after
             for event in events:
                 self._log_proxy_event(proxy, event, after)
@@ -188,6 +222,7 @@ class Daemon:
                 (p, "route.withdrawn") for p in before - prefixes
             ]:
                 route = Route(channel.table, prefix)
+                self.since[route] = time.monotonic()
                 rule = self.rules.by_route.get(route)
                 log.info(
                     event,
@@ -209,21 +244,22 @@ class Daemon:
             return
         started = time.monotonic()
         try:
-            status = birdwire.parse_status(self.bird.request(birdwire.SHOW_STATUS))
+            bird_status = birdwire.parse_status(self.bird.request(birdwire.SHOW_STATUS))
             fresh = self.bird.connections != self.sync.connections_seen
             self.sync.connections_seen = self.bird.connections
             self._bird_reachable(True)
             converged = True
             if not self.sync.in_sync:
                 converged = self.apply(now, "files changed")
-            elif fresh or status != self.sync.status or now >= self.sync.next_verify:
-                why = (
-                    "reconnected" if fresh else "status changed" if status != self.sync.status else "periodic"
-                )
+            elif fresh or bird_status != self.sync.status or now >= self.sync.next_verify:
+                changed = bird_status != self.sync.status
+                why = "reconnected" if fresh else "status changed" if changed else "periodic"
                 converged = self.verify(now, why) or self.apply(now, f"re-apply ({why})")
             if converged:
                 self.sync.backoff.succeeded()
+                self.sync.last_error = None
             else:
+                self.sync.last_error = "BIRD's routes differ from rhid's files after configure"
                 delay = self.sync.backoff.failed(now)
                 log.error(
                     "bird.not_converged",
@@ -232,16 +268,19 @@ class Daemon:
                 )
                 self.sync.in_sync = False
         except BirdUnavailableError as exc:
+            self.sync.last_error = f"{exc.path}: {exc.reason}"
             self._bird_reachable(False, reason=exc.reason)
             if time.monotonic() - started > CHEAP_FAILURE:
                 self.sync.backoff.failed(now)  # it cost us a timeout: do not block every cycle on it
             # else: refused or missing socket costs microseconds; try again next cycle (BIRD restarts
             # are then healed within one poll)
         except BirdProtocolError as exc:
+            self.sync.last_error = str(exc)
             log.error("bird.garbled", reason=str(exc))
             self.bird.close()
             self.sync.backoff.failed(now)
         except BirdRefusedError as exc:
+            self.sync.last_error = str(exc)
             delay = self.sync.backoff.failed(now)
             log.error("bird.refused", code=exc.code, bird_says=exc.message, retry_in=delay)
 
@@ -304,27 +343,55 @@ class Daemon:
     # ---- the loop ---------------------------------------------------------------------------
 
     def cycle(self, now: float) -> None:
-        """One complete cycle: HAProxy read, files written, BIRD reconciled."""
+        """One complete cycle: HAProxy read, files written, BIRD reconciled; then tell systemd."""
         self.observe(now)
         self.write_changes(self.desired())
         self.sync_bird(now)
+        self.cycles += 1
+        self.notifier.status(self.summary())
+        if self.cycles == 1:
+            self.notifier.send("READY=1")
+            log.info("daemon.ready", status=self.summary())
+        self.notifier.send("WATCHDOG=1")  # only ever after a completed cycle: a hung loop gets restarted
+
+    def summary(self) -> str:
+        """The one-line STATUS= text."""
+        announced = sum(map(len, self.written.values()))
+        total = len(self.rules.routes)
+        bird = BIRD_STATES[self.sync.reachable]
+        text = (
+            f"{announced} announced, {max(total - announced, 0)} withdrawn; "
+            f"HAProxy {self.haproxy_state or 'not polled'}; "
+            f"BIRD {bird}{'' if self.sync.in_sync else ', not in sync'}"
+        )
+        if self.reload_result.startswith("failed"):
+            text += "; reload failed, old rules kept"
+        return text
 
     def reload(self) -> None:
         """Re-read the rules; on any error keep everything as it is and say where the file is wrong."""
+        self.notifier.send("RELOADING=1")
         try:
             rules = load_rules(self.settings.rules_path, allow_empty=self.settings.allow_empty)
-        except RuleError as exc:
-            log.error("rules.reload_failed", errors=[d.render() for d in exc.diagnostics])
-            return
-        except RuleFileError as exc:
-            log.error("rules.reload_failed", errors=[str(exc)])
-            return
-        self.rules = rules
-        self.states = {proxy: state for proxy, state in self.states.items() if proxy in rules.proxies}
-        log.info("rules.reloaded", rules=len(rules.rules), routes=len(rules.routes))
+        except (RuleError, RuleFileError) as exc:
+            errors = [d.render() for d in exc.diagnostics] if isinstance(exc, RuleError) else [str(exc)]
+            self.reload_result = f"failed at {_wall(time.monotonic())}: {errors[0].splitlines()[0]}"
+            log.error("rules.reload_failed", errors=errors, kept_rules=len(self.rules.rules))
+        else:
+            now = time.monotonic()
+            for route in rules.routes:
+                self.since.setdefault(route, now)
+            self.rules = rules
+            self.rules_loaded = now
+            self.states = {proxy: state for proxy, state in self.states.items() if proxy in rules.proxies}
+            self.reload_result = f"ok at {_wall(now)}"
+            log.info("rules.reloaded", rules=len(rules.rules), routes=len(rules.routes))
+        self.notifier.status(self.summary())
+        self.notifier.send("READY=1")
 
     def shut_down(self) -> None:
         """Apply --on-stop: withdraw everything (empty files + configure), or leave BIRD as it is."""
+        self.notifier.send("STOPPING=1")
         if self.settings.on_stop == "hold":
             log.info("daemon.stopping", on_stop="hold", announced=sum(map(len, self.written.values())))
             return
@@ -341,16 +408,115 @@ class Daemon:
         finally:
             self.bird.close()
 
+    # ---- rhid status ------------------------------------------------------------------------
+
+    def status_document(self, wanted: ipaddress.IPv4Network | ipaddress.IPv6Network | None) -> dict[str, Any]:
+        """Everything `rhid status` shows: peers, rules, and every route with its reasons."""
+        routes = []
+        for route in sorted(self.rules.routes, key=route_order):
+            if wanted is not None and not status.matches(str(route.prefix), wanted):
+                continue
+            rule = self.rules.by_route[route]
+            up = {proxy: health.is_up(state) for proxy, state in self.states.items()}
+            routes.append(
+                {
+                    "prefix": str(route.prefix),
+                    "table": route.table,
+                    "protocol": route.channel.protocol,
+                    "rule_line": rule.line,
+                    "rule": render_rule(rule),
+                    "announced": route.prefix in self.written.get(route.channel, frozenset()),
+                    "since": _wall(self.since.get(route, self.started)),
+                    "verdict": rule.condition.verdict(up),
+                    "targets": [self._target(proxy) for proxy in rule.condition.operands],
+                }
+            )
+        announced = sum(map(len, self.written.values()))
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "started": _wall(self.started),
+            "status": self.summary(),
+            "rules": {
+                "path": self.settings.rules_path,
+                "count": len(self.rules.rules),
+                "loaded": _wall(self.rules_loaded),
+                "reload": self.reload_result,
+            },
+            "haproxy": {
+                "socket": self.settings.haproxy_socket,
+                "state": self.haproxy_state or "not polled",
+                "pid": self.haproxy_pid,
+                "last_error": self.haproxy_error if self.haproxy_state != "reachable" else None,
+            },
+            "bird": {
+                "socket": self.settings.bird_socket,
+                "state": {True: "reachable", False: "unreachable", None: "not contacted"}[
+                    self.sync.reachable
+                ],
+                "greeting": self.bird.greeting,
+                "in_sync": self.sync.in_sync,
+                "missing_protocols": sorted(self.sync.missing_protocols),
+                "last_error": self.sync.last_error,
+            },
+            "announced": announced,
+            "withdrawn": max(len(self.rules.routes) - announced, 0),
+            "routes": routes,
+        }
+
+    def _target(self, proxy: Proxy) -> dict[str, Any]:
+        state = self.states.get(proxy, health.ProxyState())
+        return {
+            "proxy": str(proxy),
+            "health": state.health.value,
+            "haproxy_status": state.last_status,
+            "since": _wall(state.since) if state.health is not health.Health.UNKNOWN else None,
+            "down_count": state.down_count,
+            "up_count": state.up_count,
+            "fall": self.thresholds.fall,
+            "rise": self.thresholds.rise,
+        }
+
+    def answer(self, listener: socket.socket) -> None:
+        """Serve one `rhid status` request, never letting a slow client stall the loop."""
+        try:
+            client, _ = listener.accept()
+        except BlockingIOError:
+            return
+        with client:
+            try:
+                client.settimeout(CONTROL_TIMEOUT)
+                request = b""
+                while b"\n" not in request and len(request) <= status.MAX_REQUEST_BYTES:
+                    chunk = client.recv(status.MAX_REQUEST_BYTES)
+                    if not chunk:
+                        break
+                    request += chunk
+                parsed = status.parse_request(request[: status.MAX_REQUEST_BYTES])
+                if isinstance(parsed, str):
+                    document: dict[str, Any] = {"error": parsed}
+                else:
+                    document = self.status_document(parsed)
+                client.sendall(json.dumps(document, indent=1).encode() + b"\n")
+            except OSError as exc:
+                log.debug("status.client_failed", reason=str(exc))
+
+    # ---- the loop ---------------------------------------------------------------------------
+
     def run(self) -> int:
-        """Cycle every interval until SIGTERM or SIGINT; SIGHUP reloads the rules."""
-        with _signals() as pending:
+        """Cycle every interval until SIGTERM or SIGINT; SIGHUP reloads; answer `rhid status`."""
+        with _signals() as signals, _control_socket(self.settings.bird_dir / status.SOCKET_NAME) as listener:
             next_tick = time.monotonic()
             while True:
                 now = time.monotonic()
                 if now >= next_tick:
                     self.cycle(now)
                     next_tick = max(next_tick + self.settings.interval, time.monotonic())
-                for signum in pending(max(0.0, next_tick - time.monotonic())):
+                timeout = max(0.0, next_tick - time.monotonic())
+                ready, _, _ = select.select([signals] + ([listener] if listener else []), [], [], timeout)
+                if listener is not None and listener in ready:
+                    self.answer(listener)
+                for signum in _drain(signals) if signals in ready else []:
                     if signum == signal.SIGHUP:
                         self.reload()
                         next_tick = time.monotonic()
@@ -359,8 +525,14 @@ class Daemon:
                         return 0
 
 
+def _wall(monotonic: float) -> str:
+    """A monotonic instant as local ISO time, for people."""
+    wall = time.time() - (time.monotonic() - monotonic)
+    return datetime.datetime.fromtimestamp(wall).astimezone().isoformat(timespec="seconds")
+
+
 @contextmanager
-def _signals() -> Iterator[_SignalWait]:
+def _signals() -> Iterator[socket.socket]:
     """Deliver SIGTERM/SIGINT/SIGHUP through a socketpair, so waiting for the next tick wakes at once."""
     reader, writer = socket.socketpair()
     reader.setblocking(False)
@@ -369,7 +541,7 @@ def _signals() -> Iterator[_SignalWait]:
     previous = {signum: signal.signal(signum, lambda *_: None) for signum in handled}
     old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     try:
-        yield _SignalWait(reader)
+        yield reader
     finally:
         signal.set_wakeup_fd(old_fd)
         for signum, handler in previous.items():
@@ -378,20 +550,63 @@ def _signals() -> Iterator[_SignalWait]:
         writer.close()
 
 
-class _SignalWait:
-    """Wait up to a timeout for signals; returns the signal numbers that arrived."""
+def _drain(reader: socket.socket) -> list[int]:
+    """The signal numbers waiting in the wake-up socket."""
+    try:
+        return list(reader.recv(64))
+    except BlockingIOError:
+        return []
 
-    def __init__(self, reader: socket.socket) -> None:
-        self._reader = reader
 
-    def __call__(self, timeout: float) -> list[int]:
-        ready, _, _ = select.select([self._reader], [], [], timeout)
-        if not ready:
-            return []
+@contextmanager
+def _control_socket(path: Path) -> Iterator[socket.socket | None]:
+    """The `rhid status` socket, mode 0660 so only its owner and group can read the status.
+
+    If it cannot be created (a path over the 107-byte AF_UNIX limit, a read-only directory), rhid
+    routes on without it: `rhid status` is a convenience, routing is the job.
+    """
+    path.unlink(missing_ok=True)  # a leftover of a killed rhid; the instance lock says it is ours now
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(path))
+        os.chmod(path, 0o660)
+        listener.listen(8)
+        listener.setblocking(False)
+    except OSError as exc:
+        listener.close()
+        log.error("status.unavailable", socket=str(path), reason=str(exc))
+        yield None
+        return
+    try:
+        yield listener
+    finally:
+        listener.close()
+        path.unlink(missing_ok=True)
+
+
+class AlreadyRunningError(RhidError):
+    """Another rhid holds the lock of this state directory."""
+
+
+@contextmanager
+def instance_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `directory` for the life of the process: one rhid per state directory."""
+    path = directory / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
         try:
-            return list(self._reader.recv(64))
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return []
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise AlreadyRunningError(
+                f"another rhid (pid {other}) already runs with --bird-dir {directory}; "
+                "stop it first (systemctl stop hapee-extras-rhi) or use another directory"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def run(settings: Settings) -> int:
@@ -405,4 +620,11 @@ def run(settings: Settings) -> int:
     except RuleFileError as exc:
         log.error("rules.unreadable", error=str(exc))
         return 2
-    return Daemon(settings, rules).run()
+    try:
+        routefiles.ensure_directory(settings.bird_dir)
+        with instance_lock(settings.bird_dir):
+            return Daemon(settings, rules).run()
+    except AlreadyRunningError as exc:
+        log.error("daemon.already_running", reason=str(exc))
+        print(f"rhid: {exc}", file=sys.stderr)
+        return 1

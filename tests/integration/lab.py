@@ -247,7 +247,9 @@ class Lab:
 
     # ---- rhid -------------------------------------------------------------------------------
 
-    def start_rhid(self, rules_text: str, *extra: str, name: str = "rhid") -> subprocess.Popen[bytes]:
+    def start_rhid(
+        self, rules_text: str, *extra: str, name: str = "rhid", env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         rules_path = self.root / "hapee-rhi.cfg"
         rules_path.write_text(rules_text)
         argv = [
@@ -256,7 +258,13 @@ class Lab:
             "--bird-socket", str(self.ctl("speaker")), "--bird-dir", str(self.bird_dir),
             "--log-format", "json", *[arg for arg in extra if arg != "--master"],
         ]  # fmt: skip
-        return self.spawn(name, argv, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return self.spawn(name, argv, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+    def rhid(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run an `rhid` command (status, check ...) as an operator would."""
+        return subprocess.run(
+            [sys.executable, "-m", "rhid", *args], capture_output=True, text=True, timeout=30, check=False
+        )
 
     def events(self, name: str = "rhid") -> list[dict[str, Any]]:
         """rhid's structlog events (JSON lines) so far."""
@@ -265,6 +273,41 @@ class Lab:
             if line.startswith("{"):
                 found.append(json.loads(line))
         return found
+
+
+class NotifyListener:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET: collects what rhid tells systemd."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.messages: list[tuple[float, str]] = []
+
+    def collect(self) -> list[str]:
+        """Every message so far (each may carry several KEY=value lines)."""
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return [text for _, text in self.messages]
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def lines(self) -> list[str]:
+        return [line for message in self.collect() for line in message.split("\n")]
+
+    def wait(self, line: str, after: int = 0, timeout: float = 15) -> int:
+        """Wait until `line` appears at an index >= `after` of lines(); return that index."""
+
+        def found() -> int | None:
+            lines = self.lines()
+            return next((i + 1 for i in range(after, len(lines)) if lines[i] == line), None)
+
+        return wait_for(f"{line!r} on NOTIFY_SOCKET", found, timeout) - 1
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def _listening(port: int) -> bool:
