@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(haproxy bird2 libsystemd-dev pkg-config gcc python3 python3-venv python3-dev iproute2 procps)
+APT_PACKAGES=(haproxy bird2 systemd libsystemd-dev pkg-config gcc python3 python3-venv python3-dev)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
