@@ -55,7 +55,7 @@ class BirdClient:
             self._sock.sendall(birdwire.encode(command))
         except OSError as exc:
             self.close()
-            raise BirdUnavailableError(self.path, f"send failed: {exc.strerror or exc}") from None
+            raise BirdUnavailableError(self.path, f"send failed: {exc.strerror or exc}", "closed") from None
         return self._read(deadline)
 
     def _read(self, deadline: float) -> birdwire.Reply:
@@ -66,7 +66,7 @@ class BirdClient:
                 chunk = sockets.receive(sock, deadline, READ_CHUNK)
                 if not chunk:
                     raise BirdUnavailableError(
-                        self.path, "BIRD closed the connection (stopped or restarted?)"
+                        self.path, "BIRD closed the connection (stopped or restarted?)", "closed"
                     )
                 replies = self._reader.feed(chunk)
                 if len(replies) > 1 or (replies and self._reader.pending):
@@ -75,10 +75,12 @@ class BirdClient:
                     return replies[0]
         except TimeoutError:
             self.close()
-            raise BirdUnavailableError(self.path, "no complete reply in time") from None
+            raise BirdUnavailableError(self.path, "no complete reply in time", "timeout") from None
         except OSError as exc:
             self.close()
-            raise BirdUnavailableError(self.path, f"connection failed: {exc.strerror or exc}") from None
+            raise BirdUnavailableError(
+                self.path, f"connection failed: {exc.strerror or exc}", "closed"
+            ) from None
         except (BirdUnavailableError, BirdProtocolError):
             self.close()
             raise

@@ -56,7 +56,7 @@ from rhid.rules import (
 )
 from rhid.service import Notifier
 from rhid.settings import Settings
-from rhid.stats import Observation, ProxyStatus
+from rhid.stats import Observation, ProxyStatus, is_known_status
 
 log = structlog.get_logger("rhid")
 
@@ -130,6 +130,8 @@ class Daemon:
         self.haproxy_state: str | None = None
         self.haproxy_error: str | None = None
         self.haproxy_pid: str | None = None
+        self.unknown_statuses: set[tuple[Proxy, str]] = set()
+        self.write_error: str | None = None
         self.notifier = Notifier()
         self.started = time.monotonic()
         self.rules_loaded = self.started
@@ -166,15 +168,27 @@ class Daemon:
             self._haproxy_state("garbled", reason=str(exc))
             observed = dict.fromkeys(proxies, ProxyStatus(Observation.UNKNOWN, "unreadable reply"))
         else:
+            if self.haproxy_pid is not None and snapshot.pid != self.haproxy_pid:
+                log.info("haproxy.reloaded", old_pid=self.haproxy_pid, new_pid=snapshot.pid)
             self.haproxy_pid = snapshot.pid
             self._haproxy_state("reachable", pid=snapshot.pid)
             observed = {proxy: snapshot.status_of(proxy) for proxy in proxies}
+            for proxy, observed_status in observed.items():
+                self._check_known(proxy, observed_status)
         for proxy, observed_status in observed.items():
             before = self.states.get(proxy, health.ProxyState())
             after, events = health.step(before, observed_status, now, self.thresholds)
             self.states[proxy] = after
             for event in events:
                 self._log_proxy_event(proxy, event, after)
+
+    def _check_known(self, proxy: Proxy, observed: ProxyStatus) -> None:
+        """Report, once per proxy and value, a status HAProxy 2.6 was never seen to print."""
+        if observed.observation is Observation.ABSENT or is_known_status(proxy.kind, observed.status):
+            return
+        if (proxy, observed.status) not in self.unknown_statuses:
+            self.unknown_statuses.add((proxy, observed.status))
+            log.warning("haproxy.unknown_status", proxy=str(proxy), status=observed.status, counts_as="down")
 
     def _haproxy_state(self, state: str, **fields: str) -> None:
         if state != self.haproxy_state:
@@ -184,7 +198,11 @@ class Daemon:
 
     @staticmethod
     def _log_proxy_event(proxy: Proxy, event: health.Event, state: health.ProxyState) -> None:
-        fields = {"proxy": str(proxy), "status": state.last_status}
+        fields: dict[str, object] = {
+            "proxy": str(proxy),
+            "status": state.last_status,
+            "transitions": state.transitions,
+        }
         if isinstance(event, health.WentUp):
             log.info("proxy.up", **fields)
         elif isinstance(event, health.WentDown):
@@ -214,7 +232,16 @@ class Daemon:
             if before == prefixes:
                 continue
             path = self.settings.bird_dir / routefiles.file_name(channel)
-            routefiles.write_atomically(path, routefiles.render_routes(prefixes))
+            try:
+                routefiles.ensure_directory(self.settings.bird_dir)  # someone may have removed it
+                routefiles.write_atomically(path, routefiles.render_routes(prefixes))
+            except OSError as exc:
+                # A full or broken /run: the old file stays (BIRD keeps its routes); retry next cycle.
+                if self.write_error != str(exc):
+                    log.error("files.write_failed", path=str(path), reason=str(exc))
+                self.write_error = str(exc)
+                continue
+            self.write_error = None
             self.written[channel] = prefixes
             changed += 1
             before = before or frozenset()
@@ -281,8 +308,21 @@ class Daemon:
             self.sync.backoff.failed(now)
         except BirdRefusedError as exc:
             self.sync.last_error = str(exc)
+            if exc.code == birdwire.ACCESS_DENIED and self.cycles == 0:
+                raise FatalError(
+                    f"BIRD refused configure on {self.settings.bird_socket} (8007 access denied): the socket "
+                    "is restricted (birdc -r). rhid needs BIRD's unrestricted control socket."
+                ) from None
             delay = self.sync.backoff.failed(now)
-            log.error("bird.refused", code=exc.code, bird_says=exc.message, retry_in=delay)
+            if exc.code in {birdwire.SYNTAX_ERROR, birdwire.NOT_A_PROTOCOL}:
+                log.critical(
+                    "bird.bug",
+                    code=exc.code,
+                    bird_says=exc.message,
+                    hint="rhid sent a command BIRD did not understand: please report this as a bug in rhid",
+                )
+            else:
+                log.error("bird.refused", code=exc.code, bird_says=exc.message, retry_in=delay)
 
     def apply(self, now: float, why: str) -> bool:
         """``configure``, then verify. True when BIRD matches the files (or is still applying them)."""
@@ -588,6 +628,24 @@ class AlreadyRunningError(RhidError):
     """Another rhid holds the lock of this state directory."""
 
 
+class FatalError(RhidError):
+    """A condition rhid cannot work around; the operator must act (the message says how)."""
+
+
+def check_bird_access(settings: Settings) -> None:
+    """At start-up, a BIRD socket we may not open is fatal (B8); a missing or stopped BIRD is not (B1)."""
+    client = BirdClient(settings.bird_socket, settings.bird_timeout)
+    try:
+        client.connect()
+    except BirdUnavailableError as exc:
+        if exc.kind == "permission":
+            raise FatalError(f"cannot use BIRD's control socket {exc.path}: {exc.reason}") from None
+    except BirdProtocolError:
+        pass  # the loop reports it and retries
+    finally:
+        client.close()
+
+
 @contextmanager
 def instance_lock(directory: Path) -> Iterator[None]:
     """Hold an exclusive lock on `directory` for the life of the process: one rhid per state directory."""
@@ -621,10 +679,11 @@ def run(settings: Settings) -> int:
         log.error("rules.unreadable", error=str(exc))
         return 2
     try:
+        check_bird_access(settings)
         routefiles.ensure_directory(settings.bird_dir)
         with instance_lock(settings.bird_dir):
             return Daemon(settings, rules).run()
-    except AlreadyRunningError as exc:
-        log.error("daemon.already_running", reason=str(exc))
+    except (AlreadyRunningError, FatalError) as exc:
+        log.critical("daemon.cannot_run", reason=str(exc))
         print(f"rhid: {exc}", file=sys.stderr)
         return 1

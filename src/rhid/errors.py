@@ -19,6 +19,8 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+SOURCE_WINDOW = 160
+
 
 class RhidError(Exception):
     """Base of every error rhid raises on purpose."""
@@ -36,8 +38,18 @@ class Diagnostic:
     hint: str | None = None
 
     def render(self) -> str:
-        """Render as ``FILE:LINE:COL: message``, the line, a caret under the column, and a hint."""
-        shown, caret_at = _printable(self.source, self.col - 1)
+        """Render as ``FILE:LINE:COL: message``, the line, a caret under the column, and a hint.
+
+        A very long line (a 1 MB rule) is shown as a window of it around the column.
+        """
+        source, index = self.source, self.col - 1
+        if len(source) > SOURCE_WINDOW:
+            start = max(0, min(index - SOURCE_WINDOW // 2, len(source) - SOURCE_WINDOW))
+            end = start + SOURCE_WINDOW
+            prefix = "..." if start else ""
+            source = prefix + source[start:end] + ("..." if end < len(source) else "")
+            index = index - start + len(prefix)
+        shown, caret_at = _printable(source, index)
         lines = [
             f"{self.path}:{self.line}:{self.col}: {self.message}",
             f"    {shown}",
@@ -107,11 +119,16 @@ class BirdProtocolError(ProtocolError):
 
 
 class UnavailableError(RhidError):
-    """A peer could not be reached, refused us, or did not answer before the deadline."""
+    """A peer could not be reached, refused us, or did not answer before the deadline.
 
-    def __init__(self, path: str, reason: str) -> None:
+    `kind` says which: "missing" (no socket file), "refused" (nobody listening), "permission",
+    "timeout", "closed" (the peer hung up) or "other".
+    """
+
+    def __init__(self, path: str, reason: str, kind: str = "other") -> None:
         self.path = path
         self.reason = reason
+        self.kind = kind
         super().__init__(f"{path}: {reason}")
 
 

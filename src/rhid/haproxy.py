@@ -32,9 +32,11 @@ def fetch(path: str, command: bytes, timeout: float, limit: int = stats.MAX_REPL
                 raise HAProxyProtocolError(f"{path}: reply larger than {limit} bytes")
             chunks.append(chunk)
     except TimeoutError:
-        raise HAProxyUnavailableError(path, f"no complete reply within {timeout:.3g} s") from None
+        # Accepted but silent: the process is hung, and a hung HAProxy cannot serve (counts as down).
+        raise HAProxyUnavailableError(path, f"no complete reply within {timeout:.3g} s", "timeout") from None
     except OSError as exc:
-        raise HAProxyUnavailableError(path, f"connection failed: {exc.strerror or exc}") from None
+        # Reset in the middle of a reply: what arrived says nothing either way (fault matrix H6).
+        raise HAProxyProtocolError(f"{path}: connection broken mid-reply: {exc.strerror or exc}") from None
     finally:
         sock.close()
     return b"".join(chunks)

@@ -54,6 +54,7 @@ class ProxyState:
     last_status: str = "never polled"
     seen: bool = False
     vanished: bool = False
+    transitions: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +108,12 @@ def step(
     if observation is Observation.UP:
         state = replace(state, up_count=state.up_count + 1, down_count=0)
         if state.health is not Health.UP and state.up_count >= thresholds.rise:
-            state = replace(state, health=Health.UP, since=now)
+            state = replace(state, health=Health.UP, since=now, transitions=state.transitions + 1)
             events.append(WentUp(observed.status))
     else:
         state = replace(state, down_count=state.down_count + 1, up_count=0)
         if state.health is not Health.DOWN and state.down_count >= thresholds.fall:
-            state = replace(state, health=Health.DOWN, since=now)
+            state = replace(state, health=Health.DOWN, since=now, transitions=state.transitions + 1)
             events.append(WentDown(observed.status))
     return state, tuple(events)
 

@@ -29,18 +29,24 @@ def connect(path: str, deadline: float, error: type[UnavailableError], program: 
         sock.connect(path)
     except FileNotFoundError:
         sock.close()
-        raise error(path, f"socket does not exist: is {program} running, and is this its path?") from None
+        raise error(
+            path, f"socket does not exist: is {program} running, and is this its path?", "missing"
+        ) from None
     except ConnectionRefusedError:
         sock.close()
-        raise error(path, f"connection refused: {program} is not running (stale socket file)") from None
+        raise error(
+            path, f"connection refused: {program} is not running (stale socket file)", "refused"
+        ) from None
     except PermissionError:
         sock.close()
         raise error(
-            path, f"permission denied: uid {os.getuid()} needs to be in group '{_group_of(path)}' to use it"
+            path,
+            f"permission denied: uid {os.getuid()} needs to be in group '{_group_of(path)}' to use it",
+            "permission",
         ) from None
     except TimeoutError:
         sock.close()
-        raise error(path, f"{program} did not accept the connection in time") from None
+        raise error(path, f"{program} did not accept the connection in time", "timeout") from None
     except OSError as exc:
         sock.close()
         raise error(path, exc.strerror or str(exc)) from None

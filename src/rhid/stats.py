@@ -97,6 +97,17 @@ def _columns(header: str) -> dict[str, int]:
     return index
 
 
+KNOWN_FRONTEND_STATUSES = frozenset({"OPEN", "PAUSED", "STOP", "FULL"})
+KNOWN_BACKEND_WORDS = frozenset({"UP", "DOWN"})
+
+
+def is_known_status(kind: ProxyKind, status: str) -> bool:
+    """True for the statuses HAProxy 2.6 was seen to print; others map to down and are reported once."""
+    if kind is ProxyKind.FRONTEND:
+        return status in KNOWN_FRONTEND_STATUSES
+    return status.removesuffix(" (first check pending)").split(" ", 1)[0] in KNOWN_BACKEND_WORDS
+
+
 def frontend_observation(status: str) -> Observation:
     """A FRONTEND row is up only while OPEN (PAUSED, STOP and anything unknown are down)."""
     return Observation.UP if status == "OPEN" else Observation.DOWN

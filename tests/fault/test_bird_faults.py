@@ -1,0 +1,171 @@
+"""Fault matrix B4-B6 at level F: rhid's BIRD client and loop against a scripted BIRD."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from rhid.bird import BirdClient
+from rhid.daemon import Daemon, FatalError
+from rhid.errors import BirdProtocolError, BirdUnavailableError
+from rhid.rules import Channel, parse_rules
+from rhid.settings import Settings
+from tests.fault import fakes
+
+RULES = parse_rules("10.0.0.1 = always\n")
+ROUTES = b"1007-Table master4:\n 10.0.0.1/32 blackhole [vol1 07:01] * (200)\n0000 \n"
+Script = Mapping[str, bytes | Callable[[], bytes]]
+
+
+@pytest.fixture
+def ctl(tmp_path: Path) -> Iterator[Callable[[Script], fakes.FakeServer]]:
+    servers: list[fakes.FakeServer] = []
+
+    def start(script: Script) -> fakes.FakeServer:
+        for old in servers:
+            old.close()
+        path = tmp_path / "bird.ctl"
+        path.unlink(missing_ok=True)
+        servers.append(fakes.FakeServer(path, fakes.bird(script)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Callable[[], Daemon]]:
+    made: list[Daemon] = []
+
+    def make() -> Daemon:
+        (tmp_path / "rhid").mkdir(exist_ok=True)
+        settings = Settings(
+            "r", str(tmp_path / "none.sock"), str(tmp_path / "bird.ctl"), tmp_path / "rhid", 0.2
+        )
+        instance = Daemon(settings, RULES)
+        instance.write_changes({Channel("vol1", 4): frozenset({ipaddress.ip_network("10.0.0.1/32")})})
+        made.append(instance)
+        return instance
+
+    yield make
+    for instance in made:
+        instance.bird.close()
+
+
+def test_config_rejected_keeps_state_and_backs_off(
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]
+) -> None:
+    """B4: 8002 keeps the desired state, reports BIRD's file:line:col and retries with backoff."""
+    rejected = (
+        b"0002-Reading configuration from /etc/bird/bird.conf\n8002 /etc/bird/bird.conf:13:60 syntax error\n"
+    )
+    ctl({"show status": fakes.STATUS, "configure": rejected})
+    instance = daemon()
+    with capture_logs() as events:
+        instance.sync_bird(0.0)
+        instance.sync_bird(0.1)  # inside the backoff: not retried
+    refused = [e for e in events if e["event"] == "bird.refused"]
+    assert len(refused) == 1
+    assert refused[0]["bird_says"] == "/etc/bird/bird.conf:13:60 syntax error"
+    assert not instance.sync.in_sync
+    assert instance.sync.backoff.retry_at == pytest.approx(0.5)
+    assert instance.written[Channel("vol1", 4)], "the desired state is kept"
+    assert "8002" in (instance.sync.last_error or "")
+
+
+def test_access_denied_at_start_is_fatal(
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]
+) -> None:
+    """B4: 8007 (a restricted socket) on the first cycle is fatal with an actionable message."""
+    ctl({"show status": fakes.STATUS, "configure": b"8007 Access denied\n"})
+    with pytest.raises(FatalError, match="restricted"):
+        daemon().sync_bird(0.0)
+
+
+def test_syntax_error_from_bird_is_our_bug_and_loud(
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]
+) -> None:
+    """B4: 9001 to a command rhid sent means rhid is wrong: logged as critical bird.bug."""
+    ctl({"show status": fakes.STATUS, "configure": b"9001 syntax error, unexpected END\n"})
+    with capture_logs() as events:
+        daemon().sync_bird(0.0)
+    assert [e["log_level"] for e in events if e["event"] == "bird.bug"] == ["critical"]
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"this is not bird\n", b"00x1 partial\n", b"7777 BIRD 3 says something new\n"],
+    ids=["text", "bad-code", "unknown-code"],
+)
+def test_garbage_reconnects(
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon], garbage: bytes
+) -> None:
+    """B5: garbage or an unexpected code is a BirdProtocolError: the connection is dropped and redone."""
+    server = ctl({"show status": garbage})
+    instance = daemon()
+    with capture_logs() as events:
+        instance.sync_bird(0.0)
+    assert any(e["event"] == "bird.garbled" for e in events)
+    assert not instance.bird.connected
+    instance.sync.backoff.succeeded()
+    instance.sync_bird(1.0)
+    assert server.connections == 2
+
+
+def test_reconfiguration_in_progress_is_verified_next_cycle(
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]
+) -> None:
+    """B6: 0004/0005 count as accepted; BIRD's routes are checked again on the next cycle."""
+    ctl({"show status": fakes.STATUS, "configure": b"0005 Reconfiguration already in progress, queueing\n",
+         "show route protocol vol1": ROUTES})  # fmt: skip
+    instance = daemon()
+    instance.sync_bird(10.0)
+    assert instance.sync.in_sync
+    assert instance.sync.next_verify == 10.0, "verify again at the next cycle"
+    with capture_logs() as events:
+        instance.sync_bird(10.2)
+    assert not [e for e in events if e["event"] in {"bird.mismatch", "bird.refused"}]
+    assert instance.sync.next_verify > 10.2
+
+
+def test_slow_bird_backs_off(ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]) -> None:
+    """B6: a BIRD that does not answer in time costs one deadline, then backs off, not every cycle."""
+
+    def slow_status() -> bytes:
+        time.sleep(1.0)
+        return fakes.STATUS
+
+    server_script: Script = {"show status": slow_status}
+    ctl(server_script)
+    instance = daemon()
+    instance.bird.timeout = 0.2
+    started = time.monotonic()
+    instance.sync_bird(0.0)
+    assert time.monotonic() - started < 1.0
+    assert instance.sync.backoff.retry_at > 0.0, "a costly failure backs off"
+
+
+def test_client_needs_the_greeting(tmp_path: Path) -> None:
+    """B5: a socket that does not greet with 0001 is not BIRD: BirdProtocolError."""
+    path = tmp_path / "bird.ctl"
+    server = fakes.FakeServer(path, fakes.bird({}, greeting=b"0013 hello\n"))
+    try:
+        with pytest.raises(BirdProtocolError):
+            BirdClient(str(path), 1.0).connect()
+    finally:
+        server.close()
+
+
+def test_stopped_bird_is_retried_next_cycle(daemon: Callable[[], Daemon]) -> None:
+    """B1: no socket at all is cheap to try, so rhid tries again on the very next cycle."""
+    instance = daemon()
+    with pytest.raises(BirdUnavailableError):
+        instance.bird.request("show status")
+    instance.sync_bird(0.0)
+    assert instance.sync.backoff.ready(0.2)

@@ -1,0 +1,161 @@
+"""Fault matrix H2, H5-H8 at level F: rhid's HAProxy client and loop against misbehaving sockets."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from rhid.daemon import Daemon
+from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
+from rhid.haproxy import HAProxyClient, fetch
+from rhid.health import Health
+from rhid.rules import Proxy, ProxyKind, parse_rules
+from rhid.settings import Settings
+from tests.fault import fakes
+
+BE = Proxy(ProxyKind.BACKEND, "be")
+GOOD = b"Name: HAProxy\nPid: 42\n\n# pxname,svname,status,type,check_status,\nbe,BACKEND,UP,1,,\n\n"
+RULES = parse_rules("10.0.0.1 = all(b:be)\n")
+
+
+@pytest.fixture
+def sock(tmp_path: Path) -> Path:
+    return tmp_path / "haproxy.sock"
+
+
+@pytest.fixture
+def server_factory(sock: Path) -> Iterator[list[fakes.FakeServer]]:
+    servers: list[fakes.FakeServer] = []
+    yield servers
+    for server in servers:
+        server.close()
+
+
+def serve(servers: list[fakes.FakeServer], sock: Path, handler: fakes.Handler) -> fakes.FakeServer:
+    for old in servers:
+        old.close()
+    sock.unlink(missing_ok=True)
+    server = fakes.FakeServer(sock, handler)
+    servers.append(server)
+    return server
+
+
+def daemon(tmp_path: Path, sock: Path) -> Daemon:
+    settings = Settings(
+        str(tmp_path / "r.cfg"), str(sock), str(tmp_path / "no-bird.ctl"), tmp_path / "rhid", 0.2, 2, 1
+    )
+    (tmp_path / "rhid").mkdir(exist_ok=True)
+    return Daemon(settings, RULES)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"Unknown command. Please enter one of the following commands only :\n\n",
+        b"Name: HAProxy\nPid: 42\n\n<html>502 Bad Gateway</html>\n\n",
+        b"Name: HAProxy\nPid: 42\n\n# pxname,svname,status,type,check_status,\nbe,BACKEND\n\n",
+        b"\x00\xff\xfe binary",
+    ],
+)
+def test_garbage_counts_neither_way(
+    tmp_path: Path, sock: Path, server_factory: list[fakes.FakeServer], reply: bytes
+) -> None:
+    """H5: garbage is an HAProxyProtocolError; the poll counts neither up nor down, logged once."""
+    serve(server_factory, sock, fakes.replying(GOOD))
+    instance = daemon(tmp_path, sock)
+    instance.observe(0.0)
+    assert instance.states[BE].health is Health.UP
+    serve(server_factory, sock, fakes.replying(reply))
+    with capture_logs() as events:
+        for now in range(1, 6):
+            instance.observe(float(now))
+    assert instance.states[BE].health is Health.UP
+    assert instance.states[BE].down_count == 0
+    assert [e["event"] for e in events] == ["haproxy.garbled"]
+
+
+def test_truncated_and_reset_replies_count_neither_way(
+    tmp_path: Path, sock: Path, server_factory: list[fakes.FakeServer]
+) -> None:
+    """H6: a reply cut short (no final blank line) or reset mid-stream is garbage, never down."""
+    instance = daemon(tmp_path, sock)
+    serve(server_factory, sock, fakes.replying(GOOD))
+    instance.observe(0.0)
+    for handler in (fakes.replying(GOOD[:-1]), fakes.resetting(GOOD[:30])):
+        serve(server_factory, sock, handler)
+        with pytest.raises(HAProxyProtocolError):
+            HAProxyClient(str(sock), 1.0).poll([BE])
+        for now in range(1, 4):
+            instance.observe(float(now))
+        assert instance.states[BE].health is Health.UP
+
+
+@pytest.mark.parametrize("handler", [fakes.silent, fakes.trickling], ids=["silent", "trickle"])
+def test_slow_socket_hits_the_deadline_without_leaking(
+    sock: Path, server_factory: list[fakes.FakeServer], handler: fakes.Handler
+) -> None:
+    """H7: a silent or trickling peer is cut off at the poll deadline, and no descriptor leaks."""
+    before = open_fds()
+    server = serve(server_factory, sock, handler)
+    for _ in range(3):
+        started = time.monotonic()
+        with pytest.raises(HAProxyUnavailableError) as caught:
+            HAProxyClient(str(sock), 0.3).poll([BE])
+        assert caught.value.kind == "timeout"
+        assert time.monotonic() - started < 0.3 + 0.5, "the deadline covers the whole exchange"
+    server.close()  # its accepted connection lives in this process too
+    assert open_fds() == before
+
+
+def test_endless_reply_hits_the_byte_cap(sock: Path, server_factory: list[fakes.FakeServer]) -> None:
+    """H8: an endless reply is cut at the byte cap with HAProxyProtocolError, well before the deadline."""
+    serve(server_factory, sock, fakes.endless)
+    started = time.monotonic()
+    with pytest.raises(HAProxyProtocolError, match="larger than"):
+        fetch(str(sock), b"show stat\n", timeout=10, limit=4 * 1024 * 1024)
+    assert time.monotonic() - started < 10
+
+
+def test_missing_socket_is_down_and_rise_guards_the_return(
+    tmp_path: Path, sock: Path, server_factory: list[fakes.FakeServer]
+) -> None:
+    """H2: no socket at start counts as down; once HAProxy appears, UP needs `rise` good polls."""
+    settings = Settings("r", str(sock), str(tmp_path / "b.ctl"), tmp_path / "rhid", 0.2, fall=2, rise=2)
+    (tmp_path / "rhid").mkdir()
+    instance = Daemon(settings, RULES)
+    with pytest.raises(HAProxyUnavailableError) as caught:
+        instance.haproxy.poll([BE])
+    assert caught.value.kind == "missing"
+    instance.observe(0.0)
+    instance.observe(1.0)
+    assert instance.states[BE].health is Health.DOWN
+    serve(server_factory, sock, fakes.replying(GOOD))
+    instance.observe(2.0)
+    assert instance.states[BE].health is Health.DOWN, "one good poll is not enough with rise=2"
+    instance.observe(3.0)
+    assert instance.states[BE].health is Health.UP
+
+
+def test_unknown_status_is_down_and_reported_once(
+    tmp_path: Path, sock: Path, server_factory: list[fakes.FakeServer]
+) -> None:
+    """H9: a status HAProxy 2.6 never printed counts as not up and is logged once."""
+    odd = GOOD.replace(b"be,BACKEND,UP,1", b"be,BACKEND,DEGRADED,1")
+    serve(server_factory, sock, fakes.replying(odd))
+    instance = daemon(tmp_path, sock)
+    with capture_logs() as events:
+        for now in range(4):
+            instance.observe(float(now))
+    unknown = [e for e in events if e["event"] == "haproxy.unknown_status"]
+    assert len(unknown) == 1
+    assert unknown[0]["status"] == "DEGRADED"
+    assert instance.states[BE].health is Health.DOWN
