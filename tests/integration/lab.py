@@ -114,9 +114,30 @@ class Lab:
     # ---- HAProxy ------------------------------------------------------------------------------
 
     def start_haproxy(
-        self, backends: dict[str, list[str]], frontends: list[str], master: bool = False
+        self,
+        backends: dict[str, list[str]],
+        frontends: list[str],
+        master: bool = False,
+        checks: dict[str, str] | None = None,
     ) -> None:
         """Backends map names to web server names (each one a checked server)."""
+        config = self.write_haproxy_config(backends, frontends, checks)
+        argv = [HAPROXY, "-f", str(config), "-db"]
+        if master:
+            argv[1:1] = ["-W", "-S", str(self.root / "master.sock")]
+        self.spawn("haproxy", argv)
+        wait_for("HAProxy's stats socket", self._haproxy_answers, 10)
+
+    def reload_haproxy(
+        self, backends: dict[str, list[str]], frontends: list[str], checks: dict[str, str] | None = None
+    ) -> None:
+        """Rewrite the config and reload the master-worker HAProxy (SIGUSR2 to the master we started)."""
+        self.write_haproxy_config(backends, frontends, checks)
+        self.procs["haproxy"].send_signal(signal.SIGUSR2)
+
+    def write_haproxy_config(
+        self, backends: dict[str, list[str]], frontends: list[str], checks: dict[str, str] | None = None
+    ) -> Path:
         lines = [
             "global",
             f"    stats socket {self.haproxy_socket} mode 600 level admin",
@@ -136,17 +157,13 @@ class Lab:
             ]
         for backend, servers in backends.items():
             lines.append(f"backend {backend}")
+            check = (checks or {}).get(backend, "check inter 100ms fall 1 rise 1")
             for number, web in enumerate(servers, start=1):
-                lines.append(
-                    f"    server s{number} 127.0.0.1:{self.ports[web]} check inter 100ms fall 1 rise 1"
-                )
+                port = self.ports.setdefault(web, free_port())  # a web never started is a closed port
+                lines.append(f"    server s{number} 127.0.0.1:{port} {check}")
         config = self.root / "haproxy.cfg"
         config.write_text("\n".join(lines) + "\n")
-        argv = [HAPROXY, "-f", str(config), "-db"]
-        if master:
-            argv[1:1] = ["-W", "-S", str(self.root / "master.sock")]
-        self.spawn("haproxy", argv)
-        wait_for("HAProxy's stats socket", self._haproxy_answers, 10)
+        return config
 
     def _haproxy_answers(self) -> bool:
         try:
@@ -326,12 +343,19 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 def standard_lab(
-    instance: Lab, rules_text: str, backends: dict[str, list[str]], frontends: list[str], master: bool = False
+    instance: Lab,
+    rules_text: str,
+    backends: dict[str, list[str]],
+    frontends: list[str],
+    *,
+    master: bool = False,
+    checks: dict[str, str] | None = None,
+    dead: frozenset[str] = frozenset(),
 ) -> RuleSet:
-    """Start web servers, HAProxy, the speaker (with rhid's snippet for `rules_text`) and the peer."""
-    for web in sorted({web for servers in backends.values() for web in servers}):
+    """Start web servers (but the `dead` ones), HAProxy, the speaker (rhid's snippet) and the peer."""
+    for web in sorted({web for servers in backends.values() for web in servers} - dead):
         instance.start_web(web)
-    instance.start_haproxy(backends, frontends, master=master)
+    instance.start_haproxy(backends, frontends, master=master, checks=checks)
     rules = parse_rules(rules_text)
     instance.write_speaker_config(rules)
     instance.start_speaker()
