@@ -133,18 +133,21 @@ def parse_stat(block: str, wanted: Collection[str]) -> dict[Proxy, ProxyStatus]:
     frontends: dict[str, str] = {}
     backends: dict[str, str] = {}
     pending: set[str] = set()
-    for row in csv.reader(rows, strict=True):
-        if len(row) < width:
-            raise HAProxyProtocolError(f"show stat: row with {len(row)} of {width} fields: {row[:2]}")
-        name, kind, status = row[index["pxname"]], row[index["type"]], row[index["status"]]
-        if kind == _TYPE_FRONTEND:
-            frontends[name] = status
-        elif kind == _TYPE_BACKEND:
-            backends[name] = status
-        elif kind == _TYPE_SERVER and row[index["check_status"]].lstrip("* ") == "INI":
-            pending.add(name)
-        elif kind not in {_TYPE_SERVER, "3"}:
-            raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
+    try:
+        for row in csv.reader(rows, strict=True):
+            if len(row) < width:
+                raise HAProxyProtocolError(f"show stat: row with {len(row)} of {width} fields: {row[:2]}")
+            name, kind, status = row[index["pxname"]], row[index["type"]], row[index["status"]]
+            if kind == _TYPE_FRONTEND:
+                frontends[name] = status
+            elif kind == _TYPE_BACKEND:
+                backends[name] = status
+            elif kind == _TYPE_SERVER and row[index["check_status"]].lstrip("* ") == "INI":
+                pending.add(name)
+            elif kind not in {_TYPE_SERVER, "3"}:
+                raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
+    except csv.Error as exc:  # an unterminated quote, a NUL byte: the peer's garbage, not our bug
+        raise HAProxyProtocolError(f"show stat: unreadable CSV: {exc}") from None
     result: dict[Proxy, ProxyStatus] = {}
     for name, status in frontends.items():
         result[Proxy(ProxyKind.FRONTEND, name)] = ProxyStatus(frontend_observation(status), status)

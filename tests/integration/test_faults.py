@@ -275,3 +275,31 @@ def test_p2_killed_mid_work_restarts_without_withdrawing(running: Lab) -> None:
     wait_for("a few cycles", lambda: len(running.events("rhid2")) > 4, 5)
     assert not [e for e in running.events("rhid2") if e["event"].startswith("route.")]
     assert running.peer_routes() == BOTH
+
+
+def test_c7_ten_thousand_rules_batched_then_diffs_only(tmp_path: Path) -> None:
+    """C7: 10,000 rules reach the peer with one configure; steady state sends none; one change, one."""
+    rules = "".join(f"10.70.{i // 256}.{i % 256} = all(b:be_app)\n" for i in range(9_999))
+    rules += "10.71.0.1 = all(b:be_b)\n"
+    with lab(tmp_path) as instance:
+        standard_lab(instance, rules, BACKENDS, [])
+        instance.start_rhid(rules, "--interval", "0.2", "--fall", "1", "--log-level", "debug")
+
+        def peer_count() -> int:
+            output = instance.birdc("peer", "show route count") or ""
+            found = [int(word) for word in output.split() if word.isdigit()]
+            return found[0] if found else 0
+
+        wait_for("10,000 routes at the peer", lambda: peer_count() == 10_000, 60, every=0.2)
+        time.sleep(1.0)  # five quiet cycles
+
+        def configures() -> int:
+            return sum(1 for e in instance.events() if e["event"] == "bird.configured")
+
+        assert configures() == 1, "the first reconcile is one batch, and quiet cycles send nothing"
+        instance.haproxy("disable server be_b/s1")
+        wait_for("one route to go", lambda: peer_count() == 9_999, 10, every=0.1)
+        time.sleep(0.6)
+        assert configures() == 2
+        withdrawn = [e["prefix"] for e in instance.events() if e["event"] == "route.withdrawn"]
+        assert withdrawn == ["10.71.0.1/32"]

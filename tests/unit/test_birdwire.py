@@ -5,8 +5,6 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from rhid.birdwire import (
     Reply,
@@ -113,17 +111,3 @@ def test_commands_refuse_separators() -> None:
             encode(bad)
     with pytest.raises(AssertionError):
         show_route_command("vol1\ndown")
-
-
-@given(st.binary(max_size=300))
-def test_any_bytes_parse_or_raise_protocol_error(data: bytes) -> None:
-    """Arbitrary bytes, whole or split anywhere, give replies or BirdProtocolError, never another error."""
-    for chunks in ([data], [data[:1], data[1:]], [data[i : i + 1] for i in range(len(data))]):
-        reader = ReplyReader()
-        try:
-            for chunk in chunks:
-                for reply in reader.feed(chunk):
-                    if reply.ok:
-                        parse_route_listing(reply) if reply.code == 0 else None
-        except BirdProtocolError:
-            pass

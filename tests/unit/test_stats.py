@@ -121,6 +121,7 @@ def test_only_wanted_rows_are_read() -> None:
         b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\nbe,BACKEND,\xff,1,,,\n\n",
         b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\nbe,BACKEND,UP,9,,,\n\n",
         GOLDEN[: len(GOLDEN) // 2],
+        b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b'\nbe,BACKEND,"UP,1,,,\n\n',  # found by bench/fuzz
     ],
 )
 def test_garbage_is_a_protocol_error(data: bytes) -> None:

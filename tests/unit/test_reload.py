@@ -1,0 +1,56 @@
+"""C3: a valid reload moves only the routes of added, removed or changed rules."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from rhid.daemon import Daemon
+from rhid.health import Health, ProxyState
+from rhid.rules import Channel, Proxy, ProxyKind, parse_rules
+from rhid.settings import Settings
+
+A = Proxy(ProxyKind.BACKEND, "a")
+B = Proxy(ProxyKind.BACKEND, "b")
+N = ipaddress.ip_network
+
+
+def test_reload_keeps_state_and_moves_only_changed_routes(tmp_path: Path) -> None:
+    """Kept rules keep FSM state, counters and routes; removed ones go; new ones wait for health."""
+    rules_path = tmp_path / "r.cfg"
+    rules_path.write_text("10.0.0.1 = all(b:a)\n10.0.0.2 = all(b:b)\n")
+    (tmp_path / "rhid").mkdir()
+    settings = Settings(str(rules_path), "/none", "/none", tmp_path / "rhid")
+    daemon = Daemon(settings, parse_rules(rules_path.read_text()))
+    daemon.states = {
+        A: ProxyState(Health.UP, up_count=7, since=1.0, last_status="UP", seen=True),
+        B: ProxyState(Health.UP, up_count=3, since=2.0, last_status="UP", seen=True),
+    }
+    daemon.write_changes(daemon.desired())
+    assert daemon.written[Channel("vol1", 4)] == {N("10.0.0.1/32"), N("10.0.0.2/32")}
+
+    rules_path.write_text("10.0.0.1 = all(b:a)\n10.0.0.3 = all(b:c)\n10.0.0.4 = any(b:a)\n")
+    daemon.reload()
+    assert daemon.states == {A: ProxyState(Health.UP, up_count=7, since=1.0, last_status="UP", seen=True)}
+    daemon.write_changes(daemon.desired())
+    assert daemon.written[Channel("vol1", 4)] == {N("10.0.0.1/32"), N("10.0.0.4/32")}, (
+        "kept .1, dropped .2 (rule removed), .3 waits for b:c, .4 follows a's known health"
+    )
+
+
+def test_failed_reload_changes_nothing(tmp_path: Path) -> None:
+    """C2: a bad file at reload keeps the old rules and proxy states; the reload result says so."""
+    rules_path = tmp_path / "r.cfg"
+    rules_path.write_text("10.0.0.1 = all(b:a)\n")
+    (tmp_path / "rhid").mkdir()
+    daemon = Daemon(
+        Settings(str(rules_path), "/none", "/none", tmp_path / "rhid"), parse_rules(rules_path.read_text())
+    )
+    daemon.states = {A: ProxyState(Health.UP, up_count=2)}
+    before = daemon.rules
+    rules_path.write_text("10.0.0.1 = all(b:a;b)\n")
+    daemon.reload()
+    assert daemon.rules is before
+    assert daemon.states[A].up_count == 2
+    assert daemon.reload_result.startswith("failed at ")
+    assert "reload failed" in daemon.summary()
