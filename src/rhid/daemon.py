@@ -214,14 +214,17 @@ class Daemon:
 
     # ---- rules -> files ---------------------------------------------------------------------
 
+    def health_map(self) -> dict[Proxy, bool | None]:
+        """Each proxy's health as the rules see it: True, False, or None while unknown."""
+        return {proxy: health.is_up(state) for proxy, state in self.states.items()}
+
     def desired(self) -> dict[Channel, frozenset[Network]]:
         """What the files should say now: the rules' verdicts, unknowns held, stale channels empty."""
-        up = {proxy: health.is_up(state) for proxy, state in self.states.items()}
         held = {
             Route(channel.table, prefix) for channel, prefixes in self.written.items() for prefix in prefixes
         }
         desired = dict.fromkeys(self.written, frozenset[Network]())
-        desired.update(evaluate(self.rules, up, held))
+        desired.update(evaluate(self.rules, self.health_map(), held))
         return desired
 
     def write_changes(self, desired: Mapping[Channel, frozenset[Network]], reason: str | None = None) -> int:
@@ -453,11 +456,11 @@ class Daemon:
     def status_document(self, wanted: ipaddress.IPv4Network | ipaddress.IPv6Network | None) -> dict[str, Any]:
         """Everything `rhid status` shows: peers, rules, and every route with its reasons."""
         routes = []
+        up = self.health_map()
         for route in sorted(self.rules.routes, key=route_order):
             if wanted is not None and not status.matches(str(route.prefix), wanted):
                 continue
             rule = self.rules.by_route[route]
-            up = {proxy: health.is_up(state) for proxy, state in self.states.items()}
             routes.append(
                 {
                     "prefix": str(route.prefix),
