@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rhid import __version__, daemon, log, settings, status
+from rhid import __version__, daemon, log, names, settings, status
 from rhid.errors import RuleError, RuleFileError
 from rhid.rules import DEFAULT_RULES_PATH, ProxyKind, RuleSet, load_rules
 
@@ -196,6 +196,9 @@ def start(args: argparse.Namespace) -> int:
             f"rhid: --bird-dir {args.bird_dir!r} must be an absolute path of [A-Za-z0-9._/-]", file=sys.stderr
         )
         return EXIT_INVALID
+    if args.haproxy_events not in {"auto", "none"} and not names.is_proxy_name(args.haproxy_events):
+        print(f"rhid: --haproxy-events {args.haproxy_events!r} is not an HAProxy ring name", file=sys.stderr)
+        return EXIT_INVALID
     log.configure(args.log_level, args.log_format)
     haproxy_socket, source = settings.find_haproxy_socket(args.haproxy_socket, settings.environment())
     daemon.log.info("haproxy.socket", path=haproxy_socket, source=source)
@@ -211,6 +214,8 @@ def start(args: argparse.Namespace) -> int:
             on_stop=args.on_stop,
             allow_empty=args.allow_empty,
             verify_every=args.verify_interval,
+            events=args.haproxy_events,
+            fast_interval=args.fast_interval,
         )
     )
 
@@ -251,6 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_parser.add_argument(
         "--interval", type=_positive_float, default=1.0, metavar="SECONDS", help="poll period"
+    )
+    run_parser.add_argument(
+        "--fast-interval",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="poll period while a proxy is between states (its fall or rise count started); "
+        "default 0.1 while HAProxy's event stream is live, else --interval (the vendor's behaviour)",
+    )
+    run_parser.add_argument(
+        "--haproxy-events",
+        default="auto",
+        metavar="RING",
+        help="poll at once when this HAProxy log ring reports a state change; "
+        "auto (default): the ring HAProxy has, if any; none: polling only",
     )
     run_parser.add_argument("--fall", type=_at_least_one, default=3, help="down polls before a proxy is down")
     run_parser.add_argument("--rise", type=_at_least_one, default=1, help="up polls before a proxy is up")

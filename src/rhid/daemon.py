@@ -41,7 +41,7 @@ from rhid.errors import (
     RuleError,
     RuleFileError,
 )
-from rhid.haproxy import HAProxyClient
+from rhid.haproxy import EventStream, HAProxyClient, find_ring
 from rhid.rules import (
     Channel,
     Network,
@@ -55,8 +55,8 @@ from rhid.rules import (
     route_order,
 )
 from rhid.service import Notifier
-from rhid.settings import Settings
-from rhid.stats import Observation, ProxyStatus, is_known_status
+from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
+from rhid.stats import Observation, ProxyStatus, is_known_status, is_state_change
 
 log = structlog.get_logger("rhid")
 
@@ -65,6 +65,8 @@ BACKOFF_MAX = 30.0
 CONTROL_TIMEOUT = 0.2  # seconds a `rhid status` client gets to send its line and take the reply
 LOCK_NAME = ".rhid.lock"
 BIRD_STATES = {True: "reachable", False: "unreachable", None: "not contacted"}
+EVENT_GAP = 0.01  # seconds: event-triggered polls are at least this far apart (a log flood cannot spin us)
+NO_RING_RETRY = 60.0  # seconds between looks for a ring when HAProxy has none
 CHEAP_FAILURE = 0.05  # seconds: a failed attempt faster than this is retried on the next cycle
 
 
@@ -132,6 +134,9 @@ class Daemon:
         self.haproxy_pid: str | None = None
         self.unknown_statuses: set[tuple[Proxy, str]] = set()
         self.write_error: str | None = None
+        self.events: EventStream | None = None
+        self.events_backoff = Backoff()
+        self.events_note: str | None = None
         self.notifier = Notifier()
         self.started = time.monotonic()
         self.rules_loaded = self.started
@@ -170,6 +175,7 @@ class Daemon:
         else:
             if self.haproxy_pid is not None and snapshot.pid != self.haproxy_pid:
                 log.info("haproxy.reloaded", old_pid=self.haproxy_pid, new_pid=snapshot.pid)
+                self.close_events()  # the stream stays with the old, stopping worker: follow the new one
             self.haproxy_pid = snapshot.pid
             self._haproxy_state("reachable", pid=snapshot.pid)
             observed = {proxy: snapshot.status_of(proxy) for proxy in proxies}
@@ -211,6 +217,68 @@ class Daemon:
             log.warning("proxy.vanished", **fields, keeps=state.health.value)
         else:
             log.warning("proxy.never_seen", **fields, counts_as="down")
+
+    def poll_interval(self) -> float:
+        """The fast interval while a proxy is between states (see Settings.fast_interval), else --interval."""
+        fast = self.settings.fast_interval
+        if fast is None and self.events is not None:
+            fast = DEFAULT_FAST_INTERVAL
+        if fast is not None and any(health.in_transition(state) for state in self.states.values()):
+            return min(fast, self.settings.interval)
+        return self.settings.interval
+
+    # ---- HAProxy's event ring: a wake-up signal ----------------------------------------------
+
+    def _events_note(self, note: str, **fields: str) -> None:
+        if note != self.events_note:
+            self.events_note = note
+            (log.info if note == "streaming" else log.warning)(f"haproxy.events_{note}", **fields)
+
+    def ensure_events(self, now: float) -> None:
+        """Open the event stream when configured, not open, and due (with backoff after failures)."""
+        setting = self.settings.events
+        if setting == "none" or self.events is not None or not self.events_backoff.ready(now):
+            return
+        if self.haproxy.master:
+            self._events_note("unavailable", reason="the master CLI does not stream events: polling only")
+            self.events_backoff.retry_at = float("inf")
+            return
+        try:
+            ring = (
+                setting
+                if setting != "auto"
+                else find_ring(self.settings.haproxy_socket, self.settings.poll_timeout)
+            )
+            if ring is None:
+                self._events_note("unavailable", reason="HAProxy has no log ring: polling only")
+                self.events_backoff.retry_at = now + NO_RING_RETRY
+                return
+            self.events = EventStream(self.settings.haproxy_socket, ring, self.settings.poll_timeout)
+        except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
+            self._events_note("unavailable", reason=str(exc))
+            self.events_backoff.failed(now)
+            return
+        self._events_note("streaming", ring=ring)
+
+    def read_events(self, now: float) -> bool:
+        """Read the stream; True when a line says a server, backend or frontend changed."""
+        if self.events is None:
+            return False
+        try:
+            lines = self.events.read()
+        except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
+            self.close_events()
+            self._events_note("unavailable", reason=str(exc))
+            self.events_backoff.failed(now)
+            return False
+        self.events_backoff.succeeded()
+        return any(is_state_change(line) for line in lines)
+
+    def close_events(self) -> None:
+        """Drop the event stream; the loop reopens it."""
+        if self.events is not None:
+            self.events.close()
+            self.events = None
 
     # ---- rules -> files ---------------------------------------------------------------------
 
@@ -547,25 +615,40 @@ class Daemon:
     # ---- the loop ---------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Cycle every interval until SIGTERM or SIGINT; SIGHUP reloads; answer `rhid status`."""
+        """Cycle every interval (faster while a proxy is between states, at once on an HAProxy event)
+        until SIGTERM or SIGINT; SIGHUP reloads; answer `rhid status`."""
         with _signals() as signals, _control_socket(self.settings.bird_dir / status.SOCKET_NAME) as listener:
-            next_tick = time.monotonic()
-            while True:
-                now = time.monotonic()
-                if now >= next_tick:
-                    self.cycle(now)
-                    next_tick = max(next_tick + self.settings.interval, time.monotonic())
-                timeout = max(0.0, next_tick - time.monotonic())
-                ready, _, _ = select.select([signals] + ([listener] if listener else []), [], [], timeout)
-                if listener is not None and listener in ready:
-                    self.answer(listener)
-                for signum in _drain(signals) if signals in ready else []:
-                    if signum == signal.SIGHUP:
-                        self.reload()
-                        next_tick = time.monotonic()
-                    elif signum in {signal.SIGTERM, signal.SIGINT}:
-                        self.shut_down()
-                        return 0
+            next_tick = last_cycle = time.monotonic()
+            try:
+                while True:
+                    now = time.monotonic()
+                    if now >= next_tick:
+                        last_cycle = now
+                        self.cycle(now)
+                        next_tick = max(last_cycle + self.poll_interval(), time.monotonic())
+                    self.ensure_events(time.monotonic())
+                    waiting: list[Any] = [signals]
+                    waiting += [listener] if listener is not None else []
+                    waiting += [self.events] if self.events is not None else []
+                    timeout = max(0.0, next_tick - time.monotonic())
+                    ready, _, _ = select.select(waiting, [], [], timeout)
+                    if (
+                        self.events is not None
+                        and self.events in ready
+                        and self.read_events(time.monotonic())
+                    ):
+                        next_tick = min(next_tick, last_cycle + EVENT_GAP)
+                    if listener is not None and listener in ready:
+                        self.answer(listener)
+                    for signum in _drain(signals) if signals in ready else []:
+                        if signum == signal.SIGHUP:
+                            self.reload()
+                            next_tick = time.monotonic()
+                        elif signum in {signal.SIGTERM, signal.SIGINT}:
+                            self.shut_down()
+                            return 0
+            finally:
+                self.close_events()
 
 
 def _wall(monotonic: float) -> str:

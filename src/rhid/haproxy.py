@@ -57,3 +57,66 @@ class HAProxyClient:
             self.master = True
             data = fetch(self.path, stats.poll_command(self.master), self.timeout)
         return stats.parse_poll(data, wanted)
+
+
+def find_ring(path: str, timeout: float) -> str | None:
+    """Ask HAProxy which log ring it has (``show events``); None if it has none."""
+    return stats.pick_ring(stats.parse_sinks(fetch(path, b"show events\n", timeout, limit=1 << 20)))
+
+
+class EventStream:
+    """One long-lived connection streaming an HAProxy ring (``show events RING -nw``).
+
+    Only a wake-up signal: a state-change line makes the daemon poll at once. It is never
+    half-closed (that ends the stream) and never written to after the command (any key stops it).
+    """
+
+    MAX_BUFFER = 1 << 20
+
+    def __init__(self, path: str, ring: str, timeout: float) -> None:
+        self.path = path
+        self.ring = ring
+        deadline = time.monotonic() + timeout
+        self.sock = sockets.connect(path, deadline, HAProxyUnavailableError, "HAProxy")
+        try:
+            self.sock.sendall(stats.events_command(ring))
+        except OSError as exc:
+            self.sock.close()
+            raise HAProxyUnavailableError(path, f"event stream: {exc.strerror or exc}", "closed") from None
+        self.sock.setblocking(False)
+        self._buffer = b""
+        self._started = False
+
+    def fileno(self) -> int:
+        """For select()."""
+        return self.sock.fileno()
+
+    def read(self) -> list[str]:
+        """The complete lines that arrived. Raises Unavailable at EOF, Protocol on a refusal or garbage."""
+        try:
+            chunk = self.sock.recv(READ_CHUNK)
+        except BlockingIOError:
+            return []
+        except OSError as exc:
+            raise HAProxyUnavailableError(
+                self.path, f"event stream: {exc.strerror or exc}", "closed"
+            ) from None
+        if not chunk:
+            raise HAProxyUnavailableError(
+                self.path, "event stream closed (HAProxy reloaded or stopped?)", "closed"
+            )
+        self._buffer += chunk
+        if len(self._buffer) > self.MAX_BUFFER:
+            raise HAProxyProtocolError(f"{self.path}: event line longer than {self.MAX_BUFFER} bytes")
+        *complete, self._buffer = self._buffer.split(b"\n")
+        lines = [line.decode("utf-8", errors="replace") for line in complete]
+        if not self._started and any(lines):
+            self._started = True
+            first = next(line for line in lines if line)
+            if first.startswith(stats.EVENT_REFUSALS):
+                raise HAProxyProtocolError(f"{self.path}: show events {self.ring}: {first}")
+        return lines
+
+    def close(self) -> None:
+        """Close the stream."""
+        self.sock.close()

@@ -118,6 +118,15 @@ def step(
     return state, tuple(events)
 
 
+def in_transition(state: ProxyState) -> bool:
+    """True while a fall or rise count has started: the proxy may change state at the next polls."""
+    if state.health is Health.UP:
+        return state.down_count > 0
+    if state.health is Health.DOWN:
+        return state.up_count > 0
+    return state.up_count > 0 or state.down_count > 0
+
+
 def is_up(state: ProxyState) -> bool | None:
     """True/False once the proxy's health is known, None while it is UNKNOWN."""
     if state.health is Health.UNKNOWN:

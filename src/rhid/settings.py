@@ -12,6 +12,7 @@ from typing import Literal
 DEFAULT_HAPROXY_SOCKET = "/var/run/hapee-extras/hapee-lb.sock"
 DEFAULT_BIRD_SOCKET = "/run/bird/bird.ctl"
 DEFAULT_BIRD_DIR = "/run/rhid"
+DEFAULT_FAST_INTERVAL = 0.1
 ENVIRONMENT_FILES = ("/etc/default/hapee-extras-rhi", "/etc/sysconfig/hapee-extras-rhi")
 SOCKET_VARIABLE = "HAPEE_LB_SOCKET"
 
@@ -70,6 +71,10 @@ class Settings:
     on_stop: OnStop = "withdraw"
     allow_empty: bool = False
     verify_every: float = 30.0
+    events: str = "auto"  # a ring name, "auto" (the ring HAProxy has, if any) or "none"
+    # Poll period while a proxy is between states. None: 0.1 s while HAProxy's event stream is live,
+    # and the plain interval without one, so that defaults without a ring stay the vendor's.
+    fast_interval: float | None = None
     bird_timeout: float = 2.0  # show status / show route
     configure_timeout: float = 30.0  # BIRD 1.6 needs seconds for 100k static routes (quadratic diff)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import enum
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -179,3 +180,42 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy]) -> Snapshot:
         )
     names = {proxy.name for proxy in wanted if is_proxy_name(proxy.name)}
     return Snapshot(pid=pid, proxies=parse_stat(stat_block, names))
+
+
+# ---- the event ring (a wake-up signal only; polling stays the source of truth) ----------------
+
+_STATE_CHANGE = re.compile(
+    r"(?:Server \S+/\S+ (?:is |was |enters )"
+    r"|backend \S+ has no server available"
+    r"|(?:Paused|Resumed) frontend \S+\."
+    r"|Proxy \S+ stopped)"
+)
+EVENT_REFUSALS = ("Permission denied", "No such event sink")
+
+
+def events_command(ring: str) -> bytes:
+    """Stream new lines of `ring` without the CLI's idle timeout; the name must be a checked one."""
+    if not is_proxy_name(ring):
+        raise AssertionError(f"refusing to send unvalidated ring name {ring!r}")
+    return f"set timeout cli 86400; show events {ring} -nw\n".encode()
+
+
+def is_state_change(line: str) -> bool:
+    """True for an HAProxy log line about a server, backend or frontend changing state."""
+    return _STATE_CHANGE.search(line) is not None
+
+
+def parse_sinks(data: bytes) -> list[tuple[str, str]]:
+    """``show events`` (no argument): the (name, type) of every event sink HAProxy has."""
+    sinks = []
+    for line in data.decode("ascii", errors="replace").split("\n")[1:]:
+        name, sep, rest = line.partition(": type=")
+        name = name.strip()
+        if sep and is_proxy_name(name):
+            sinks.append((name, rest.split(",", 1)[0]))
+    return sinks
+
+
+def pick_ring(sinks: list[tuple[str, str]]) -> str | None:
+    """The ring a user configured for logs: the first buffer sink other than HAProxy's own buf0."""
+    return next((name for name, kind in sinks if kind == "buffer" and name != "buf0"), None)

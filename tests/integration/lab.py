@@ -119,9 +119,10 @@ class Lab:
         frontends: list[str],
         master: bool = False,
         checks: dict[str, str] | None = None,
+        ring: bool = False,
     ) -> None:
         """Backends map names to web server names (each one a checked server)."""
-        config = self.write_haproxy_config(backends, frontends, checks)
+        config = self.write_haproxy_config(backends, frontends, checks, ring=ring)
         argv = [HAPROXY, "-f", str(config), "-db"]
         if master:
             argv[1:1] = ["-W", "-S", str(self.root / "master.sock")]
@@ -129,21 +130,41 @@ class Lab:
         wait_for("HAProxy's stats socket", self._haproxy_answers, 10)
 
     def reload_haproxy(
-        self, backends: dict[str, list[str]], frontends: list[str], checks: dict[str, str] | None = None
+        self,
+        backends: dict[str, list[str]],
+        frontends: list[str],
+        checks: dict[str, str] | None = None,
+        ring: bool = False,
     ) -> None:
         """Rewrite the config and reload the master-worker HAProxy (SIGUSR2 to the master we started)."""
-        self.write_haproxy_config(backends, frontends, checks)
+        self.write_haproxy_config(backends, frontends, checks, ring=ring)
         self.procs["haproxy"].send_signal(signal.SIGUSR2)
 
     def write_haproxy_config(
-        self, backends: dict[str, list[str]], frontends: list[str], checks: dict[str, str] | None = None
+        self,
+        backends: dict[str, list[str]],
+        frontends: list[str],
+        checks: dict[str, str] | None = None,
+        *,
+        ring: bool = False,
     ) -> Path:
         lines = [
             "global",
             f"    stats socket {self.haproxy_socket} mode 600 level admin",
+            f"    stats socket {self.root / 'user.sock'} mode 600 level user",
             "    stats timeout 30s",
+        ]
+        if ring:  # HAProxy logs to a ring that rhid can stream (with `log global` in defaults)
+            lines += [
+                "    log ring@rhidring local0 info",
+                "ring rhidring",
+                "    format timed",
+                "    size 65536",
+            ]
+        lines += [
             "defaults",
             "    mode http",
+            *(["    log global"] if ring else []),
             "    timeout connect 1s",
             "    timeout client 5s",
             "    timeout server 5s",
@@ -271,10 +292,11 @@ class Lab:
         rules_path.write_text(rules_text)
         argv = [
             sys.executable, "-m", "rhid", "run", "-c", str(rules_path),
-            "--haproxy-socket", str(self.root / ("master.sock" if "--master" in extra else "haproxy.sock")),
+            "--haproxy-socket", str(self.root / self._socket_for(extra)),
             "--bird-socket", str(self.ctl("speaker")), "--bird-dir", str(self.bird_dir),
-            "--log-format", "json", *[arg for arg in extra if arg != "--master"],
+            "--log-format", "json", *extra,
         ]  # fmt: skip
+        argv = [arg for arg in argv if arg not in {"--master", "--user-level"}]
         return self.spawn(name, argv, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
     def rhid(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -282,6 +304,12 @@ class Lab:
         return subprocess.run(
             [sys.executable, "-m", "rhid", *args], capture_output=True, text=True, timeout=30, check=False
         )
+
+    @staticmethod
+    def _socket_for(extra: tuple[str, ...]) -> str:
+        if "--master" in extra:
+            return "master.sock"
+        return "user.sock" if "--user-level" in extra else "haproxy.sock"
 
     def events(self, name: str = "rhid") -> list[dict[str, Any]]:
         """rhid's structlog events (JSON lines) so far."""
@@ -351,11 +379,12 @@ def standard_lab(
     master: bool = False,
     checks: dict[str, str] | None = None,
     dead: frozenset[str] = frozenset(),
+    ring: bool = False,
 ) -> RuleSet:
     """Start web servers (but the `dead` ones), HAProxy, the speaker (rhid's snippet) and the peer."""
     for web in sorted({web for servers in backends.values() for web in servers} - dead):
         instance.start_web(web)
-    instance.start_haproxy(backends, frontends, master=master, checks=checks)
+    instance.start_haproxy(backends, frontends, master=master, checks=checks, ring=ring)
     rules = parse_rules(rules_text)
     instance.write_speaker_config(rules)
     instance.start_speaker()

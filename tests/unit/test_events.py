@@ -1,0 +1,82 @@
+"""HAProxy's event ring as a wake-up signal: which lines count, sink listing, pacing of polls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rhid.daemon import Daemon
+from rhid.health import Health, ProxyState
+from rhid.rules import Proxy, ProxyKind, parse_rules
+from rhid.settings import Settings
+from rhid.stats import events_command, is_state_change, parse_sinks, pick_ring
+
+# Lines as HAProxy 2.6 wrote them to a ring (shared/notes/haproxy-runtime-api.md §4, and this lab).
+STATE_CHANGES = [
+    "<1>2026-11-21T07:23:52+00:00 Server be_slow/s1 is DOWN, reason: Layer4 connection problem, info: x",
+    "<0>2026-11-21T07:23:52+00:00 backend be_slow has no server available!",
+    "<5>2026-11-21T07:23:52+00:00 Server be_slow/s1 is UP, reason: Layer4 check passed, check duration: 0ms.",
+    "<1>2026-11-21T07:23:52+00:00 Server be_maint/s1 is going DOWN for maintenance. 0 active left.",
+    "<5>2026-11-21T07:23:52+00:00 Server be_maint/s1 is UP/READY (leaving forced maintenance).",
+    "<5>2026-11-21T07:23:52+00:00 Server be_app/s1 was DOWN and now enters maintenance.",
+    "<5>2026-11-21T07:23:52+00:00 Server be_drain/s1 enters drain state.",
+    "<4>2026-11-21T07:23:52+00:00 Paused frontend fe_www.",
+    "<4>2026-11-21T07:23:52+00:00 Resumed frontend fe_www.",
+    "<4>2026-11-21T07:23:52+00:00 Proxy fe_shut stopped (cumulated conns: FE: 0, BE: 0).",
+]
+NOT_CHANGES = [
+    '<6>2026-11-21T07:23:52+00:00 127.0.0.1:4242 fe be_app/s1 0/0/1/1 200 "GET / HTTP/1.1"',
+    '<6>2026-11-21T07:23:52+00:00 127.0.0.1:4242 fe be/s1 "GET /Server%20x/y HTTP/1.1"',
+    "",
+    "<6>2026-11-21T07:23:52+00:00 Proxy fe started.",
+]
+LISTING = (
+    b"Supported events sinks are listed below. Add -w(wait), -n(new). Any key to stop\n"
+    b"    stdout     : type=fd, 0 dropped, standard output (fd#1)\n"
+    b"    stderr     : type=fd, 0 dropped, standard output (fd#2)\n"
+    b"    buf0       : type=buffer, 0 dropped, in-memory ring buffer\n"
+    b"    myring     : type=buffer, 0 dropped, myring\n\n"
+)
+
+
+@pytest.mark.parametrize("line", STATE_CHANGES)
+def test_state_change_lines_wake_the_loop(line: str) -> None:
+    """Every kind of server, backend and frontend state change HAProxy logs is recognised."""
+    assert is_state_change(line)
+
+
+@pytest.mark.parametrize("line", NOT_CHANGES)
+def test_traffic_and_other_lines_do_not(line: str) -> None:
+    """Traffic logs in the same ring (even with look-alike URLs) and other lines are not changes."""
+    assert not is_state_change(line)
+
+
+def test_sink_listing_and_ring_choice() -> None:
+    """`show events` lists sinks; the ring to stream is the first buffer other than buf0."""
+    sinks = parse_sinks(LISTING)
+    assert sinks == [("stdout", "fd"), ("stderr", "fd"), ("buf0", "buffer"), ("myring", "buffer")]
+    assert pick_ring(sinks) == "myring"
+    assert pick_ring(sinks[:3]) is None
+
+
+def test_events_command_needs_a_checked_ring_name() -> None:
+    """The ring name goes into a command, so only names of HAProxy's charset are accepted."""
+    assert events_command("myring") == b"set timeout cli 86400; show events myring -nw\n"
+    with pytest.raises(AssertionError):
+        events_command("myring; disable frontend fe")
+
+
+def test_fast_interval_only_with_events_unless_asked(tmp_path: Path) -> None:
+    """Without a live event stream the vendor's interval stands; with one, or when asked, 0.1 s."""
+    (tmp_path / "d").mkdir()
+    rules = parse_rules("10.0.0.1 = all(b:a)\n")
+    falling = {Proxy(ProxyKind.BACKEND, "a"): ProxyState(Health.UP, down_count=1)}
+    plain = Daemon(Settings("r", "/none", "/none", tmp_path / "d", interval=1.0), rules)
+    plain.states = dict(falling)
+    assert plain.poll_interval() == 1.0
+    asked = Daemon(Settings("r", "/none", "/none", tmp_path / "d", interval=1.0, fast_interval=0.05), rules)
+    asked.states = dict(falling)
+    assert asked.poll_interval() == 0.05
+    asked.states = {Proxy(ProxyKind.BACKEND, "a"): ProxyState(Health.UP)}
+    assert asked.poll_interval() == 1.0, "nothing between states: the normal interval"
