@@ -134,6 +134,7 @@ class Daemon:
         self.haproxy_pid: str | None = None
         self.unknown_statuses: set[tuple[Proxy, str]] = set()
         self.write_error: str | None = None
+        self.reevaluate = True
         self.events: EventStream | None = None
         self.events_backoff = Backoff()
         self.events_note: str | None = None
@@ -179,12 +180,16 @@ class Daemon:
             self.haproxy_pid = snapshot.pid
             self._haproxy_state("reachable", pid=snapshot.pid)
             observed = {proxy: snapshot.status_of(proxy) for proxy in proxies}
-            for proxy, observed_status in observed.items():
-                self._check_known(proxy, observed_status)
         for proxy, observed_status in observed.items():
-            before = self.states.get(proxy, health.ProxyState())
+            before = self.states.get(proxy, health.INITIAL)
             after, events = health.step(before, observed_status, now, self.thresholds)
+            if after is before:
+                continue  # settled and confirmed: the common case, kept cheap
+            if observed_status.status != before.last_status:
+                self._check_known(proxy, observed_status)
             self.states[proxy] = after
+            if after.health is not before.health:
+                self.reevaluate = True
             for event in events:
                 self._log_proxy_event(proxy, event, after)
 
@@ -311,6 +316,7 @@ class Daemon:
                 if self.write_error != str(exc):
                     log.error("files.write_failed", path=str(path), reason=str(exc))
                 self.write_error = str(exc)
+                self.reevaluate = True  # try again next cycle, even if no proxy changes
                 continue
             self.write_error = None
             self.written[channel] = prefixes
@@ -456,7 +462,9 @@ class Daemon:
     def cycle(self, now: float) -> None:
         """One complete cycle: HAProxy read, files written, BIRD reconciled; then tell systemd."""
         self.observe(now)
-        self.write_changes(self.desired())
+        if self.reevaluate:  # routes can only move when a proxy's health or the rules changed
+            self.reevaluate = False
+            self.write_changes(self.desired())
         self.sync_bird(now)
         self.cycles += 1
         self.notifier.status(self.summary())
@@ -495,6 +503,7 @@ class Daemon:
             self.rules = rules
             self.rules_loaded = now
             self.states = {proxy: state for proxy, state in self.states.items() if proxy in rules.proxies}
+            self.reevaluate = True
             self.reload_result = f"ok at {_wall(now)}"
             log.info("rules.reloaded", rules=len(rules.rules), routes=len(rules.routes))
         self.notifier.status(self.summary())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Collection
 
 from rhid import sockets, stats
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
@@ -43,20 +43,44 @@ def fetch(path: str, command: bytes, timeout: float, limit: int = stats.MAX_REPL
 
 
 class HAProxyClient:
-    """Polls one stats socket; detects a master CLI socket and prefixes its commands with ``@1``."""
+    """Polls one stats socket; detects a master CLI socket and prefixes its commands with ``@1``.
+
+    Server rows are fetched only while the INI guard needs them: from the start and after every
+    new worker Pid (an HAProxy start or reload), until one such poll shows no first check pending
+    in the named backends. A first check is pending only after a start or reload.
+    """
 
     def __init__(self, path: str, timeout: float) -> None:
         self.path = path
         self.timeout = timeout
         self.master = False
+        self.servers = True
+        self.pid: str | None = None
+        self._index: tuple[Collection[Proxy], stats.ProxyIndex] | None = None
 
-    def poll(self, wanted: Iterable[Proxy]) -> stats.Snapshot:
+    def poll(self, wanted: Collection[Proxy]) -> stats.Snapshot:
         """One poll: the status of every wanted proxy, or an Unavailable/Protocol error."""
-        data = fetch(self.path, stats.poll_command(self.master), self.timeout)
+        snapshot = self._poll(wanted)
+        if not self.servers and snapshot.pid != self.pid:
+            self.servers = True  # a new worker: its first checks may be pending; ask again with servers
+            snapshot = self._poll(wanted)
+        self.servers = snapshot.pending
+        self.pid = snapshot.pid
+        return snapshot
+
+    def _poll(self, wanted: Collection[Proxy]) -> stats.Snapshot:
+        if self._index is None or self._index[0] is not wanted:  # rebuilt only when the rules change
+            self._index = (wanted, stats.ProxyIndex.of(wanted))
+        command = stats.poll_command(self.master, stats.typemask_for(wanted, self.servers))
+        data = fetch(self.path, command, self.timeout)
         if not self.master and stats.is_master_cli_refusal(data):
             self.master = True
-            data = fetch(self.path, stats.poll_command(self.master), self.timeout)
-        return stats.parse_poll(data, wanted)
+            data = fetch(
+                self.path,
+                stats.poll_command(self.master, stats.typemask_for(wanted, self.servers)),
+                self.timeout,
+            )
+        return stats.parse_poll(data, self._index[1])
 
 
 def find_ring(path: str, timeout: float) -> str | None:

@@ -12,7 +12,9 @@ it keeps its last status) leave the state and the counts alone.
     any       PENDING, or ABSENT seen     nothing (and a vanished proxy is reported once)
     any       UNKNOWN (garbled reply)     nothing: a peer's garbage is never a down observation
 
-The daemon owns the clock and passes `now` (monotonic seconds) in.
+Counts saturate at their threshold, so a settled proxy is a fixed point: `step` then returns the
+very same state, which keeps a cycle cheap with thousands of proxies. The daemon owns the clock
+and passes `now` (monotonic seconds) in.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class ProxyState:
     transitions: int = 0
 
 
+INITIAL = ProxyState()  # immutable, so every new proxy can share it
+
+
 @dataclass(frozen=True, slots=True)
 class WentUp:
     """The proxy became UP."""
@@ -89,6 +94,8 @@ def step(
 ) -> tuple[ProxyState, tuple[Event, ...]]:
     """Apply one observation. Pure: the same inputs always give the same state and events."""
     observation = observed.observation
+    if _steady(state, observed, thresholds):
+        return state, ()  # the common case at scale: nothing changes, no new object
     events: list[Event] = []
     if observation is Observation.UNKNOWN:
         return state, ()
@@ -106,16 +113,27 @@ def step(
         return replace(state, seen=True, vanished=False, last_status=observed.status), ()
     state = replace(state, last_status=observed.status)
     if observation is Observation.UP:
-        state = replace(state, up_count=state.up_count + 1, down_count=0)
+        state = replace(state, up_count=min(state.up_count + 1, thresholds.rise), down_count=0)
         if state.health is not Health.UP and state.up_count >= thresholds.rise:
             state = replace(state, health=Health.UP, since=now, transitions=state.transitions + 1)
             events.append(WentUp(observed.status))
     else:
-        state = replace(state, down_count=state.down_count + 1, up_count=0)
+        state = replace(state, down_count=min(state.down_count + 1, thresholds.fall), up_count=0)
         if state.health is not Health.DOWN and state.down_count >= thresholds.fall:
             state = replace(state, health=Health.DOWN, since=now, transitions=state.transitions + 1)
             events.append(WentDown(observed.status))
     return state, tuple(events)
+
+
+def _steady(state: ProxyState, observed: ProxyStatus, thresholds: Thresholds) -> bool:
+    """True when `observed` confirms a settled state exactly (counts saturated, same status)."""
+    if state.last_status != observed.status or state.vanished or not state.seen:
+        return False
+    if observed.observation is Observation.UP:
+        return state.health is Health.UP and state.down_count == 0 and state.up_count == thresholds.rise
+    if observed.observation is Observation.DOWN:
+        return state.health is Health.DOWN and state.up_count == 0 and state.down_count == thresholds.fall
+    return False
 
 
 def in_transition(state: ProxyState) -> bool:

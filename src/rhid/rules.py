@@ -45,6 +45,14 @@ class Proxy:
 
     kind: ProxyKind
     name: str
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Proxies key every per-poll dict; Enum's hash is Python code, so compute it once.
+        object.__setattr__(self, "_hash", hash((self.kind.value, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.name}"

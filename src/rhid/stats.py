@@ -16,21 +16,24 @@ from __future__ import annotations
 
 import csv
 import enum
+import functools
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rhid.errors import HAProxyProtocolError
 from rhid.names import is_proxy_name
 from rhid.rules import Proxy, ProxyKind
 
-POLL_COMMAND = "show info; show stat -1 7 -1"
+POLL_COMMAND = "show info; show stat -1 7 -1"  # the fullest form; see poll_command
 MASTER_PREFIX = "@1 "
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 _TYPE_FRONTEND = "0"
 _TYPE_BACKEND = "1"
 _TYPE_SERVER = "2"
+_TYPE_LISTENER = "3"
+FRONTENDS, BACKENDS, SERVERS = 1, 2, 4  # show stat's type mask
 _NEEDED_COLUMNS = ("pxname", "svname", "status", "type", "check_status")
 
 
@@ -58,17 +61,30 @@ class Snapshot:
 
     pid: str
     proxies: dict[Proxy, ProxyStatus]
+    pending: bool = False  # some named backend has a server whose first check is still running
 
     def status_of(self, proxy: Proxy) -> ProxyStatus:
         """The proxy's status; ABSENT when HAProxy printed no row for it."""
         return self.proxies.get(proxy, ProxyStatus(Observation.ABSENT, "absent"))
 
 
-def poll_command(master: bool) -> bytes:
-    """The command line to send; on the master CLI every command needs the ``@1`` prefix."""
-    if master:
-        return "; ".join(MASTER_PREFIX + part for part in POLL_COMMAND.split("; ")).encode() + b"\n"
-    return POLL_COMMAND.encode() + b"\n"
+def poll_command(master: bool, typemask: int = FRONTENDS | BACKENDS | SERVERS) -> bytes:
+    """``show info; show stat -1 <typemask> -1``; on the master CLI each command gets ``@1``."""
+    if not 1 <= typemask <= 7:
+        raise AssertionError(f"bad show stat type mask {typemask}")
+    parts = ["show info", f"show stat -1 {typemask} -1"]
+    prefix = MASTER_PREFIX if master else ""
+    return "; ".join(prefix + part for part in parts).encode() + b"\n"
+
+
+def typemask_for(wanted: Iterable[Proxy], servers: bool) -> int:
+    """Fetch only the rows needed: frontends and/or backends the rules name, and server rows only
+    while the INI guard needs them."""
+    kinds = {proxy.kind for proxy in wanted}
+    mask = (FRONTENDS if ProxyKind.FRONTEND in kinds else 0) | (BACKENDS if ProxyKind.BACKEND in kinds else 0)
+    if servers and mask & BACKENDS:
+        mask |= SERVERS
+    return mask or BACKENDS
 
 
 def is_master_cli_refusal(data: bytes) -> bool:
@@ -121,45 +137,85 @@ def backend_observation(status: str, servers_pending: bool) -> Observation:
     return Observation.PENDING if servers_pending else Observation.UP
 
 
-def parse_stat(block: str, wanted: Collection[str]) -> dict[Proxy, ProxyStatus]:
-    """``show stat`` CSV: statuses of the FRONTEND/BACKEND rows named in `wanted`.
+def _rows(lines: list[str], index: dict[str, int]) -> Iterable[list[str]]:
+    """Split rows into fields. Only the columns up to the last one rhid reads are split; a row with
+    a quote (a check description like "Busy, retry later") goes through the csv module."""
+    width = len(index)
+    last = max(index[name] for name in _NEEDED_COLUMNS)
+    for line in lines:
+        if line.count(",") < width - 1:
+            raise HAProxyProtocolError(f"show stat: short row: {line[:60]!r}")
+        if '"' in line or "\x00" in line:
+            try:
+                yield next(csv.reader([line], strict=True))
+            except (csv.Error, StopIteration) as exc:  # the peer's garbage, not our bug
+                raise HAProxyProtocolError(f"show stat: unreadable CSV row: {exc}") from None
+        else:
+            yield line.split(",", last + 1)
 
-    Rows of other proxies are skipped before CSV parsing (a name cannot contain a comma or quote),
+
+@dataclass(frozen=True, slots=True)
+class ProxyIndex:
+    """The proxies a poll looks for, by name: built once per rule set, reused by every poll."""
+
+    frontends: dict[str, Proxy]
+    backends: dict[str, Proxy]
+
+    @classmethod
+    def of(cls, wanted: Iterable[Proxy]) -> ProxyIndex:
+        """Index checked names only: a name outside HAProxy's charset can never match a row."""
+        proxies = [proxy for proxy in wanted if is_proxy_name(proxy.name)]
+        return cls(
+            frontends={p.name: p for p in proxies if p.kind is ProxyKind.FRONTEND},
+            backends={p.name: p for p in proxies if p.kind is ProxyKind.BACKEND},
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def _status(observation: Observation, status: str) -> ProxyStatus:
+    """Interned: a poll of 10,000 proxies sees only a handful of distinct statuses."""
+    return ProxyStatus(observation, status)
+
+
+def parse_stat(block: str, wanted: ProxyIndex) -> tuple[dict[Proxy, ProxyStatus], bool]:
+    """``show stat`` CSV: statuses of the FRONTEND/BACKEND rows named in `wanted`, and whether any
+    of their servers' first check is still pending (INI).
+
+    Rows of other proxies are skipped before splitting (a name cannot contain a comma or quote),
     which keeps a poll cheap on configurations with thousands of proxies.
     """
     header, _, body = block.partition("\n")
     index = _columns(header)
-    width = len(index)
-    rows = [line for line in body.split("\n") if line.split(",", 1)[0] in wanted]
+    name_at, kind_at, status_at, check_at = (index[c] for c in ("pxname", "type", "status", "check_status"))
+    names = wanted.frontends.keys() | wanted.backends.keys()
+    lines = [line for line in body.split("\n") if line.split(",", 1)[0] in names]
     frontends: dict[str, str] = {}
     backends: dict[str, str] = {}
     pending: set[str] = set()
-    try:
-        for row in csv.reader(rows, strict=True):
-            if len(row) < width:
-                raise HAProxyProtocolError(f"show stat: row with {len(row)} of {width} fields: {row[:2]}")
-            name, kind, status = row[index["pxname"]], row[index["type"]], row[index["status"]]
-            if kind == _TYPE_FRONTEND:
-                frontends[name] = status
-            elif kind == _TYPE_BACKEND:
-                backends[name] = status
-            elif kind == _TYPE_SERVER and row[index["check_status"]].lstrip("* ") == "INI":
+    for row in _rows(lines, index):
+        name, kind, status = row[name_at], row[kind_at], row[status_at]
+        if kind == _TYPE_FRONTEND:
+            frontends[name] = status
+        elif kind == _TYPE_BACKEND:
+            backends[name] = status
+        elif kind == _TYPE_SERVER:
+            if row[check_at].lstrip("* ") == "INI":
                 pending.add(name)
-            elif kind not in {_TYPE_SERVER, "3"}:
-                raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
-    except csv.Error as exc:  # an unterminated quote, a NUL byte: the peer's garbage, not our bug
-        raise HAProxyProtocolError(f"show stat: unreadable CSV: {exc}") from None
+        elif kind != _TYPE_LISTENER:
+            raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
     result: dict[Proxy, ProxyStatus] = {}
     for name, status in frontends.items():
-        result[Proxy(ProxyKind.FRONTEND, name)] = ProxyStatus(frontend_observation(status), status)
+        if name in wanted.frontends:
+            result[wanted.frontends[name]] = _status(frontend_observation(status), status)
     for name, status in backends.items():
-        observation = backend_observation(status, name in pending)
-        shown = f"{status} (first check pending)" if observation is Observation.PENDING else status
-        result[Proxy(ProxyKind.BACKEND, name)] = ProxyStatus(observation, shown)
-    return result
+        if name in wanted.backends:
+            observation = backend_observation(status, name in pending)
+            shown = f"{status} (first check pending)" if observation is Observation.PENDING else status
+            result[wanted.backends[name]] = _status(observation, shown)
+    return result, any(name in wanted.backends for name in pending)
 
 
-def parse_poll(data: bytes, wanted: Iterable[Proxy]) -> Snapshot:
+def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
     """The whole reply to `POLL_COMMAND`: ``show info`` block, blank line, CSV, blank line."""
     if len(data) > MAX_REPLY_BYTES:
         raise HAProxyProtocolError(f"reply larger than {MAX_REPLY_BYTES} bytes")
@@ -178,8 +234,9 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy]) -> Snapshot:
         raise HAProxyProtocolError(
             f"show info: no 'Name: HAProxy' and numeric 'Pid', got {info_block[:80]!r}"
         )
-    names = {proxy.name for proxy in wanted if is_proxy_name(proxy.name)}
-    return Snapshot(pid=pid, proxies=parse_stat(stat_block, names))
+    index = wanted if isinstance(wanted, ProxyIndex) else ProxyIndex.of(wanted)
+    proxies, pending = parse_stat(stat_block, index)
+    return Snapshot(pid=pid, proxies=proxies, pending=pending)
 
 
 # ---- the event ring (a wake-up signal only; polling stays the source of truth) ----------------
