@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,22 +124,18 @@ def measure(instance: Lab, peer: Peer, vip: str, transitions: int, rng: random.R
     samples: dict[str, list[float]] = {"withdraw": [], "announce": []}
     try:
         for index in range(transitions // 2):
-            time.sleep(rng.uniform(0.2, 1.2))  # a uniform phase against the tools' poll loops
-            if index % 2 == 0:
-                instance.haproxy("disable server be_app/s1")
-                t0 = ring.next_change("no server available")
-            else:
-                instance.stop("web1")
-                t0 = ring.next_change("no server available")
-            samples["withdraw"].append(peer.wait(vip, present=False) - t0)
-            time.sleep(rng.uniform(0.2, 1.2))
-            if index % 2 == 0:
-                instance.haproxy("enable server be_app/s1")
-                t0 = ring.next_change("Server be_app/s1 is UP")
-            else:
-                instance.start_web("web1")
-                t0 = ring.next_change("Server be_app/s1 is UP")
-            samples["announce"].append(peer.wait(vip, present=True) - t0)
+            admin = index % 2 == 0  # alternate an operator's action and a real check failure
+            steps: list[tuple[str, Callable[[], object], str, bool]] = [
+                ("withdraw", (lambda: instance.haproxy("disable server be_app/s1")) if admin
+                 else (lambda: instance.stop("web1")), "no server available", False),
+                ("announce", (lambda: instance.haproxy("enable server be_app/s1")) if admin
+                 else (lambda: instance.start_web("web1")), "Server be_app/s1 is UP", True),
+            ]  # fmt: skip
+            for kind, act, logged, present in steps:
+                time.sleep(rng.uniform(0.2, 1.2))  # a uniform phase against the tools' poll loops
+                act()
+                t0 = ring.next_change(logged)
+                samples[kind].append(peer.wait(vip, present=present) - t0)
     finally:
         ring.stream.close()
     summary: dict[str, Any] = {}
