@@ -71,16 +71,14 @@ class HAProxyClient:
     def _poll(self, wanted: Collection[Proxy]) -> stats.Snapshot:
         if self._index is None or self._index[0] is not wanted:  # rebuilt only when the rules change
             self._index = (wanted, stats.ProxyIndex.of(wanted))
-        command = stats.poll_command(self.master, stats.typemask_for(wanted, self.servers))
-        data = fetch(self.path, command, self.timeout)
+        data = fetch(self.path, self._command(wanted), self.timeout)
         if not self.master and stats.is_master_cli_refusal(data):
             self.master = True
-            data = fetch(
-                self.path,
-                stats.poll_command(self.master, stats.typemask_for(wanted, self.servers)),
-                self.timeout,
-            )
+            data = fetch(self.path, self._command(wanted), self.timeout)
         return stats.parse_poll(data, self._index[1])
+
+    def _command(self, wanted: Collection[Proxy]) -> bytes:
+        return stats.poll_command(self.master, stats.typemask_for(wanted, self.servers))
 
 
 def find_ring(path: str, timeout: float) -> str | None:
