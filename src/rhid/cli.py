@@ -108,7 +108,8 @@ def bird_snippet(rules: RuleSet, bird_dir: str) -> str:
         "# rhid: paste into bird.conf (BIRD 2). rhid writes the files; the wildcard lets BIRD start",
         f"# before rhid has written anything, but {bird_dir} itself must exist before BIRD starts.",
     ]
-    for channel in sorted(rules.channels, key=lambda c: (c.table, c.family)):
+    protocols = sorted(rules.channels)
+    for channel in protocols:
         pattern = f"{bird_dir.rstrip('/')}/{channel.table}.ipv{channel.family}*.conf"
         lines += [
             f"protocol static {channel.protocol} {{",
@@ -116,7 +117,6 @@ def bird_snippet(rules: RuleSet, bird_dir: str) -> str:
             f'  include "{pattern}";',
             "}",
         ]
-    protocols = sorted(rules.channels, key=lambda c: (c.table, c.family))
     v4 = " || ".join(f'proto = "{c.protocol}"' for c in protocols if c.family == 4)
     v6 = " || ".join(f'proto = "{c.protocol}"' for c in protocols if c.family == 6)
     lines.append("# and in each BGP session towards your routers, export them:")

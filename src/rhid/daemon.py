@@ -303,7 +303,7 @@ class Daemon:
     def write_changes(self, desired: Mapping[Channel, frozenset[Network]], reason: str | None = None) -> int:
         """Rewrite each include file whose routes changed; log every route that moved, and why."""
         changed = 0
-        for channel, prefixes in sorted(desired.items(), key=lambda item: (item[0].table, item[0].family)):
+        for channel, prefixes in sorted(desired.items()):
             before = self.written.get(channel)
             if before == prefixes:
                 continue
@@ -432,7 +432,7 @@ class Daemon:
         """Compare each protocol's routes in BIRD with rhid's files. True when they all match."""
         self.sync.next_verify = now + self.settings.verify_every
         matches = True
-        for channel in sorted(self.rules.channels, key=lambda c: (c.table, c.family)):
+        for channel in sorted(self.rules.channels):
             reply = self.bird.request(birdwire.show_route_command(channel.protocol))
             if birdwire.is_unknown_protocol(reply):
                 if channel.protocol not in self.sync.missing_protocols:

@@ -98,9 +98,9 @@ class Condition:
         return self.verdict(up) is True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Channel:
-    """One BIRD static protocol: a table in one address family."""
+    """One BIRD static protocol: a table in one address family (ordered by table, then family)."""
 
     table: str
     family: int
