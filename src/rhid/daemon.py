@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import fcntl
-import ipaddress
 import json
 import os
 import select
@@ -530,12 +529,12 @@ class Daemon:
 
     # ---- rhid status ------------------------------------------------------------------------
 
-    def status_document(self, wanted: ipaddress.IPv4Network | ipaddress.IPv6Network | None) -> dict[str, Any]:
+    def status_document(self, wanted: Network | None) -> dict[str, Any]:
         """Everything `rhid status` shows: peers, rules, and every route with its reasons."""
         routes = []
         up = self.health_map()
         for route in sorted(self.rules.routes, key=route_order):
-            if wanted is not None and not status.matches(str(route.prefix), wanted):
+            if wanted is not None and not status.matches(route.prefix, wanted):
                 continue
             rule = self.rules.by_route[route]
             routes.append(

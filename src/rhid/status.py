@@ -16,6 +16,7 @@ from typing import Any
 
 from rhid import sockets
 from rhid.errors import UnavailableError
+from rhid.rules import Network
 
 SOCKET_NAME = "rhid.sock"
 MAX_REQUEST_BYTES = 256
@@ -26,7 +27,7 @@ class StatusUnavailableError(UnavailableError):
     """The daemon's control socket could not be used."""
 
 
-def parse_request(line: bytes) -> ipaddress.IPv4Network | ipaddress.IPv6Network | str | None:
+def parse_request(line: bytes) -> Network | str | None:
     """A request line: None for the whole status, a network to explain one route, or an error text."""
     try:
         text = line.decode("ascii").strip()
@@ -43,9 +44,8 @@ def parse_request(line: bytes) -> ipaddress.IPv4Network | ipaddress.IPv6Network 
         return f"not a prefix or address: {argument[:60]!r}"
 
 
-def matches(route_prefix: str, wanted: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+def matches(prefix: Network, wanted: Network) -> bool:
     """A route is explained when it equals the asked prefix or contains the asked address."""
-    prefix = ipaddress.ip_network(route_prefix)
     if prefix.version != wanted.version:
         return False
     return prefix == wanted or (wanted.prefixlen == wanted.max_prefixlen and wanted.network_address in prefix)

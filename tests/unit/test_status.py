@@ -19,10 +19,11 @@ def test_request_lines() -> None:
 
 def test_address_matches_containing_route() -> None:
     """An address explains the routes that contain it; a prefix only the equal route."""
-    assert matches("10.0.0.0/24", ipaddress.ip_network("10.0.0.7/32"))
-    assert matches("10.0.0.0/24", ipaddress.ip_network("10.0.0.0/24"))
-    assert not matches("10.0.0.0/24", ipaddress.ip_network("10.0.0.0/25"))
-    assert not matches("10.0.0.0/24", ipaddress.ip_network("::/0"))
+    route = ipaddress.ip_network("10.0.0.0/24")
+    assert matches(route, ipaddress.ip_network("10.0.0.7/32"))
+    assert matches(route, ipaddress.ip_network("10.0.0.0/24"))
+    assert not matches(route, ipaddress.ip_network("10.0.0.0/25"))
+    assert not matches(route, ipaddress.ip_network("::/0"))
 
 
 def test_render_in_operator_words() -> None:
