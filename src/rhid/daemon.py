@@ -130,7 +130,6 @@ class Daemon:
         self.sync = BirdSync()
         self.haproxy_state: str | None = None
         self.haproxy_error: str | None = None
-        self.haproxy_pid: str | None = None
         self.unknown_statuses: set[tuple[Proxy, str]] = set()
         self.write_error: str | None = None
         self.reevaluate = True
@@ -173,10 +172,9 @@ class Daemon:
             self._haproxy_state("garbled", reason=str(exc))
             observed = dict.fromkeys(proxies, ProxyStatus(Observation.UNKNOWN, "unreadable reply"))
         else:
-            if self.haproxy_pid is not None and snapshot.pid != self.haproxy_pid:
-                log.info("haproxy.reloaded", old_pid=self.haproxy_pid, new_pid=snapshot.pid)
+            if self.haproxy.reloaded_from is not None:
+                log.info("haproxy.reloaded", old_pid=self.haproxy.reloaded_from, new_pid=snapshot.pid)
                 self.close_events()  # the stream stays with the old, stopping worker: follow the new one
-            self.haproxy_pid = snapshot.pid
             self._haproxy_state("reachable", pid=snapshot.pid)
             observed = {proxy: snapshot.status_of(proxy) for proxy in proxies}
         for proxy, observed_status in observed.items():
@@ -565,7 +563,7 @@ class Daemon:
             "haproxy": {
                 "socket": self.settings.haproxy_socket,
                 "state": self.haproxy_state or "not polled",
-                "pid": self.haproxy_pid,
+                "pid": self.haproxy.pid,
                 "last_error": self.haproxy_error if self.haproxy_state != "reachable" else None,
             },
             "bird": {

@@ -56,6 +56,7 @@ class HAProxyClient:
         self.master = False
         self.servers = True
         self.pid: str | None = None
+        self.reloaded_from: str | None = None  # the previous worker's Pid, after a poll that saw a new one
         self._index: tuple[Collection[Proxy], stats.ProxyIndex] | None = None
 
     def poll(self, wanted: Collection[Proxy]) -> stats.Snapshot:
@@ -65,6 +66,7 @@ class HAProxyClient:
             self.servers = True  # a new worker: its first checks may be pending; ask again with servers
             snapshot = self._poll(wanted)
         self.servers = snapshot.pending
+        self.reloaded_from = self.pid if self.pid not in {None, snapshot.pid} else None
         self.pid = snapshot.pid
         return snapshot
 
