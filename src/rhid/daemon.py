@@ -148,7 +148,7 @@ class Daemon:
             "daemon.started",
             rules=len(rules.rules),
             routes=len(rules.routes),
-            announced_from_files=sum(len(prefixes) for prefixes in self.written.values()),
+            announced_from_files=self.announced(),
             haproxy_socket=settings.haproxy_socket,
             bird_socket=settings.bird_socket,
             bird_dir=str(settings.bird_dir),
@@ -470,9 +470,13 @@ class Daemon:
             log.info("daemon.ready", status=self.summary())
         self.notifier.send("WATCHDOG=1")  # only ever after a completed cycle: a hung loop gets restarted
 
+    def announced(self) -> int:
+        """How many routes rhid's files announce right now."""
+        return sum(map(len, self.written.values()))
+
     def summary(self) -> str:
         """The one-line STATUS= text."""
-        announced = sum(map(len, self.written.values()))
+        announced = self.announced()
         total = len(self.rules.routes)
         bird = BIRD_STATES[self.sync.reachable]
         text = (
@@ -510,7 +514,7 @@ class Daemon:
         """Apply --on-stop: withdraw everything (empty files + configure), or leave BIRD as it is."""
         self.notifier.send("STOPPING=1")
         if self.settings.on_stop == "hold":
-            log.info("daemon.stopping", on_stop="hold", announced=sum(map(len, self.written.values())))
+            log.info("daemon.stopping", on_stop="hold", announced=self.announced())
             return
         self.write_changes(
             dict.fromkeys(self.written, frozenset[Network]()), reason="rhid stopping (--on-stop withdraw)"
@@ -548,7 +552,7 @@ class Daemon:
                     "targets": [self._target(proxy) for proxy in rule.condition.operands],
                 }
             )
-        announced = sum(map(len, self.written.values()))
+        announced = self.announced()
         return {
             "version": __version__,
             "pid": os.getpid(),
