@@ -110,7 +110,7 @@ class Ring:
     def next_change(self, pattern: str, timeout: float = 30.0) -> float:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.stream.read():
+            for line in self.stream.read().decode("utf-8", "replace").split("\n"):
                 stamp = STAMP.match(line)
                 if stamp and pattern in line:
                     return datetime.datetime.fromisoformat(stamp.group(1)).timestamp()

@@ -8,19 +8,29 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 from rhid import birdwire, sockets
 from rhid.errors import BirdProtocolError, BirdUnavailableError
 
 READ_CHUNK = 256 * 1024
+KEEPALIVE_EVERY = 1.0  # seconds between keepalive calls while waiting on BIRD (watchdog: 10 s)
 
 
 class BirdClient:
     """A connection to BIRD's control socket that reconnects on demand."""
 
-    def __init__(self, path: str, timeout: float) -> None:
+    def __init__(
+        self,
+        path: str,
+        timeout: float,
+        keepalive: Callable[[], None] | None = None,
+        keepalive_every: float = KEEPALIVE_EVERY,
+    ) -> None:
         self.path = path
         self.timeout = timeout
+        self.keepalive = keepalive
+        self.keepalive_every = keepalive_every
         self._sock: socket.socket | None = None
         self._reader = birdwire.ReplyReader()
         self.greeting = ""
@@ -63,7 +73,7 @@ class BirdClient:
         assert sock is not None  # noqa: S101 -- only called while connected
         try:
             while True:
-                chunk = sockets.receive(sock, deadline, READ_CHUNK)
+                chunk = self._receive(sock, deadline)
                 if not chunk:
                     raise BirdUnavailableError(
                         self.path, "BIRD closed the connection (stopped or restarted?)", "closed"
@@ -84,6 +94,20 @@ class BirdClient:
         except (BirdUnavailableError, BirdProtocolError):
             self.close()
             raise
+
+    def _receive(self, sock: socket.socket, deadline: float) -> bytes:
+        """One read before `deadline`, calling `keepalive` every `keepalive_every` s while waiting."""
+        while True:
+            if self.keepalive is None:
+                return sockets.receive(sock, deadline, READ_CHUNK)
+            try:
+                return sockets.receive(
+                    sock, min(deadline, time.monotonic() + self.keepalive_every), READ_CHUNK
+                )
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                self.keepalive()
 
     def close(self) -> None:
         """Close the connection, if any."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -17,7 +18,9 @@ from rhid.rules import DEFAULT_RULES_PATH, ProxyKind, RuleSet, load_rules
 
 EXIT_OK = 0
 EXIT_INVALID = 1
-EXIT_UNREADABLE = 2
+EXIT_USAGE = 2  # argparse's own
+EXIT_UNREADABLE = 3
+EXIT_PROBLEM = 4  # rhid status: the daemon runs, but something needs the operator
 
 
 def summarize(rules: RuleSet) -> str:
@@ -104,6 +107,8 @@ _SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]*\Z")
 
 def bird_snippet(rules: RuleSet, bird_dir: str) -> str:
     """The BIRD 2 configuration that reads rhid's files, one static protocol per table and family."""
+    if not _SAFE_PATH.match(bird_dir):
+        raise AssertionError(f"refusing to paste unvalidated directory {bird_dir!r} into BIRD's config")
     lines = [
         "# rhid: paste into bird.conf (BIRD 2). rhid writes the files; the wildcard lets BIRD start",
         f"# before rhid has written anything, but {bird_dir} itself must exist before BIRD starts.",
@@ -129,9 +134,6 @@ def bird_snippet(rules: RuleSet, bird_dir: str) -> str:
 
 def bird_config(path: str, bird_dir: str, *, out: TextIO, err: TextIO) -> int:
     """``rhid bird-config``: print the BIRD snippet for the tables the rules use."""
-    if not _SAFE_PATH.match(bird_dir):
-        print(f"rhid: --bird-dir {bird_dir!r} must be an absolute path of [A-Za-z0-9._/-]", file=err)
-        return EXIT_INVALID
     try:
         rules = load_rules(path, allow_empty=True)
     except RuleFileError as exc:
@@ -162,40 +164,47 @@ def show_status(bird_dir: str, prefix: str | None, *, as_json: bool, out: TextIO
     if prefix and not document["routes"]:
         print(f"rhid: no rule announces {prefix}", file=err)
         return EXIT_INVALID
-    return EXIT_OK
+    return EXIT_PROBLEM if status.problems(document) else EXIT_OK
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+MAX_DURATION = 86400.0  # a day: any longer period is a typo, and would overflow deadlines
+
+
+def _duration(text: str) -> float:
+    """A period in seconds: finite, greater than 0, at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_DURATION):
+        raise argparse.ArgumentTypeError(
+            f"must be more than 0 and at most {MAX_DURATION:g} seconds, not {text}"
+        )
     return value
 
 
-def _at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+MAX_COUNT = 1000
+
+
+def _count_of_polls(text: str) -> int:
+    """A number of consecutive polls: 1 to 1000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_COUNT}, not {text}")
     return value
 
 
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-c",
-        "--config",
-        default=DEFAULT_RULES_PATH,
-        metavar="FILE",
-        help=f"rule file (default {DEFAULT_RULES_PATH})",
+        "-c", "--config", default=DEFAULT_RULES_PATH, metavar="FILE", help="rule file (default %(default)s)"
     )
 
 
 def start(args: argparse.Namespace) -> int:
     """``rhid run``: build the settings, set up logging, serve until SIGTERM."""
-    if not _SAFE_PATH.match(args.bird_dir):
-        print(
-            f"rhid: --bird-dir {args.bird_dir!r} must be an absolute path of [A-Za-z0-9._/-]", file=sys.stderr
-        )
-        return EXIT_INVALID
     if args.haproxy_events not in {"auto", "none"} and not names.is_proxy_name(args.haproxy_events):
         print(f"rhid: --haproxy-events {args.haproxy_events!r} is not an HAProxy ring name", file=sys.stderr)
         return EXIT_INVALID
@@ -216,30 +225,49 @@ def start(args: argparse.Namespace) -> int:
             verify_every=args.verify_interval,
             events=args.haproxy_events,
             fast_interval=args.fast_interval,
+            on_restart=args.on_restart,
+            unreadable_down_after=args.unreadable_down_after,
         )
     )
 
 
+EPILOG = """exit status:
+  0  success
+  1  the rule file is invalid (each error as FILE:LINE:COL), or rhid cannot run (the message says
+     why: another rhid holds the directory, BIRD's socket may not be opened), or `rhid status`
+     has no rule for the prefix asked
+  2  wrong usage: an unknown option or a value out of range
+  3  the rule file cannot be read, or `rhid status` cannot reach the daemon
+  4  `rhid status`: the daemon runs but reports a problem (a failed reload, HAProxy or BIRD
+     unreachable, BIRD not in sync); each is printed as a PROBLEM line
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="rhid", description="Route Health Injection for HAProxy and BIRD.")
+    """The argument parser for every subcommand; every option says its default."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="rhid",
+        description="Route Health Injection for HAProxy and BIRD.",
+        epilog=EPILOG,
+        formatter_class=formatter,
+    )
     parser.add_argument("--version", action="version", version=f"rhid {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    check_parser = commands.add_parser("check", help="validate the rule file exactly as the daemon does")
-    check_parser.add_argument(
-        "-c",
-        "--config",
-        default=DEFAULT_RULES_PATH,
-        metavar="FILE",
-        help=f"rule file (default {DEFAULT_RULES_PATH})",
-    )
-    check_parser.add_argument("--json", action="store_true", help="print the compiled rules as JSON")
-    check_parser.add_argument(
-        "--allow-empty", action="store_true", help="accept a file without rules (withdraws every route)"
-    )
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help_text, description=help_text, epilog=EPILOG, formatter_class=formatter
+        )
 
-    run_parser = commands.add_parser("run", help="run the daemon in the foreground until SIGTERM")
+    check_parser = command("check", "validate the rule file exactly as the daemon does")
+    _add_config_option(check_parser)
+    check_parser.add_argument(
+        "--json", action="store_true", help="print the compiled rules (or errors) as JSON"
+    )
+    _add_allow_empty_option(check_parser)
+
+    run_parser = command("run", "run the daemon in the foreground until SIGTERM (SIGHUP re-reads the rules)")
     _add_config_option(run_parser)
     run_parser.add_argument(
         "--haproxy-socket",
@@ -247,19 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"HAProxy stats or master socket (default: ${settings.SOCKET_VARIABLE}, then "
         f"{' or '.join(settings.ENVIRONMENT_FILES)}, then {settings.DEFAULT_HAPROXY_SOCKET})",
     )
-    run_parser.add_argument("--bird-socket", default=settings.DEFAULT_BIRD_SOCKET, metavar="PATH")
     run_parser.add_argument(
-        "--bird-dir",
-        default=settings.DEFAULT_BIRD_DIR,
-        metavar="DIR",
-        help="where rhid writes BIRD include files",
+        "--bird-socket",
+        default=settings.DEFAULT_BIRD_SOCKET,
+        metavar="PATH",
+        help="BIRD's control socket, unrestricted (default %(default)s)",
     )
+    _add_bird_dir_option(run_parser, "where rhid writes BIRD include files and its status socket")
     run_parser.add_argument(
-        "--interval", type=_positive_float, default=1.0, metavar="SECONDS", help="poll period"
+        "--interval", type=_duration, default=1.0, metavar="SECONDS", help="poll period (default %(default)s)"
     )
     run_parser.add_argument(
         "--fast-interval",
-        type=_positive_float,
+        type=_duration,
         default=None,
         metavar="SECONDS",
         help="poll period while a proxy is between states (its fall or rise count started); "
@@ -269,43 +297,100 @@ def build_parser() -> argparse.ArgumentParser:
         "--haproxy-events",
         default="auto",
         metavar="RING",
-        help="poll at once when this HAProxy log ring reports a state change; "
-        "auto (default): the ring HAProxy has, if any; none: polling only",
+        help="poll at once when this HAProxy log ring reports a state change; auto (default): the "
+        "ring named rhid, else the first ring HAProxy has, if any; none: polling only",
     )
-    run_parser.add_argument("--fall", type=_at_least_one, default=3, help="down polls before a proxy is down")
-    run_parser.add_argument("--rise", type=_at_least_one, default=1, help="up polls before a proxy is up")
     run_parser.add_argument(
-        "--on-stop", choices=["withdraw", "hold"], default="withdraw", help="what SIGTERM does to the routes"
+        "--fall",
+        type=_count_of_polls,
+        default=3,
+        metavar="N",
+        help="down polls before a proxy is down (default %(default)s)",
     )
-    run_parser.add_argument("--allow-empty", action="store_true", help="accept a rule file without rules")
     run_parser.add_argument(
-        "--verify-interval",
-        type=_positive_float,
+        "--rise",
+        type=_count_of_polls,
+        default=1,
+        metavar="N",
+        help="up polls before a proxy is up (default %(default)s)",
+    )
+    run_parser.add_argument(
+        "--unreadable-down-after",
+        type=_duration,
         default=30.0,
         metavar="SECONDS",
-        help="re-check BIRD's routes",
+        help="an HAProxy whose replies stay unreadable this long counts as down (default %(default)s)",
     )
-    run_parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run_parser.add_argument(
+        "--on-stop",
+        choices=["withdraw", "hold"],
+        default="withdraw",
+        help="what stopping rhid does to its routes (default %(default)s)",
+    )
+    run_parser.add_argument(
+        "--on-restart",
+        choices=["withdraw", "hold"],
+        default="hold",
+        help="what a stop does when systemd is restarting rhid (systemctl restart, a package "
+        "upgrade): default %(default)s, so a restart does not flap the routes",
+    )
+    _add_allow_empty_option(run_parser)
+    run_parser.add_argument(
+        "--verify-interval",
+        type=_duration,
+        default=30.0,
+        metavar="SECONDS",
+        help="re-check BIRD's routes this often (default %(default)s)",
+    )
+    run_parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="default %(default)s",
+    )
     run_parser.add_argument(
         "--log-format",
         default="auto",
         choices=["auto", "json", "console", "journal"],
-        help="auto: journal under systemd, console on a terminal, else JSON lines",
+        help="auto (default): journal under systemd, console on a terminal, else JSON lines",
     )
 
-    status_parser = commands.add_parser("status", help="ask the running daemon what it announces and why")
+    status_parser = command("status", "ask the running daemon what it announces and why")
     status_parser.add_argument(
-        "prefix", nargs="?", metavar="PREFIX", help="explain the route(s) for this prefix"
+        "prefix", nargs="?", metavar="PREFIX", help="explain the route(s) for this prefix or address"
     )
     status_parser.add_argument("--json", action="store_true", help="print the status document as JSON")
-    status_parser.add_argument(
-        "--bird-dir", default=settings.DEFAULT_BIRD_DIR, metavar="DIR", help="the daemon's --bird-dir"
+    _add_bird_dir_option(status_parser, "the running daemon's --bird-dir")
+
+    snippet_parser = command("bird-config", "print the BIRD 2 snippet for the rules' tables")
+    _add_config_option(snippet_parser)
+    _add_bird_dir_option(snippet_parser, "the directory rhid writes its include files to")
+    return parser
+
+
+def _add_allow_empty_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept a rule file without rules (every route is then withdrawn)",
     )
 
-    snippet_parser = commands.add_parser("bird-config", help="print the BIRD snippet for the rules' tables")
-    _add_config_option(snippet_parser)
-    snippet_parser.add_argument("--bird-dir", default=settings.DEFAULT_BIRD_DIR, metavar="DIR")
-    return parser
+
+def _add_bird_dir_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--bird-dir",
+        type=_bird_dir,
+        default=settings.DEFAULT_BIRD_DIR,
+        metavar="DIR",
+        help=f"{what} (default %(default)s)",
+    )
+
+
+def _bird_dir(text: str) -> str:
+    """An absolute path of safe characters: it goes into BIRD's config as an include pattern."""
+    if not _SAFE_PATH.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} must be an absolute path of [A-Za-z0-9._/-]")
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,8 +28,8 @@ from typing import Any
 
 import structlog
 
-from rhid import __version__, birdwire, health, routefiles, status
-from rhid.bird import BirdClient
+from rhid import __version__, birdwire, control, health, routefiles, service, status
+from rhid.bird import KEEPALIVE_EVERY, BirdClient
 from rhid.errors import (
     BirdProtocolError,
     BirdRefusedError,
@@ -55,17 +55,21 @@ from rhid.rules import (
 )
 from rhid.service import Notifier
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
-from rhid.stats import Observation, ProxyStatus, is_known_status, is_state_change
+from rhid.stats import Observation, ProxyStatus, has_state_change, is_known_status, is_noisy
 
 log = structlog.get_logger("rhid")
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
-CONTROL_TIMEOUT = 0.2  # seconds a `rhid status` client gets to send its line and take the reply
 LOCK_NAME = ".rhid.lock"
 BIRD_STATES = {True: "reachable", False: "unreachable", None: "not contacted"}
 EVENT_GAP = 0.01  # seconds: event-triggered polls are at least this far apart (a log flood cannot spin us)
+EVENT_READ_GAP = 0.01  # seconds: after a read of only traffic lines, the ring waits this long
 NO_RING_RETRY = 60.0  # seconds between looks for a ring when HAProxy has none
+# What a failed poll says about every proxy: short and constant, so that a new failure reason (logged
+# once as haproxy.unreachable) is not a new status for thousands of proxies.
+UNREACHABLE = ProxyStatus(Observation.DOWN, "HAProxy unreachable")
+UNREADABLE = ProxyStatus(Observation.UNKNOWN, "HAProxy's reply unreadable")
 CHEAP_FAILURE = 0.05  # seconds: a failed attempt faster than this is retried on the next cycle
 
 
@@ -79,7 +83,7 @@ def explain(rule: Rule | None, states: Mapping[Proxy, health.ProxyState]) -> str
     parts = []
     for proxy in condition.operands:
         state = states.get(proxy, health.ProxyState())
-        parts.append(f"{proxy} is {state.health.value} ({state.last_status})")
+        parts.append(f"{proxy} is {state.health.value} (HAProxy last said {state.last_status!r})")
     return f"{condition.aggregate.value}: " + ", ".join(parts)
 
 
@@ -126,23 +130,36 @@ class Daemon:
         self.thresholds = health.Thresholds(fall=settings.fall, rise=settings.rise)
         self.states: dict[Proxy, health.ProxyState] = {}
         self.haproxy = HAProxyClient(settings.haproxy_socket, settings.poll_timeout)
-        self.bird = BirdClient(settings.bird_socket, settings.bird_timeout)
+        self.notifier = Notifier()
+        # A configure can take BIRD longer than the watchdog period (BIRD 1.6, large tables): keep
+        # systemd's watchdog fed while waiting on BIRD; every wait is still bounded by its deadline.
+        self.bird = BirdClient(
+            settings.bird_socket,
+            settings.bird_timeout,
+            keepalive=self.notifier.keepalive,
+            keepalive_every=min(KEEPALIVE_EVERY, (self.notifier.watchdog_period or KEEPALIVE_EVERY) / 3),
+        )
         self.sync = BirdSync()
         self.haproxy_state: str | None = None
         self.haproxy_error: str | None = None
         self.unknown_statuses: set[tuple[Proxy, str]] = set()
+        self.unreadable_since: float | None = None
+        self.unconfirmed: list[tuple[str, str]] = []  # route events written but not yet seen in BIRD
         self.write_error: str | None = None
         self.reevaluate = True
         self.events: EventStream | None = None
         self.events_backoff = Backoff()
         self.events_note: str | None = None
-        self.notifier = Notifier()
+        self.events_noisy = False
+        self.events_paused_until = 0.0
         self.started = time.monotonic()
         self.rules_loaded = self.started
         self.reload_result = "none since start"
         self.cycles = 0
-        self.written, warnings = routefiles.read_announced(settings.bird_dir)
-        for warning in warnings:
+        on_disk = routefiles.read_announced(settings.bird_dir)
+        self.written = on_disk.announced
+        self.foreign = set(on_disk.foreign)  # files holding lines rhid did not write: rewrite them
+        for warning in on_disk.warnings:
             log.warning("files.strange", detail=warning)
         log.info(
             "daemon.started",
@@ -160,29 +177,39 @@ class Daemon:
     def observe(self, now: float) -> None:
         """Poll HAProxy once and step every referenced proxy's state machine."""
         proxies = self.rules.proxies
+        from_haproxy = False  # statuses HAProxy printed, as opposed to rhid's words for a failed poll
         try:
             snapshot = self.haproxy.poll(proxies)
         except HAProxyUnavailableError as exc:
             self.haproxy_error = f"{exc.path}: {exc.reason}"
+            self.unreadable_since = None
             self._haproxy_state("unreachable", reason=exc.reason, path=exc.path)
-            failed = ProxyStatus(Observation.DOWN, f"HAProxy unreachable: {exc.reason}")
-            observed = dict.fromkeys(proxies, failed)
+            observed = dict.fromkeys(proxies, UNREACHABLE)
         except HAProxyProtocolError as exc:
             self.haproxy_error = str(exc)
             self._haproxy_state("garbled", reason=str(exc))
-            observed = dict.fromkeys(proxies, ProxyStatus(Observation.UNKNOWN, "unreadable reply"))
+            if self.unreadable_since is None:
+                self.unreadable_since = now
+            limit = self.settings.unreadable_down_after
+            if now - self.unreadable_since >= limit:
+                failed = ProxyStatus(Observation.DOWN, f"HAProxy's replies unreadable for over {limit:g} s")
+            else:
+                failed = UNREADABLE
+            observed = dict.fromkeys(proxies, failed)
         else:
             if self.haproxy.reloaded_from is not None:
                 log.info("haproxy.reloaded", old_pid=self.haproxy.reloaded_from, new_pid=snapshot.pid)
                 self.close_events()  # the stream stays with the old, stopping worker: follow the new one
+            self.unreadable_since = None
             self._haproxy_state("reachable", pid=snapshot.pid)
             observed = {proxy: snapshot.status_of(proxy) for proxy in proxies}
+            from_haproxy = True
         for proxy, observed_status in observed.items():
             before = self.states.get(proxy, health.INITIAL)
             after, events = health.step(before, observed_status, now, self.thresholds)
             if after is before:
                 continue  # settled and confirmed: the common case, kept cheap
-            if observed_status.status != before.last_status:
+            if from_haproxy and observed_status.status != before.last_status:
                 self._check_known(proxy, observed_status)
             self.states[proxy] = after
             if after.health is not before.health:
@@ -263,18 +290,33 @@ class Daemon:
         self._events_note("streaming", ring=ring)
 
     def read_events(self, now: float) -> bool:
-        """Read the stream; True when a line says a server, backend or frontend changed."""
+        """Read the stream; True when a line says a server, backend or frontend changed.
+
+        A read without a state change (traffic logs in the ring) pauses reading for EVENT_READ_GAP,
+        so a busy ring costs at most 1/EVENT_READ_GAP reads a second however many lines it carries.
+        """
         if self.events is None:
             return False
         try:
-            lines = self.events.read()
+            block = self.events.read()
         except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
             self.close_events()
             self._events_note("unavailable", reason=str(exc))
             self.events_backoff.failed(now)
             return False
         self.events_backoff.succeeded()
-        return any(is_state_change(line) for line in lines)
+        if block and not self.events_noisy and is_noisy(block):
+            self.events_noisy = True
+            log.warning(
+                "haproxy.events_noisy",
+                ring=self.events.ring,
+                hint="this ring carries traffic logs (level info); give rhid a dedicated ring at level "
+                "notice: see the README, 'Event wake-up'",
+            )
+        if has_state_change(block):
+            return True
+        self.events_paused_until = now + EVENT_READ_GAP
+        return False
 
     def close_events(self) -> None:
         """Drop the event stream; the loop reopens it."""
@@ -285,8 +327,10 @@ class Daemon:
     # ---- rules -> files ---------------------------------------------------------------------
 
     def health_map(self) -> dict[Proxy, bool | None]:
-        """Each proxy's health as the rules see it: True, False, or None while unknown."""
-        return {proxy: health.is_up(state) for proxy, state in self.states.items()}
+        """Each proxy the rules name, with its health: True, False, or None while unknown (never polled,
+        or only unreadable replies so far)."""
+        states = self.states
+        return {proxy: health.is_up(states.get(proxy, health.INITIAL)) for proxy in self.rules.proxies}
 
     def desired(self) -> dict[Channel, frozenset[Network]]:
         """What the files should say now: the rules' verdicts, unknowns held, stale channels empty."""
@@ -302,7 +346,7 @@ class Daemon:
         changed = 0
         for channel, prefixes in sorted(desired.items()):
             before = self.written.get(channel)
-            if before == prefixes:
+            if before == prefixes and channel not in self.foreign:
                 continue
             path = self.settings.bird_dir / routefiles.file_name(channel)
             try:
@@ -316,6 +360,7 @@ class Daemon:
                 self.reevaluate = True  # try again next cycle, even if no proxy changes
                 continue
             self.write_error = None
+            self.foreign.discard(channel)
             self.written[channel] = prefixes
             changed += 1
             before = before or frozenset()
@@ -331,7 +376,9 @@ class Daemon:
                     table=channel.table,
                     rule_line=rule.line if rule else None,
                     reason=reason or explain(rule, self.states),
+                    bird="file written; bird.confirmed follows once BIRD announces it",
                 )
+                self.unconfirmed.append((event, str(route)))
         if changed:
             self.sync.in_sync = False
             self.sync.backoff.succeeded()  # a new desired state is worth trying at once
@@ -349,13 +396,10 @@ class Daemon:
             fresh = self.bird.connections != self.sync.connections_seen
             self.sync.connections_seen = self.bird.connections
             self._bird_reachable(True)
-            converged = True
             if not self.sync.in_sync:
                 converged = self.apply(now, "files changed")
-            elif fresh or bird_status != self.sync.status or now >= self.sync.next_verify:
-                changed = bird_status != self.sync.status
-                why = "reconnected" if fresh else "status changed" if changed else "periodic"
-                converged = self.verify(now, why) or self.apply(now, f"re-apply ({why})")
+            else:
+                converged = self.check(now, bird_status, fresh)
             if converged:
                 self.sync.backoff.succeeded()
                 self.sync.last_error = None
@@ -397,6 +441,18 @@ class Daemon:
                 )
             else:
                 log.error("bird.refused", code=exc.code, bird_says=exc.message, retry_in=delay)
+
+    def check(self, now: float, bird_status: birdwire.Status, fresh: bool) -> bool:
+        """Verify BIRD when it reconnected, its status changed, or a check is due; re-apply if it
+        differs. True when BIRD matches the files."""
+        changed = bird_status != self.sync.status
+        if not (fresh or changed or now >= self.sync.next_verify):
+            return True
+        why = "reconnected" if fresh else "status changed" if changed else "periodic"
+        if self.verify(now, why):
+            self.sync.status = bird_status  # seen and checked: an operator's configure is not news twice
+            return True
+        return self.apply(now, f"re-apply ({why})")
 
     def apply(self, now: float, why: str) -> bool:
         """``configure``, then verify. True when BIRD matches the files (or is still applying them)."""
@@ -452,6 +508,13 @@ class Daemon:
                     missing=sorted(map(str, expected - actual)),
                     unexpected=sorted(map(str, actual - expected)),
                 )
+        if matches and self.unconfirmed:
+            log.info(
+                "bird.confirmed",
+                announced=[route for event, route in self.unconfirmed if event == "route.announced"],
+                withdrawn=[route for event, route in self.unconfirmed if event == "route.withdrawn"],
+            )
+            self.unconfirmed.clear()
         return matches
 
     # ---- the loop ---------------------------------------------------------------------------
@@ -511,9 +574,14 @@ class Daemon:
         self.notifier.send("READY=1")
 
     def shut_down(self) -> None:
-        """Apply --on-stop: withdraw everything (empty files + configure), or leave BIRD as it is."""
+        """Apply --on-stop (withdraw everything: empty files + configure; or hold), except that a
+        stop systemd does as half of a restart applies --on-restart (default hold: no flap)."""
         self.notifier.send("STOPPING=1")
-        if self.settings.on_stop == "hold":
+        action = self.settings.on_stop
+        if action == "withdraw" and self.settings.on_restart == "hold" and service.restarting():
+            action = "hold"
+            log.info("daemon.restarting", on_restart="hold")
+        if action == "hold":
             log.info("daemon.stopping", on_stop="hold", announced=self.announced())
             return
         self.write_changes(
@@ -569,6 +637,12 @@ class Daemon:
                 "state": self.haproxy_state or "not polled",
                 "pid": self.haproxy.pid,
                 "last_error": self.haproxy_error if self.haproxy_state != "reachable" else None,
+                "events": {
+                    "state": self.events_note or "not started",
+                    "ring": self.events.ring if self.events is not None else None,
+                    "reads": self.events.reads if self.events is not None else 0,
+                    "bytes": self.events.received if self.events is not None else 0,
+                },
             },
             "bird": {
                 "socket": self.settings.bird_socket,
@@ -598,36 +672,19 @@ class Daemon:
             "rise": self.thresholds.rise,
         }
 
-    def answer(self, listener: socket.socket) -> None:
-        """Serve one `rhid status` request, never letting a slow client stall the loop."""
-        try:
-            client, _ = listener.accept()
-        except BlockingIOError:
-            return
-        with client:
-            try:
-                client.settimeout(CONTROL_TIMEOUT)
-                request = b""
-                while b"\n" not in request and len(request) <= status.MAX_REQUEST_BYTES:
-                    chunk = client.recv(status.MAX_REQUEST_BYTES)
-                    if not chunk:
-                        break
-                    request += chunk
-                parsed = status.parse_request(request[: status.MAX_REQUEST_BYTES])
-                if isinstance(parsed, str):
-                    document: dict[str, Any] = {"error": parsed}
-                else:
-                    document = self.status_document(parsed)
-                client.sendall(json.dumps(document, indent=1).encode() + b"\n")
-            except OSError as exc:
-                log.debug("status.client_failed", reason=str(exc))
+    def answer(self, request: bytes) -> bytes:
+        """The reply to one `rhid status` request line."""
+        parsed = status.parse_request(request)
+        document = {"error": parsed} if isinstance(parsed, str) else self.status_document(parsed)
+        return json.dumps(document, indent=1).encode() + b"\n"
 
     # ---- the loop ---------------------------------------------------------------------------
 
     def run(self) -> int:
         """Cycle every interval (faster while a proxy is between states, at once on an HAProxy event)
         until SIGTERM or SIGINT; SIGHUP reloads; answer `rhid status`."""
-        with _signals() as signals, _control_socket(self.settings.bird_dir / status.SOCKET_NAME) as listener:
+        path = self.settings.bird_dir / status.SOCKET_NAME
+        with _signals() as signals, control.control_socket(path) as server:
             next_tick = last_cycle = time.monotonic()
             try:
                 while True:
@@ -637,19 +694,28 @@ class Daemon:
                         self.cycle(now)
                         next_tick = max(last_cycle + self.poll_interval(), time.monotonic())
                     self.ensure_events(time.monotonic())
-                    waiting: list[Any] = [signals]
-                    waiting += [listener] if listener is not None else []
-                    waiting += [self.events] if self.events is not None else []
-                    timeout = max(0.0, next_tick - time.monotonic())
-                    ready, _, _ = select.select(waiting, [], [], timeout)
+                    readers: list[Any] = [signals]
+                    writers: list[Any] = []
+                    wake = next_tick
+                    if server is not None:
+                        readers += server.readers()
+                        writers += server.writers()
+                        wake = min(wake, server.next_deadline() or wake)
+                    if self.events is not None:
+                        if time.monotonic() >= self.events_paused_until:
+                            readers.append(self.events)
+                        else:
+                            wake = min(wake, self.events_paused_until)
+                    timeout = max(0.0, wake - time.monotonic())
+                    ready, writable, _ = select.select(readers, writers, [], timeout)
                     if (
                         self.events is not None
                         and self.events in ready
                         and self.read_events(time.monotonic())
                     ):
                         next_tick = min(next_tick, last_cycle + EVENT_GAP)
-                    if listener is not None and listener in ready:
-                        self.answer(listener)
+                    if server is not None:
+                        server.serve(ready, writable, time.monotonic(), self.answer)
                     for signum in _drain(signals) if signals in ready else []:
                         if signum == signal.SIGHUP:
                             self.reload()
@@ -692,32 +758,6 @@ def _drain(reader: socket.socket) -> list[int]:
         return list(reader.recv(64))
     except BlockingIOError:
         return []
-
-
-@contextmanager
-def _control_socket(path: Path) -> Iterator[socket.socket | None]:
-    """The `rhid status` socket, mode 0660 so only its owner and group can read the status.
-
-    If it cannot be created (a path over the 107-byte AF_UNIX limit, a read-only directory), rhid
-    routes on without it: `rhid status` is a convenience, routing is the job.
-    """
-    path.unlink(missing_ok=True)  # a leftover of a killed rhid; the instance lock says it is ours now
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        listener.bind(str(path))
-        os.chmod(path, 0o660)
-        listener.listen(8)
-        listener.setblocking(False)
-    except OSError as exc:
-        listener.close()
-        log.error("status.unavailable", socket=str(path), reason=str(exc))
-        yield None
-        return
-    try:
-        yield listener
-    finally:
-        listener.close()
-        path.unlink(missing_ok=True)
 
 
 class AlreadyRunningError(RhidError):
@@ -773,7 +813,7 @@ def run(settings: Settings) -> int:
         return 1
     except RuleFileError as exc:
         log.error("rules.unreadable", error=str(exc))
-        return 2
+        return 3
     try:
         check_bird_access(settings)
         routefiles.ensure_directory(settings.bird_dir)

@@ -74,7 +74,10 @@ def _printable(source: str, index: int) -> tuple[str, str]:
         elif char.isprintable() and unicodedata.category(char) not in {"Cf", "Zl", "Zp"}:
             piece = char
         else:
-            piece = f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+            code = ord(char)
+            if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by surrogateescape: show the byte
+                code -= 0xDC00
+            piece = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
         if position < index:
             pad.append("\t" if piece == "\t" else " " * len(piece))
         shown.append(piece)

@@ -19,6 +19,7 @@ clock or a logger.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -187,11 +188,20 @@ def _expected(exc: pp.ParseBaseException, text: str) -> tuple[int, str, str | No
             message = "expected a target (b:<backend> or f:<frontend>) after ','"
         elif before.endswith("("):
             message = "expected a target (b:<backend> or f:<frontend>) or ')'"
+        elif before[-1:] != text[loc - 1 : loc] and rest[:1] not in {"", ")"}:
+            name = before.rsplit("(", 1)[-1].rsplit(",", 1)[-1].strip()
+            return (
+                loc,
+                f"a space cannot be part of a name: {name!r} is followed by {rest[:20]!r}",
+                "names use only A-Z a-z 0-9 . _ : -, and targets are separated by ','",
+            )
     found = repr(rest[:20]) if rest else "end of line"
     hint: str | None = None
     word = rest.split("(", 1)[0].strip().lower()
     if "all, any" in message and word in AGGREGATES:
         hint = f"aggregates are lowercase: {word}"
+    elif "all, any" in message and (close := difflib.get_close_matches(word, AGGREGATES, n=1)):
+        hint = f"did you mean {close[0]}?"
     elif "'='" in message or message == "expected end of rule":
         hint = "a rule is <network>[,<network>...] = all|any|never|always(b:<backend>|f:<frontend>,...)"
     return loc, f"{message}, found {found}", hint

@@ -110,17 +110,20 @@ class EventStream:
         self.sock.setblocking(False)
         self._buffer = b""
         self._started = False
+        self.reads = 0  # recv calls that returned data: what a busy ring costs, in `rhid status`
+        self.received = 0
 
     def fileno(self) -> int:
         """For select()."""
         return self.sock.fileno()
 
-    def read(self) -> list[str]:
-        """The complete lines that arrived. Raises Unavailable at EOF, Protocol on a refusal or garbage."""
+    def read(self) -> bytes:
+        """The complete lines that arrived, as one block (b"" if none). Raises Unavailable at EOF,
+        Protocol on a refusal or a line longer than MAX_BUFFER."""
         try:
             chunk = self.sock.recv(READ_CHUNK)
         except BlockingIOError:
-            return []
+            return b""
         except OSError as exc:
             raise HAProxyUnavailableError(
                 self.path, f"event stream: {exc.strerror or exc}", "closed"
@@ -129,17 +132,21 @@ class EventStream:
             raise HAProxyUnavailableError(
                 self.path, "event stream closed (HAProxy reloaded or stopped?)", "closed"
             )
+        self.reads += 1
+        self.received += len(chunk)
         self._buffer += chunk
-        if len(self._buffer) > self.MAX_BUFFER:
-            raise HAProxyProtocolError(f"{self.path}: event line longer than {self.MAX_BUFFER} bytes")
-        *complete, self._buffer = self._buffer.split(b"\n")
-        lines = [line.decode("utf-8", errors="replace") for line in complete]
-        if not self._started and any(lines):
+        end = self._buffer.rfind(b"\n") + 1
+        if not end:
+            if len(self._buffer) > self.MAX_BUFFER:
+                raise HAProxyProtocolError(f"{self.path}: event line longer than {self.MAX_BUFFER} bytes")
+            return b""
+        block, self._buffer = self._buffer[:end], self._buffer[end:]
+        if not self._started and block.strip():
             self._started = True
-            first = next(line for line in lines if line)
-            if first.startswith(stats.EVENT_REFUSALS):
+            if block.lstrip().startswith(stats.EVENT_REFUSALS):
+                first = block.lstrip().split(b"\n", 1)[0].decode("utf-8", "replace")
                 raise HAProxyProtocolError(f"{self.path}: show events {self.ring}: {first}")
-        return lines
+        return block
 
     def close(self) -> None:
         """Close the stream."""

@@ -86,6 +86,8 @@ class NameProblem:
 def _describe(char: str) -> str:
     if char.isprintable() and char.isascii():
         return repr(char)
+    if 0xDC80 <= ord(char) <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
+        return f"byte 0x{ord(char) - 0xDC00:02X} (not UTF-8)"
     return f"U+{ord(char):04X}"
 
 

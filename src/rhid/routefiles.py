@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rhid.names import is_bird_symbol
@@ -68,14 +69,25 @@ def channel_of(name: str) -> Channel | None:
     return Channel(match["table"], int(match["family"]))
 
 
-def read_announced(directory: Path) -> tuple[dict[Channel, frozenset[Network]], list[str]]:
-    """Every channel file in `directory` and its routes; plus warnings about what was skipped."""
+@dataclass(frozen=True, slots=True)
+class OnDisk:
+    """What rhid's directory holds: each channel's routes, the files holding lines rhid did not
+    write (they must be rewritten: rhid owns these files), and warnings about what was skipped."""
+
+    announced: dict[Channel, frozenset[Network]] = field(default_factory=dict)
+    foreign: frozenset[Channel] = frozenset()
+    warnings: tuple[str, ...] = ()
+
+
+def read_announced(directory: Path) -> OnDisk:
+    """Every channel file in `directory` and its routes, and which files need rewriting."""
     announced: dict[Channel, frozenset[Network]] = {}
+    foreign: set[Channel] = set()
     warnings: list[str] = []
     try:
         entries = sorted(os.listdir(directory))
     except FileNotFoundError:
-        return announced, warnings
+        return OnDisk()
     for name in entries:
         channel = channel_of(name)
         if channel is None:
@@ -84,17 +96,27 @@ def read_announced(directory: Path) -> tuple[dict[Channel, frozenset[Network]], 
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            warnings.append(f"{path}: unreadable ({exc}); treated as empty")
+            warnings.append(f"{path}: unreadable ({exc}); treated as empty and rewritten")
+            foreign.add(channel)
             text = ""
         prefixes, strange = parse_routes(text, channel.family)
-        warnings.extend(f"{path}: ignoring line not written by rhid: {line[:80]!r}" for line in strange)
+        warnings.extend(f"{path}: removing a line not written by rhid: {line[:80]!r}" for line in strange)
+        if strange:
+            foreign.add(channel)
         announced[channel] = prefixes
-    return announced, warnings
+    return OnDisk(announced, frozenset(foreign), tuple(warnings))
+
+
+DIRECTORY_MODE = 0o755  # BIRD runs as user bird and must traverse it
 
 
 def ensure_directory(directory: Path) -> None:
-    """Create the directory (mode 0755, so BIRD can traverse it) if it is missing."""
-    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    """Create the directory, mode 0755 whatever the umask (the unit's is 0077), if it is missing."""
+    try:
+        directory.mkdir(parents=True)
+    except FileExistsError:
+        return
+    directory.chmod(DIRECTORY_MODE)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -23,6 +23,7 @@ DEFAULT_TABLE = "vol1"
 DEFAULT_RULES_PATH = "/etc/hapee-extras/hapee-rhi.cfg"
 MAX_RULES_FILE_BYTES = 64 * 1024 * 1024
 IPV6_SUFFIX = "_v6"
+UTF8_BOM = b"\xef\xbb\xbf"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -77,15 +78,16 @@ class Condition:
     def verdict(self, up: Mapping[Proxy, bool | None]) -> bool | None:
         """May the route be announced? `up` maps proxies to True/False, or None while unknown.
 
-        A proxy missing from `up` is down. The logic is three-valued (Kleene): `all` is False as
-        soon as one operand is down, `any` is True as soon as one is up; otherwise an unknown
-        operand makes the verdict None, and the caller keeps the route as it is.
+        A proxy missing from `up` is unknown, never down: rhid knows nothing about it yet. The logic
+        is three-valued (Kleene): `all` is False as soon as one operand is down, `any` is True as
+        soon as one is up; otherwise an unknown operand makes the verdict None, and the caller keeps
+        the route as it is.
         """
         if self.aggregate is Aggregate.NEVER:
             return False
         if self.aggregate is Aggregate.ALWAYS:
             return True
-        states = [up.get(proxy, False) for proxy in self.operands]
+        states = [up.get(proxy) for proxy in self.operands]
         decisive = self.aggregate is Aggregate.ANY  # any: one True decides; all: one False decides
         if decisive in states:
             return decisive
@@ -178,7 +180,7 @@ def evaluate(
 ) -> Desired:
     """The routes to announce, per channel. Every channel the rules use is present, maybe empty.
 
-    `up` maps proxies to their health (missing: down; None: not known yet). A rule whose verdict
+    `up` maps proxies to their health (None or missing: not known yet). A rule whose verdict
     is still unknown keeps its routes as they are: announced if they are in `held`.
     """
     desired: dict[Channel, set[Network]] = {channel: set() for channel in rules.channels}
@@ -243,7 +245,14 @@ class _Checker:
             what = (
                 "missing prefix length after '/'" if not network.length else "prefix length must be a number"
             )
-            self.error(rule, network.length_col, what, f"e.g. {address}/{maximum} for a host route")
+            hint = f"e.g. {address}/{maximum} for a host route"
+            netmask = _netmask_length(network.length) if address.version == 4 else None
+            if netmask is not None:
+                what, hint = (
+                    "a netmask is not a prefix length",
+                    f"/{network.length} is /{netmask}: write {address}/{netmask}",
+                )
+            self.error(rule, network.length_col, what, hint)
             return None
         length = int(network.length)
         if length > maximum:
@@ -354,6 +363,8 @@ def _network(
 
 
 def _address_hint(text: str) -> str | None:
+    if text.startswith("[") and text.endswith("]"):
+        return f"write IPv6 addresses without brackets: {text[1:-1]}"
     if re.fullmatch(r"[0-9.]+", text) and text.count(".") != 3:
         return "an IPv4 address has four dotted numbers, e.g. 192.168.1.10"
     if re.fullmatch(r"[0-9.]+", text) and any(
@@ -361,6 +372,14 @@ def _address_hint(text: str) -> str | None:
     ):
         return "leading zeros are not allowed in IPv4 addresses"
     return None
+
+
+def _netmask_length(text: str) -> int | None:
+    """The prefix length of a dotted IPv4 netmask (255.255.255.0 -> 24), or None if it is not one."""
+    try:
+        return ipaddress.IPv4Network(f"0.0.0.0/{text}").prefixlen
+    except ValueError:
+        return None
 
 
 def compile_rules(document: Document, *, allow_empty: bool = False) -> RuleSet:
@@ -401,8 +420,9 @@ def read_rules_file(path: str | os.PathLike[str]) -> str:
         raise RuleFileError(
             shown, f"larger than {MAX_RULES_FILE_BYTES // (1024 * 1024)} MiB; not a rule file"
         )
+    # A UTF-8 byte-order mark (some Windows editors write one) is not part of the first rule.
     # Undecodable bytes become lone surrogates: harmless in comments, refused in any name.
-    return data.decode("utf-8", errors="surrogateescape")
+    return data.removeprefix(UTF8_BOM).decode("utf-8", errors="surrogateescape")
 
 
 def load_rules(path: str | os.PathLike[str], *, allow_empty: bool = False) -> RuleSet:

@@ -1,12 +1,21 @@
-"""Talking to the service manager (sd_notify): READY, STATUS, WATCHDOG, RELOADING, STOPPING.
+"""Talking to the service manager: sd_notify (READY, STATUS, WATCHDOG, RELOADING, STOPPING), and
+asking systemd whether the stop under way is half of a restart.
 
-Without NOTIFY_SOCKET every call is a no-op. A notify socket that fails (a dead path, a full
+Without NOTIFY_SOCKET every notify call is a no-op. A notify socket that fails (a dead path, a full
 buffer) is logged once and never stops the loop: routing matters more than telling systemd.
+
+systemd tells a stopping service nothing about why it stops. But while `systemctl restart` (or a
+package upgrade's `deb-systemd-invoke restart`) stops the service, the unit's job is of type
+``restart``; during `systemctl stop` it is ``stop``. `restarting` reads that from
+``systemctl list-jobs``, which any user may run.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 
 import structlog
 from systemd import daemon as sd_daemon
@@ -37,8 +46,65 @@ class Notifier:
                 log.info("notify.recovered")
             self._failing = False
 
+    @property
+    def watchdog_period(self) -> float | None:
+        """systemd's watchdog period in seconds ($WATCHDOG_USEC), or None without a watchdog."""
+        value = os.environ.get("WATCHDOG_USEC", "")
+        return int(value) / 1e6 if value.isdigit() and int(value) > 0 else None
+
+    def keepalive(self) -> None:
+        """WATCHDOG=1 while the loop waits on a slow peer within a bounded deadline."""
+        self.send("WATCHDOG=1")
+
     def status(self, text: str) -> None:
         """STATUS=, sent only when it changed."""
         if text != self._last_status:
             self._last_status = text
             self.send(f"STATUS={text}")
+
+
+RESTART_JOBS = frozenset({"restart", "try-restart", "reload-or-restart", "try-reload-or-restart"})
+_UNIT = re.compile(r"[A-Za-z0-9:_.\\@-]+\.service\Z")
+SYSTEMCTL_TIMEOUT = 2.0
+
+
+def unit_of_cgroup(text: str) -> str | None:
+    """The service unit a process runs in, from /proc/self/cgroup (``0::/system.slice/x.service``)."""
+    for line in text.splitlines():
+        path = line.split(":", 2)[-1]
+        for part in reversed(path.split("/")):
+            if _UNIT.match(part):
+                return part
+    return None
+
+
+def is_restart_job(listing: str, unit: str) -> bool:
+    """True when ``systemctl list-jobs --no-legend`` shows a restart job for `unit`."""
+    for line in listing.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[1] == unit and words[2] in RESTART_JOBS:
+            return True
+    return False
+
+
+def restarting() -> bool | None:
+    """Is systemd restarting this service (True), stopping it (False), or can it not tell (None)?"""
+    if not os.environ.get("INVOCATION_ID"):
+        return None  # not started by systemd
+    systemctl = shutil.which("systemctl")
+    try:
+        with open("/proc/self/cgroup", encoding="ascii", errors="replace") as stream:
+            unit = unit_of_cgroup(stream.read())
+        if unit is None or systemctl is None:
+            return None
+        listing = subprocess.run(
+            [systemctl, "list-jobs", "--no-legend", "--no-pager"],
+            capture_output=True,
+            text=True,
+            timeout=SYSTEMCTL_TIMEOUT,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("service.job_unknown", reason=str(exc))
+        return None
+    return is_restart_job(listing, unit)

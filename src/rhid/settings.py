@@ -69,12 +69,15 @@ class Settings:
     fall: int = 3
     rise: int = 1
     on_stop: OnStop = "withdraw"
+    on_restart: OnStop = "hold"  # a stop that systemd does as half of a restart
     allow_empty: bool = False
     verify_every: float = 30.0
     events: str = "auto"  # a ring name, "auto" (the ring HAProxy has, if any) or "none"
     # Poll period while a proxy is between states. None: 0.1 s while HAProxy's event stream is live,
     # and the plain interval without one, so that defaults without a ring stay the vendor's.
     fast_interval: float | None = None
+    # An HAProxy whose replies stay unreadable counts as down after this long (see the README).
+    unreadable_down_after: float = 30.0
     bird_timeout: float = 2.0  # show status / show route
     configure_timeout: float = 30.0  # BIRD 1.6 needs seconds for 100k static routes (quadratic diff)
 

@@ -147,9 +147,12 @@ def _rows(lines: list[str], index: dict[str, int]) -> Iterable[list[str]]:
             raise HAProxyProtocolError(f"show stat: short row: {line[:60]!r}")
         if '"' in line or "\x00" in line:
             try:
-                yield next(csv.reader([line], strict=True))
+                row = next(csv.reader([line], strict=True))
             except (csv.Error, StopIteration) as exc:  # the peer's garbage, not our bug
                 raise HAProxyProtocolError(f"show stat: unreadable CSV row: {exc}") from None
+            if len(row) <= last:  # quoted commas passed the raw count above: check the real fields
+                raise HAProxyProtocolError(f"show stat: short row: {line[:60]!r}")
+            yield row
         else:
             yield line.split(",", last + 1)
 
@@ -230,10 +233,11 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
         raise HAProxyProtocolError(f"expected show info and show stat, got {text[:80]!r}")
     info = parse_info(info_block)
     pid = info.get("Pid", "")
-    if info.get("Name") != "HAProxy" or not pid.isdigit():
-        raise HAProxyProtocolError(
-            f"show info: no 'Name: HAProxy' and numeric 'Pid', got {info_block[:80]!r}"
-        )
+    # Recognised by structure, not by product name: HAProxy Enterprise and forks name themselves
+    # otherwise. `show info` must be `Key: value` lines with a numeric Pid, and `show stat` must
+    # start with its `# pxname,` header (checked by parse_stat).
+    if not pid.isdigit():
+        raise HAProxyProtocolError(f"show info: no numeric 'Pid', got {info_block[:80]!r}")
     index = wanted if isinstance(wanted, ProxyIndex) else ProxyIndex.of(wanted)
     proxies, pending = parse_stat(stat_block, index)
     return Snapshot(pid=pid, proxies=proxies, pending=pending)
@@ -242,12 +246,17 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
 # ---- the event ring (a wake-up signal only; polling stays the source of truth) ----------------
 
 _STATE_CHANGE = re.compile(
-    r"(?:Server \S+/\S+ (?:is |was |enters )"
-    r"|backend \S+ has no server available"
-    r"|(?:Paused|Resumed) frontend \S+\."
-    r"|Proxy \S+ stopped)"
+    rb"(?:Server \S+/\S+ (?:is |was |enters )"
+    rb"|backend \S+ has no server available"
+    rb"|(?:Paused|Resumed) frontend \S+\."
+    rb"|Proxy \S+ stopped)"
 )
-EVENT_REFUSALS = ("Permission denied", "No such event sink")
+# Every state-change line holds one of these words; traffic lines almost never do. Looking for them
+# with `in` runs at memory speed in C, so a ring full of traffic costs no per-line Python work.
+_STATE_CHANGE_WORDS = (b"Server ", b"backend ", b"frontend ", b"Proxy ")
+_SEVERITY = re.compile(rb"<(\d{1,3})>")
+NOISY_SEVERITY = 6  # info: HAProxy's traffic logs (option httplog/tcplog); state changes are 0-5
+EVENT_REFUSALS = (b"Permission denied", b"No such event sink")
 
 
 def events_command(ring: str) -> bytes:
@@ -257,9 +266,23 @@ def events_command(ring: str) -> bytes:
     return f"set timeout cli 86400; show events {ring} -nw\n".encode()
 
 
+def has_state_change(block: bytes) -> bool:
+    """True when some line of `block` (complete lines from the ring) is a server, backend or frontend
+    changing state. One scan of the whole block, never a loop over its lines."""
+    if not any(word in block for word in _STATE_CHANGE_WORDS):
+        return False
+    return _STATE_CHANGE.search(block) is not None
+
+
 def is_state_change(line: str) -> bool:
     """True for an HAProxy log line about a server, backend or frontend changing state."""
-    return _STATE_CHANGE.search(line) is not None
+    return has_state_change(line.encode("utf-8", "replace"))
+
+
+def is_noisy(block: bytes) -> bool:
+    """True when the first line of `block` is at level info or debug: the ring carries traffic logs."""
+    match = _SEVERITY.match(block)
+    return match is not None and int(match.group(1)) % 8 >= NOISY_SEVERITY
 
 
 def parse_sinks(data: bytes) -> list[tuple[str, str]]:
@@ -273,6 +296,11 @@ def parse_sinks(data: bytes) -> list[tuple[str, str]]:
     return sinks
 
 
+DEDICATED_RING = "rhid"
+
+
 def pick_ring(sinks: list[tuple[str, str]]) -> str | None:
-    """The ring a user configured for logs: the first buffer sink other than HAProxy's own buf0."""
-    return next((name for name, kind in sinks if kind == "buffer" and name != "buf0"), None)
+    """The ring to stream: one named `rhid` (the dedicated ring the README recommends), else the
+    first buffer sink other than HAProxy's own buf0."""
+    rings = [name for name, kind in sinks if kind == "buffer" and name != "buf0"]
+    return DEDICATED_RING if DEDICATED_RING in rings else next(iter(rings), None)

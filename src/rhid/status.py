@@ -90,14 +90,14 @@ def render(document: dict[str, Any]) -> str:
         f"rules:   {rules['path']}: {rules['count']} rules, loaded {rules['loaded']}",
         f"         last reload: {rules['reload']}",
         f"haproxy: {haproxy['state']} ({haproxy['socket']})" + _error(haproxy),
-        f"bird:    {bird['state']}, {'in sync' if bird['in_sync'] else 'NOT in sync'} ({bird['socket']})"
-        + _error(bird),
+        f"bird:    {_bird_state(bird)} ({bird['socket']})" + _error(bird),
     ]
     if bird.get("missing_protocols"):
         lines.append(
             f"         BIRD lacks protocol(s): {', '.join(bird['missing_protocols'])} (see rhid bird-config)"
         )
     lines.append(f"routes:  {document['announced']} announced, {document['withdrawn']} withdrawn")
+    lines.extend(f"PROBLEM: {problem}" for problem in problems(document))
     for route in document["routes"]:
         state = "ANNOUNCED" if route["announced"] else "withdrawn"
         lines.append(
@@ -106,6 +106,26 @@ def render(document: dict[str, Any]) -> str:
         )
         lines.extend(_target_line(target) for target in route["targets"])
     return "\n".join(lines)
+
+
+def _bird_state(bird: dict[str, Any]) -> str:
+    if bird["state"] != "reachable":
+        return f"{bird['state']}: rhid's files are current, BIRD reads them when it is back"
+    return "reachable, in sync" if bird["in_sync"] else "reachable, NOT in sync"
+
+
+def problems(document: dict[str, Any]) -> list[str]:
+    """What an operator should look at: a failed reload, an unreachable peer, BIRD out of sync."""
+    found = []
+    if document["rules"]["reload"].startswith("failed"):
+        found.append("the last reload failed: the old rules are in force")
+    if document["haproxy"]["state"] != "reachable":
+        found.append(f"HAProxy is {document['haproxy']['state']}")
+    if document["bird"]["state"] != "reachable":
+        found.append(f"BIRD is {document['bird']['state']}")
+    elif not document["bird"]["in_sync"]:
+        found.append("BIRD is not in sync with rhid's files")
+    return found
 
 
 def _error(peer: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """In-process fake peers on UNIX sockets, for the F rows of the fault matrix.
 
-A FakeServer accepts connections in a thread and runs a scripted behaviour on each: garbage,
+A FakeServer accepts connections in a thread (one at a time, or each in its own) and runs a scripted
+behaviour on each: garbage,
 truncation, a reset, silence, a trickle, an endless reply, or a scripted BIRD. Fakes are fine here:
 they prove how rhid's clients and loop treat a misbehaving peer. The real programs prove the rest.
 """
@@ -21,9 +22,10 @@ Handler = Callable[[socket.socket, threading.Event], None]
 class FakeServer:
     """A UNIX stream socket served by `handler`, one connection at a time, until `close()`."""
 
-    def __init__(self, path: Path, handler: Handler) -> None:
+    def __init__(self, path: Path, handler: Handler, *, concurrent: bool = False) -> None:
         self.path = path
         self.handler = handler
+        self.concurrent = concurrent  # each connection in its own thread (a stream beside polls)
         self.stopping = threading.Event()
         self.connections = 0
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -42,8 +44,14 @@ class FakeServer:
             except OSError:
                 return
             self.connections += 1
-            with conn, contextlib.suppress(OSError):
-                self.handler(conn, self.stopping)
+            if self.concurrent:
+                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            else:
+                self._handle(conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            self.handler(conn, self.stopping)
 
     def close(self) -> None:
         self.stopping.set()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from rhid import service
 from rhid.bird import BirdClient
 from rhid.daemon import Daemon, FatalError
 from rhid.errors import BirdProtocolError, BirdUnavailableError
@@ -169,3 +170,37 @@ def test_stopped_bird_is_retried_next_cycle(daemon: Callable[[], Daemon]) -> Non
         instance.bird.request("show status")
     instance.sync_bird(0.0)
     assert instance.sync.backoff.ready(0.2)
+
+
+def test_an_operators_configure_is_verified_once(
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]
+) -> None:
+    """After an operator's `birdc configure` (a new status), rhid verifies once, not on every cycle."""
+    status = {"now": fakes.STATUS}
+    asked: list[str] = []
+
+    def routes() -> bytes:
+        asked.append("show route")
+        return ROUTES
+
+    ctl({"show status": lambda: status["now"], "configure": b"0003 Reconfigured\n",
+         "show route protocol vol1": routes})  # fmt: skip
+    instance = daemon()
+    instance.sync_bird(0.0)
+    asked.clear()
+    status["now"] = fakes.STATUS.replace(b"07:01:55.072", b"08:00:00.000")  # the operator's configure
+    for cycle in range(1, 11):
+        instance.sync_bird(cycle * 0.2)
+    assert asked == ["show route"], "one verify for one outside change"
+
+
+@pytest.mark.parametrize(("restarting", "kept"), [(True, True), (False, False), (None, False)])
+def test_a_restart_holds_and_a_stop_withdraws(
+    daemon: Callable[[], Daemon], monkeypatch: pytest.MonkeyPatch, restarting: bool | None, kept: bool
+) -> None:
+    """SIGTERM during systemd's restart job holds the routes; a stop, or an unknown job, withdraws."""
+    monkeypatch.setattr(service, "restarting", lambda: restarting)
+    instance = daemon()
+    instance.shut_down()
+    text = (instance.settings.bird_dir / "vol1.ipv4.conf").read_text()
+    assert ("route 10.0.0.1/32 blackhole;" in text) is kept

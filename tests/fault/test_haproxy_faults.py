@@ -159,3 +159,46 @@ def test_unknown_status_is_down_and_reported_once(
     assert len(unknown) == 1
     assert unknown[0]["status"] == "DEGRADED"
     assert instance.states[BE].health is Health.DOWN
+
+
+def test_unreachable_haproxy_logs_once_not_per_proxy(tmp_path: Path) -> None:
+    """A dead HAProxy is one haproxy.unreachable line, not a warning per proxy, whatever the reasons."""
+    rules = parse_rules("".join(f"10.1.{i // 250}.{i % 250} = all(b:be{i})\n" for i in range(1000)))
+    settings = Settings("r", str(tmp_path / "gone.sock"), str(tmp_path / "b.ctl"), tmp_path / "rhid", 0.2)
+    (tmp_path / "rhid").mkdir()
+    instance = Daemon(settings, rules)
+    with capture_logs() as events:
+        instance.observe(0.0)
+        (tmp_path / "gone.sock").mkdir()  # a new failure reason: not a socket
+        instance.observe(1.0)
+        instance.observe(2.0)
+    warnings = [e for e in events if e["log_level"] in {"warning", "error", "critical"}]
+    assert not [e for e in warnings if e["event"] == "haproxy.unknown_status"]
+    assert [e["event"] for e in warnings if e["event"].startswith("haproxy.")] == ["haproxy.unreachable"]
+    others = [e["event"] for e in warnings if e["event"] not in {"proxy.down", "haproxy.unreachable"}]
+    assert others == [], "besides the one line and each proxy's own transition, nothing"
+    assert [e["status"] for e in events if e["event"] == "proxy.down"] == ["HAProxy unreachable"] * 1000
+
+
+def test_replies_unreadable_for_long_count_as_down(
+    tmp_path: Path, sock: Path, server_factory: list[fakes.FakeServer]
+) -> None:
+    """Unreadable replies count neither way until --unreadable-down-after, then as down polls."""
+    serve(server_factory, sock, fakes.replying(GOOD))
+    settings = Settings(
+        "r", str(sock), str(tmp_path / "b.ctl"), tmp_path / "rhid", 1.0, fall=2, unreadable_down_after=10.0
+    )
+    (tmp_path / "rhid").mkdir()
+    instance = Daemon(settings, RULES)
+    instance.observe(0.0)
+    assert instance.states[BE].health is Health.UP
+    serve(server_factory, sock, fakes.replying(b"<html>502</html>\n\n"))
+    for now in range(1, 11):
+        instance.observe(float(now))
+    assert instance.states[BE].health is Health.UP, "9 s of garbage: still held"
+    instance.observe(11.0)
+    instance.observe(12.0)
+    assert instance.states[BE].health is Health.DOWN, "past 10 s, two down polls with fall=2"
+    serve(server_factory, sock, fakes.replying(GOOD))
+    instance.observe(13.0)
+    assert instance.states[BE].health is Health.UP

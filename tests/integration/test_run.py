@@ -87,8 +87,8 @@ def test_routes_follow_haproxy_health_at_the_peer(story: Lab) -> None:
     }  # fmt: skip
     by_prefix = {e["prefix"]: e for e in withdrawn}
     assert by_prefix["10.10.0.1/32"]["rule_line"] == 2
-    assert "b:be_app is down (DOWN)" in by_prefix["10.10.0.1/32"]["reason"]
-    assert "f:fe_www is down (PAUSED)" in by_prefix["10.10.0.5/32"]["reason"]
+    assert "b:be_app is down (HAProxy last said 'DOWN')" in by_prefix["10.10.0.1/32"]["reason"]
+    assert "f:fe_www is down (HAProxy last said 'PAUSED')" in by_prefix["10.10.0.5/32"]["reason"]
     assert not [e for e in events if e["level"] == "error"], events
 
     # SIGTERM withdraws everything (default --on-stop withdraw) and exits 0

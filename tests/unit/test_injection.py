@@ -7,7 +7,6 @@ checked directory. Each path is tried here with hostile input.
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import re
 
@@ -16,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rhid import birdwire, names
-from rhid.cli import bird_config
+from rhid.cli import bird_snippet, main
 from rhid.errors import RuleError
 from rhid.routefiles import render_routes
 from rhid.rules import Proxy, ProxyKind, parse_rules
@@ -119,9 +118,14 @@ def test_status_requests_are_parsed_not_forwarded() -> None:
         assert isinstance(parse_request(hostile), str)
 
 
-def test_bird_dir_with_quotes_is_refused_for_the_snippet() -> None:
-    """`rhid bird-config --bird-dir` refuses a path that could break out of BIRD's include string."""
-    err = io.StringIO()
-    code = bird_config("/dev/null", '/run/x";\nprotocol static evil {', out=io.StringIO(), err=err)
-    assert code == 1
-    assert "must be an absolute path" in err.getvalue()
+def test_bird_dir_with_quotes_is_refused_for_the_snippet(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--bird-dir` refuses a path that could break out of BIRD's include string (usage error, exit 2),
+    and the snippet builder itself refuses to paste one."""
+    hostile = '/run/x";\nprotocol static evil {'
+    for command in ["bird-config", "run", "status"]:
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--bird-dir", hostile])
+        assert exited.value.code == 2
+        assert "must be an absolute path" in capsys.readouterr().err
+    with pytest.raises(AssertionError):
+        bird_snippet(parse_rules("10.0.0.1 = always\n"), hostile)

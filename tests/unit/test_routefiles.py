@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rhid.routefiles import (
     FILE_MODE,
+    OnDisk,
     channel_of,
     file_name,
     parse_routes,
@@ -61,12 +62,13 @@ def test_file_names_map_to_channels() -> None:
 
 def test_read_announced(tmp_path: Path) -> None:
     """Files in the directory come back as the announced state; a missing directory is empty."""
-    assert read_announced(tmp_path / "absent") == ({}, [])
+    assert read_announced(tmp_path / "absent") == OnDisk()
     (tmp_path / "vol1.ipv4.conf").write_text(render_routes([N("10.0.0.1/32")]))
     (tmp_path / "vol1.ipv6.conf").write_text("garbage\n")
-    announced, warnings = read_announced(tmp_path)
-    assert announced == {Channel("vol1", 4): {N("10.0.0.1/32")}, Channel("vol1", 6): frozenset()}
-    assert len(warnings) == 1
+    on_disk = read_announced(tmp_path)
+    assert on_disk.announced == {Channel("vol1", 4): {N("10.0.0.1/32")}, Channel("vol1", 6): frozenset()}
+    assert on_disk.foreign == {Channel("vol1", 6)}
+    assert len(on_disk.warnings) == 1
 
 
 def test_atomic_write_leaves_no_temp_and_is_readable_by_bird(tmp_path: Path) -> None:

@@ -224,10 +224,12 @@ def test_evaluate_all_any_never_always() -> None:
     assert ipaddress.ip_network("10.0.0.1/32") in evaluate(rules, up)[Channel("vol1", 4)]
 
 
-def test_unknown_proxy_counts_as_down() -> None:
-    """A proxy missing from the health map is down: `any` of unknowns withdraws."""
+def test_proxy_missing_from_health_is_unknown_and_holds() -> None:
+    """A proxy missing from the health map is unknown, never down: its route stays as it is."""
     rules = parse_rules("10.0.0.1 = any(b:ghost)")
+    route = rules.routes[0]
     assert evaluate(rules, {}) == {Channel("vol1", 4): frozenset()}
+    assert evaluate(rules, {}, held={route}) == {Channel("vol1", 4): frozenset({route.prefix})}
 
 
 def test_backend_and_frontend_of_same_name_are_distinct() -> None:
@@ -268,5 +270,39 @@ def test_undecodable_bytes_in_a_comment_are_harmless(tmp_path: Path) -> None:
     path.write_bytes(b"# caf\xe9\n1.1.1.1 = all(b:x)\n")
     assert len(load_rules(path).rules) == 1
     path.write_bytes(b"1.1.1.1 = all(b:caf\xe9)\n")
-    with pytest.raises(RuleError, match="invalid character U\\+DCE9 in backend name"):
+    with pytest.raises(RuleError, match="invalid character byte 0xE9 \\(not UTF-8\\) in backend name"):
         load_rules(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "col", "message", "hint"),
+    [
+        ("10.0.0.1 = alll(b:be)", 12, "expected all, any", "did you mean all?"),
+        ("10.0.0.1 = Any(b:be)", 12, "expected all, any", "aggregates are lowercase: any"),
+        ("10.0.0.1 = all(b:be app)", 21, "a space cannot be part of a name", "separated by ','"),
+        ("[2001:db8::10] = all(b:x)", 1, "is not an IPv4 or IPv6 address", "without brackets: 2001:db8::10"),
+        ("10.0.0.0/255.255.255.0 = all(b:x)", 10, "a netmask is not a prefix length", "write 10.0.0.0/24"),
+        ("10.0.0.1 = all(b:x\udcff)", 19, "invalid character byte 0xFF (not UTF-8)", "HAProxy names"),
+    ],
+)
+def test_common_mistakes_get_a_hint_that_fixes_them(text: str, col: int, message: str, hint: str) -> None:
+    """A misspelt aggregate, a space in a name, bracketed IPv6, a netmask, a stray byte: each is named."""
+    line, got_col, got_message, got_hint = only_error(text + "\n")
+    assert (line, got_col) == (1, col)
+    assert message in got_message
+    assert got_hint is not None
+    assert hint in got_hint
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_rule(tmp_path: Path) -> None:
+    """A file saved with a UTF-8 BOM reads as the same rules without it."""
+    path = tmp_path / "bom.cfg"
+    path.write_bytes(b"\xef\xbb\xbf10.0.0.1 = all(b:x)\n")
+    assert render(load_rules(path)) == "vol1%10.0.0.1/32 = all(b:x)\n"
+
+
+def test_an_undecodable_byte_is_echoed_as_that_byte() -> None:
+    """The echoed line shows a 0xFF byte as \\xff, not as the surrogate Python keeps it in."""
+    with pytest.raises(RuleError) as caught:
+        parse_rules("10.0.0.1 = all(b:x\udcff)\n")
+    assert "all(b:x\\xff)" in caught.value.render()

@@ -1,9 +1,12 @@
-"""Where the HAProxy socket comes from, and the defaults files' shell syntax."""
+"""Where the HAProxy socket comes from, the defaults files' shell syntax, and which values are sane."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from rhid.cli import main
 from rhid.settings import DEFAULT_HAPROXY_SOCKET, Settings, find_haproxy_socket, parse_environment_file
 
 
@@ -39,3 +42,26 @@ def test_poll_timeout_stays_below_the_interval() -> None:
     assert make(1.0) == 0.8
     assert make(0.1) == 0.25
     assert make(10) == 2.0
+
+
+@pytest.mark.parametrize(
+    "option", ["--interval", "--fast-interval", "--verify-interval", "--unreadable-down-after"]
+)
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan", "-1", "0", "86401", "x"])
+def test_absurd_durations_are_usage_errors(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Non-finite, non-positive or longer-than-a-day periods exit 2 with a usage message."""
+    with pytest.raises(SystemExit) as exited:
+        main(["run", option, value])
+    assert exited.value.code == 2
+    assert option in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--fall", "--rise"])
+@pytest.mark.parametrize("value", ["0", "1001", "1e3", "x"])
+def test_absurd_counts_are_usage_errors(option: str, value: str) -> None:
+    """--fall and --rise take 1 to 1000."""
+    with pytest.raises(SystemExit) as exited:
+        main(["run", option, value])
+    assert exited.value.code == 2

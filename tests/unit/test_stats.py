@@ -116,7 +116,7 @@ def test_only_wanted_rows_are_read() -> None:
         b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\nbe,BACKEND,UP\n\n",
         b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\nbe,BACKEND,UP,1,,,\n",
         b"Name: HAProxy\nPid: x\n\n" + HEADER.encode() + b"\n\n",
-        b"Name: nginx\nPid: 1\n\n" + HEADER.encode() + b"\n\n",
+        b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b'\nbe,"x,,,,,,",UP\n\n',  # commas in quotes
         b"<html><body>502</body></html>\n\n",
         b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\nbe,BACKEND,\xff,1,,,\n\n",
         b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\nbe,BACKEND,UP,9,,,\n\n",
@@ -128,6 +128,13 @@ def test_garbage_is_a_protocol_error(data: bytes) -> None:
     """Unknown command, no header, short rows, truncation, binary, HTML: HAProxyProtocolError."""
     with pytest.raises(HAProxyProtocolError):
         parse_poll(data, [Proxy(B, "be")])
+
+
+@pytest.mark.parametrize("name", ["HAProxy", "hapee-lb", "HAProxy Enterprise", "ALOHA"])
+def test_haproxy_is_recognised_by_structure_not_name(name: str) -> None:
+    """Any product name is accepted when the reply has show info's numeric Pid and show stat's header."""
+    data = reply("be,BACKEND,UP,1,,,").replace(b"Name: HAProxy", f"Name: {name}".encode())
+    assert parse_poll(data, [Proxy(B, "be")]).status_of(Proxy(B, "be")).observation is Observation.UP
 
 
 def test_master_cli_commands_and_refusal() -> None:
