@@ -105,7 +105,7 @@ class Ring:
     """The bench's own subscription to HAProxy's ring: the exact time of each state change."""
 
     def __init__(self, instance: Lab) -> None:
-        self.stream = EventStream(str(instance.haproxy_socket), "rhidring", 5.0)
+        self.stream = EventStream(str(instance.haproxy_socket), "rhid", 5.0)
 
     def next_change(self, pattern: str, timeout: float = 30.0) -> float:
         deadline = time.monotonic() + timeout

@@ -1,20 +1,27 @@
 """Live demo: real HAProxy, a BIRD speaker, a BIRD peer router on loopback, and rhid between them.
 
-A backend fails and recovers; the peer router's table is printed before and after each step.
-Every process is started here and stopped by PID at the end, whatever happens.
-Run it with `bash scripts/demo.sh` (which installs everything first).
+Backends and a frontend fail and recover while the peer router's table is watched. The same steps
+run twice: with the vendor's timing (poll every 1 s, fall after 3 down polls, no event ring), and
+with rhid's event wake-up (HAProxy logs state changes to a ring rhid streams); a table at the end
+puts the time each step took at the router side by side.
+
+Everything lives in a temp directory: its own rule file, sockets and configs. Nothing on the
+system (its HAProxy, its BIRD, /etc) is touched. Every process is started here and stopped by PID
+at the end, whatever happens. Run it with `bash scripts/demo.sh` (which installs everything first).
 """
 
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.lab import Lab, lab, standard_lab
+from tests.integration.lab import Lab, lab, standard_lab, wait_for
 
 RULES = """\
 # Announce the shop's address while both of its backends are up.
@@ -23,55 +30,91 @@ RULES = """\
 192.0.2.20, 2001:db8::20 = all(f:fe_www)
 """
 BACKENDS = {"be_app": ["web1", "web2"], "be_static": ["web3"]}
+EVERYTHING = {"192.0.2.10/32", "192.0.2.20/32", "2001:db8::20/128"}
+MODES = {
+    "vendor timing": ["--haproxy-events", "none", "--interval", "1", "--fall", "3", "--rise", "1"],
+    "event wake-up": ["--haproxy-events", "rhid", "--interval", "1", "--fall", "3", "--rise", "1"],
+}
 
 
 def show(instance: Lab, title: str) -> None:
     routes = sorted(instance.peer_routes())
-    print(f"\n--- {title}\n    the upstream router (BIRD peer) has: {', '.join(routes) or '(no routes)'}")
+    print(f"    {title}: the upstream router has {', '.join(routes) or '(no routes)'}")
 
 
-def step(instance: Lab, title: str, action: str, expected: set[str]) -> None:
-    print(f"\n>>> {title}: {action}")
-    seconds = instance.wait_peer_routes(expected, timeout=30)
-    show(instance, f"{seconds:.2f} s later")
+def steps(instance: Lab) -> list[tuple[str, Callable[[], object], set[str]]]:
+    """(what happens, how the demo makes it happen, what the router should then have)."""
+
+    def both(command: str) -> Callable[[], object]:
+        return lambda: [instance.haproxy(f"{command} server be_app/{server}") for server in ("s1", "s2")]
+
+    return [
+        ("every server of be_app disabled", both("disable"), EVERYTHING - {"192.0.2.10/32"}),
+        ("be_app enabled again", both("enable"), EVERYTHING),
+        ("be_static's only server dies", lambda: instance.stop("web3"), EVERYTHING - {"192.0.2.10/32"}),
+        ("that server comes back", lambda: instance.start_web("web3"), EVERYTHING),
+        ("frontend fe_www paused", lambda: instance.haproxy("disable frontend fe_www"), {"192.0.2.10/32"}),
+        ("fe_www resumed", lambda: instance.haproxy("enable frontend fe_www"), EVERYTHING),
+    ]
+
+
+def run_mode(instance: Lab, mode: str) -> list[float]:
+    """Start rhid in `mode`, run every step, stop rhid; the seconds each step took at the router."""
+    print(f"\n=== rhid with {mode}: rhid run {' '.join(MODES[mode])}")
+    instance.start_rhid(RULES, *MODES[mode], name=f"rhid {mode}")
+    instance.wait_peer_routes(EVERYTHING, timeout=30)
+    show(instance, "rhid started")
+    if mode == "event wake-up":
+        wait_for(
+            "rhid to stream the ring",
+            lambda: any(e["event"] == "haproxy.events_streaming" for e in instance.events(f"rhid {mode}")),
+            10,
+        )
+    took = []
+    for title, action, expected in steps(instance):
+        action()
+        seconds = instance.wait_peer_routes(expected, timeout=30)
+        took.append(seconds)
+        show(instance, f"{title}, {seconds:.2f} s later")
+    instance.stop(f"rhid {mode}", signal.SIGTERM)
+    instance.wait_peer_routes(set(), timeout=30)
+    show(instance, "rhid stopped (SIGTERM: --on-stop withdraw)")
+    return took
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rhid-demo-") as tmp, lab(Path(tmp)) as instance:
-        print("Starting HAProxy (fe_www, be_app with two servers, be_static), a BIRD speaker and a BIRD")
-        print("peer router on loopback, peering over BGP ...")
-        standard_lab(instance, RULES, BACKENDS, ["fe_www"])
-        print("\nRules (/etc/hapee-extras/hapee-rhi.cfg):\n" + RULES)
-        show(instance, "before rhid starts")
-        instance.start_rhid(RULES, "--interval", "1", "--fall", "3", "--rise", "1")
-        everything = {"192.0.2.10/32", "192.0.2.20/32", "2001:db8::20/128"}
-        step(instance, "rhid started (vendor defaults: poll every 1 s, fall 3)", "rhid run", everything)
+        print("Starting, on loopback in a temp directory: HAProxy (fe_www; be_app with two servers;")
+        print("be_static with one) logging state changes to a ring named rhid, a BIRD speaker configured")
+        print(
+            "with `rhid bird-config`'s snippet, and a BIRD peer router that the speaker peers with over BGP."
+        )
+        standard_lab(instance, RULES, BACKENDS, ["fe_www"], ring=True)
+        rules = instance.root / "hapee-rhi.cfg"
+        rules.write_text(RULES)
+        print(f"\nThe rules ({rules}, a temp copy; in production /etc/hapee-extras/hapee-rhi.cfg):\n")
+        print("    " + RULES.rstrip().replace("\n", "\n    "))
+        checked = subprocess.run(
+            [sys.executable, "-m", "rhid", "check", "-c", str(rules)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        print(f"\n$ rhid check -c {rules.name}\n{checked.stdout.strip()}")
+        results = {mode: run_mode(instance, mode) for mode in MODES}
 
-        for server in ("s1", "s2"):
-            instance.haproxy(f"disable server be_app/{server}")
-        step(instance, "every server of be_app disabled", "disable server be_app/s1, s2",
-             everything - {"192.0.2.10/32"})  # fmt: skip
+        print("\nTime from each change in HAProxy to the router's table (seconds):\n")
+        print(f"    {'step':<36} {'vendor timing':>14} {'event wake-up':>14}")
+        for index, (title, _, _) in enumerate(steps(instance)):
+            vendor, event = (results[mode][index] for mode in MODES)
+            print(f"    {title:<36} {vendor:>14.2f} {event:>14.2f}")
+        print("\n    vendor timing: poll every 1 s, down after 3 down polls (hapee-extras-rhi's defaults)")
+        print("    event wake-up: a state change in HAProxy's ring wakes a poll at once; fall 3 then takes")
+        print("    fast polls 0.1 s apart. A server whose health check fails is seen by HAProxy first, after")
+        print("    its own `inter 100ms fall 1` check.")
 
-        for server in ("s1", "s2"):
-            instance.haproxy(f"enable server be_app/{server}")
-        step(instance, "be_app back", "enable server be_app/s1, s2", everything)
-
-        instance.stop("web3")
-        step(instance, "the only server of be_static dies (a real health-check failure)",
-             "kill the web server behind be_static", everything - {"192.0.2.10/32"})  # fmt: skip
-        instance.start_web("web3")
-        step(instance, "it comes back", "restart that web server", everything)
-
-        instance.haproxy("disable frontend fe_www")
-        step(instance, "the frontend is paused", "disable frontend fe_www", {"192.0.2.10/32"})
-        instance.haproxy("enable frontend fe_www")
-        step(instance, "and resumed", "enable frontend fe_www", everything)
-
-        instance.stop("rhid", signal.SIGTERM)
-        step(instance, "rhid stopped", "SIGTERM (default --on-stop withdraw)", set())
-
-        print("\nWhat rhid logged (one event per transition):")
-        for event in instance.events():
+        print("\nWhat rhid logged with the event wake-up (one event per transition):")
+        for event in instance.events("rhid event wake-up"):
             if event["event"].startswith(("route.", "proxy.")):
                 subject = event.get("prefix") or event.get("proxy")
                 why = event.get("reason") or event.get("status", "")

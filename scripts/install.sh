@@ -13,20 +13,18 @@ for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 if ((${#missing[@]})); then
-    echo "install.sh: apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    echo "install.sh: apt-get install ${missing[*]} (a minute or two on a fresh machine)"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-
-# The packages start haproxy and bird as system services; rhid's demo and tests start their own
-# instances on loopback and never use the system ones. Stop those so nothing listens that we did not start.
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl disable --now haproxy.service bird.service >/dev/null 2>&1 || true
-fi
+# The demo and the tests start their own haproxy and bird on loopback, with their own configs and
+# sockets in a temp directory. They never stop, disable or reconfigure the system's services.
 
 if [ ! -x .venv/bin/python ]; then
+    echo "install.sh: python3 -m venv .venv"
     python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+echo "install.sh: pip install -e '.[test]' into .venv"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q --progress-bar off -e '.[test]'
 echo "install.sh: ready ($(.venv/bin/rhid --version), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(bird --version 2>&1))"

@@ -1,6 +1,6 @@
 """BIRD's control-socket protocol, sans I/O: bytes in, replies out; commands built from checked names.
 
-Framing (shared/notes/bird-control-socket.md §2), one line at a time:
+Framing (docs/notes/bird-control-socket.md §2), one line at a time:
 
     DDDD-text    a line of code DDDD; more lines follow
     DDDD text    the last line of the reply (``0000 `` ends listings)

@@ -129,6 +129,10 @@ def bird_snippet(rules: RuleSet, bird_dir: str) -> str:
         lines.append(f"#   ipv4 {{ import none; export where {v4}; next hop self; }};")
     if v6:
         lines.append(f"#   ipv6 {{ import none; export where {v6}; next hop self; }};")
+    lines += [
+        "# and keep them out of the host's own routing table: in each kernel protocol's channel,",
+        "#   export where source != RTS_STATIC;   (Debian's stock bird.conf says: export all)",
+    ]
     return "\n".join(lines) + "\n"
 
 

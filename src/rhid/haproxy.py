@@ -1,7 +1,7 @@
 """The HAProxy client: one fresh connection per poll, a deadline and a byte cap on every read.
 
 Never hold a connection across polls: after an HAProxy reload, a held connection keeps talking to
-the old, stopping worker (shared/notes/haproxy-runtime-api.md §5.5).
+the old, stopping worker (docs/notes/haproxy-runtime-api.md §5.5).
 """
 
 from __future__ import annotations

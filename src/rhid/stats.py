@@ -2,7 +2,7 @@
 
 rhid asks ``show info; show stat -1 7 -1`` (see `POLL_COMMAND`) and reads the reply with
 `parse_poll`. The mapping from HAProxy's status strings to up/down follows the measurements in
-shared/notes/haproxy-runtime-api.md §2.4:
+docs/notes/haproxy-runtime-api.md §2.4:
 
     row        up                         down                                keep the last status
     FRONTEND   OPEN                       anything else                       -

@@ -156,8 +156,8 @@ class Lab:
         ]
         if ring:  # HAProxy logs to a ring that rhid can stream (with `log global` in defaults)
             lines += [
-                "    log ring@rhidring local0 info",
-                "ring rhidring",
+                "    log ring@rhid local0 notice",  # a dedicated ring: state changes, no traffic
+                "ring rhid",
                 "    format timed",
                 "    size 65536",
             ]

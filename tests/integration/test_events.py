@@ -38,7 +38,7 @@ def test_event_wakes_a_poll_long_before_the_interval(ringed: Lab) -> None:
     ringed.haproxy("enable server be_b/s1")
     assert ringed.wait_peer_routes(BOTH, timeout=SLOW) < 1.0
     stream = next(e for e in ringed.events() if e["event"] == "haproxy.events_streaming")
-    assert stream["ring"] == "rhidring", "detected without --haproxy-events"
+    assert stream["ring"] == "rhid", "detected without --haproxy-events"
 
 
 def test_fall_three_takes_fast_polls_after_an_event(ringed: Lab) -> None:

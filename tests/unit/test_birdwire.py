@@ -17,7 +17,7 @@ from rhid.birdwire import (
 )
 from rhid.errors import BirdProtocolError
 
-# Captured from bird2 2.0.12 (shared/notes/bird-control-socket.md and this project's lab).
+# Captured from bird2 2.0.12 (docs/notes/bird-control-socket.md and this project's lab).
 TRANSCRIPT = (
     b"0001 BIRD 2.0.12 ready.\n"
     b"1007-Table master4:\n 10.9.9.9/32          blackhole [vol1 07:01:45.925] * (200)\n0000 \n"

@@ -12,7 +12,7 @@ from rhid.rules import Proxy, ProxyKind, parse_rules
 from rhid.settings import Settings
 from rhid.stats import events_command, is_state_change, parse_sinks, pick_ring
 
-# Lines as HAProxy 2.6 wrote them to a ring (shared/notes/haproxy-runtime-api.md §4, and this lab).
+# Lines as HAProxy 2.6 wrote them to a ring (docs/notes/haproxy-runtime-api.md §4, and this lab).
 STATE_CHANGES = [
     "<1>2026-11-21T07:23:52+00:00 Server be_slow/s1 is DOWN, reason: Layer4 connection problem, info: x",
     "<0>2026-11-21T07:23:52+00:00 backend be_slow has no server available!",
