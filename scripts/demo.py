@@ -106,8 +106,8 @@ def main() -> int:
         print("\nTime from each change in HAProxy to the router's table (seconds):\n")
         print(f"    {'step':<36} {'vendor timing':>14} {'event wake-up':>14}")
         for index, (title, _, _) in enumerate(steps(instance)):
-            vendor, event = (results[mode][index] for mode in MODES)
-            print(f"    {title:<36} {vendor:>14.2f} {event:>14.2f}")
+            vendor, woken = (results[mode][index] for mode in MODES)
+            print(f"    {title:<36} {vendor:>14.2f} {woken:>14.2f}")
         print("\n    vendor timing: poll every 1 s, down after 3 down polls (hapee-extras-rhi's defaults)")
         print("    event wake-up: a state change in HAProxy's ring wakes a poll at once; fall 3 then takes")
         print("    fast polls 0.1 s apart. A server whose health check fails is seen by HAProxy first, after")
