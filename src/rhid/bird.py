@@ -1,6 +1,8 @@
-"""The BIRD client: one persistent control-socket connection, one command in flight, deadlines.
+"""The BIRD side (I/O): the control-socket client, and `BirdSide`, the only writer of rhid's include
+files and the only caller of ``configure``.
 
-Never sends ``help``, ``quit`` or ``exit`` (BIRD does not answer them). Any EOF, timeout or
+The client keeps one persistent connection, one command in flight, deadlines on every read. It
+never sends ``help``, ``quit`` or ``exit`` (BIRD does not answer them). Any EOF, timeout or
 garbled reply closes the connection; the next request reconnects and reads a fresh greeting.
 """
 
@@ -11,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from rhid import birdwire, sockets
-from rhid.errors import BirdProtocolError, BirdUnavailableError
+from rhid.errors import BirdProtocolError, BirdUnavailableError, FatalError
 
 READ_CHUNK = 256 * 1024
 KEEPALIVE_EVERY = 1.0  # seconds between keepalive calls while waiting on BIRD (watchdog: 10 s)
@@ -114,3 +116,17 @@ class BirdClient:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def check_access(path: str, timeout: float) -> None:
+    """At start-up, a BIRD socket we may not open is fatal (B8); a missing or stopped BIRD is not (B1)."""
+    client = BirdClient(path, timeout)
+    try:
+        client.connect()
+    except BirdUnavailableError as exc:
+        if exc.kind == "permission":
+            raise FatalError(f"cannot use BIRD's control socket {exc.path}: {exc.reason}") from None
+    except BirdProtocolError:
+        pass  # the loop reports it and retries
+    finally:
+        client.close()

@@ -18,8 +18,8 @@ import re
 from dataclasses import dataclass
 
 from rhid.errors import BirdProtocolError
+from rhid.model import Network
 from rhid.names import require_bird_symbol
-from rhid.rules import Network
 
 MAX_LINE_BYTES = 64 * 1024
 MAX_REPLY_BYTES = 64 * 1024 * 1024

@@ -6,15 +6,16 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from rhid import __version__, daemon, log, names, settings, status
-from rhid.errors import RuleError, RuleFileError
-from rhid.rules import DEFAULT_RULES_PATH, ProxyKind, RuleSet, load_rules
+from rhid.birdconf import SAFE_PATH, bird_snippet
+from rhid.errors import RuleError, RuleFileError, StatusUnavailableError
+from rhid.model import ProxyKind
+from rhid.rules import DEFAULT_RULES_PATH, RuleSet, load_rules
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -102,40 +103,6 @@ def check(path: str, *, as_json: bool, allow_empty: bool, out: TextIO, err: Text
     return EXIT_OK
 
 
-_SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]*\Z")
-
-
-def bird_snippet(rules: RuleSet, bird_dir: str) -> str:
-    """The BIRD 2 configuration that reads rhid's files, one static protocol per table and family."""
-    if not _SAFE_PATH.match(bird_dir):
-        raise AssertionError(f"refusing to paste unvalidated directory {bird_dir!r} into BIRD's config")
-    lines = [
-        "# rhid: paste into bird.conf (BIRD 2). rhid writes the files; the wildcard lets BIRD start",
-        f"# before rhid has written anything, but {bird_dir} itself must exist before BIRD starts.",
-    ]
-    protocols = sorted(rules.channels)
-    for channel in protocols:
-        pattern = f"{bird_dir.rstrip('/')}/{channel.table}.ipv{channel.family}*.conf"
-        lines += [
-            f"protocol static {channel.protocol} {{",
-            f"  ipv{channel.family};",
-            f'  include "{pattern}";',
-            "}",
-        ]
-    v4 = " || ".join(f'proto = "{c.protocol}"' for c in protocols if c.family == 4)
-    v6 = " || ".join(f'proto = "{c.protocol}"' for c in protocols if c.family == 6)
-    lines.append("# and in each BGP session towards your routers, export them:")
-    if v4:
-        lines.append(f"#   ipv4 {{ import none; export where {v4}; next hop self; }};")
-    if v6:
-        lines.append(f"#   ipv6 {{ import none; export where {v6}; next hop self; }};")
-    lines += [
-        "# and keep them out of the host's own routing table: in each kernel protocol's channel,",
-        "#   export where source != RTS_STATIC;   (Debian's stock bird.conf says: export all)",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def bird_config(path: str, bird_dir: str, *, out: TextIO, err: TextIO) -> int:
     """``rhid bird-config``: print the BIRD snippet for the tables the rules use."""
     try:
@@ -155,7 +122,7 @@ def show_status(bird_dir: str, prefix: str | None, *, as_json: bool, out: TextIO
     path = str(Path(bird_dir) / status.SOCKET_NAME)
     try:
         document = status.fetch(path, prefix)
-    except status.StatusUnavailableError as exc:
+    except StatusUnavailableError as exc:
         print(f"rhid: cannot reach the daemon at {exc.path}: {exc.reason}", file=err)
         return EXIT_UNREADABLE
     if as_json:
@@ -392,7 +359,7 @@ def _add_bird_dir_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 def _bird_dir(text: str) -> str:
     """An absolute path of safe characters: it goes into BIRD's config as an include pattern."""
-    if not _SAFE_PATH.match(text):
+    if not SAFE_PATH.match(text):
         raise argparse.ArgumentTypeError(f"{text!r} must be an absolute path of [A-Za-z0-9._/-]")
     return text
 

@@ -6,9 +6,14 @@
     ├── ProtocolError       a peer sent something we cannot accept
     │   ├── HAProxyProtocolError
     │   └── BirdProtocolError
-    └── UnavailableError    a peer could not be reached or timed out
-        ├── HAProxyUnavailableError
-        └── BirdUnavailableError
+    ├── UnavailableError    a peer could not be reached or timed out
+    │   ├── HAProxyUnavailableError
+    │   ├── BirdUnavailableError
+    │   └── StatusUnavailableError   (the daemon, for `rhid status`)
+    ├── BirdRefusedError    BIRD understood a command and refused it (its code says why)
+    └── CannotRunError      rhid cannot start; the operator must act (the message says how)
+        ├── AlreadyRunningError
+        └── FatalError
 
 A ProtocolError is the peer's fault and is handled (retry, count as unknown). Our own bugs are not
 in this tree: they are plain assertions and exceptions that must stay loud.
@@ -150,3 +155,19 @@ class BirdRefusedError(RhidError):
         self.code = code
         self.message = message
         super().__init__(f"BIRD refused: {code:04d} {message}")
+
+
+class StatusUnavailableError(UnavailableError):
+    """The daemon's control socket could not be used."""
+
+
+class CannotRunError(RhidError):
+    """rhid cannot run until the operator acts; the message says how."""
+
+
+class AlreadyRunningError(CannotRunError):
+    """Another rhid holds the lock of this state directory."""
+
+
+class FatalError(CannotRunError):
+    """A condition rhid cannot work around (a restricted or forbidden BIRD socket)."""

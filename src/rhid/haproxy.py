@@ -1,7 +1,9 @@
-"""The HAProxy client: one fresh connection per poll, a deadline and a byte cap on every read.
+"""The HAProxy side (I/O): the client, the event stream, and `HAProxySide`, which turns both into
+observations and owns HAProxy's reachability.
 
-Never hold a connection across polls: after an HAProxy reload, a held connection keeps talking to
-the old, stopping worker (docs/notes/haproxy-runtime-api.md §5.5).
+One fresh connection per poll, a deadline and a byte cap on every read. Never hold a connection
+across polls: after an HAProxy reload, a held connection keeps talking to the old, stopping worker
+(docs/notes/haproxy-runtime-api.md §5.5).
 """
 
 from __future__ import annotations
@@ -9,10 +11,17 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Collection
+from typing import Any, Protocol
+
+import structlog
 
 from rhid import sockets, stats
+from rhid.backoff import Backoff
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
-from rhid.rules import Proxy
+from rhid.model import Proxy
+from rhid.settings import Settings
+
+log = structlog.get_logger("rhid")
 
 READ_CHUNK = 256 * 1024
 
@@ -151,3 +160,190 @@ class EventStream:
     def close(self) -> None:
         """Close the stream."""
         self.sock.close()
+
+
+# ---- the HAProxy side: polls and the event stream turned into observations ------------------------
+
+# What a failed poll says about every proxy: short and constant, so that a new failure reason (logged
+# once as haproxy.unreachable) is not a new status for thousands of proxies.
+UNREACHABLE = stats.ProxyStatus(stats.Observation.DOWN, "HAProxy unreachable")
+UNREADABLE = stats.ProxyStatus(stats.Observation.UNKNOWN, "HAProxy's reply unreadable")
+EVENT_READ_GAP = 0.01  # seconds: after a read of only traffic lines, the ring waits this long
+NO_RING_RETRY = 60.0  # seconds between looks for a ring when HAProxy has none
+
+
+class Poller(Protocol):
+    """What the HAProxy side needs of a client (HAProxyClient; a scripted one in tests)."""
+
+    master: bool
+    pid: str | None
+    reloaded_from: str | None
+
+    def poll(self, wanted: Collection[Proxy]) -> stats.Snapshot: ...
+
+
+class HAProxySide:
+    """Everything rhid knows about HAProxy: whether it answers, what it says of each proxy, and the
+    event stream that wakes a poll. Turns bytes and failures into observations and logs each change
+    of its own weather once; it decides no route."""
+
+    def __init__(
+        self,
+        path: str,
+        timeout: float,
+        *,
+        events: str = "none",
+        unreadable_down_after: float = 30.0,
+        poller: Poller | None = None,
+    ) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.events_setting = events  # a ring name, "auto" or "none"
+        self.unreadable_down_after = unreadable_down_after
+        self.client: Poller = poller if poller is not None else HAProxyClient(path, timeout)
+        self.state = "not polled"  # reachable, unreachable, garbled
+        self.error: str | None = None
+        self.unreadable_since: float | None = None
+        self.reported: set[tuple[Proxy, str]] = set()
+        self.stream: EventStream | None = None
+        self.stream_note: str | None = None
+        self.stream_backoff = Backoff()
+        self.stream_noisy = False
+        self.paused_until = 0.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> HAProxySide:
+        """The HAProxy side `rhid run`'s settings ask for."""
+        return cls(
+            settings.haproxy_socket,
+            settings.poll_timeout,
+            events=settings.events,
+            unreadable_down_after=settings.unreadable_down_after,
+        )
+
+    # ---- polls ---------------------------------------------------------------------------------
+
+    def observe(self, proxies: Collection[Proxy], now: float) -> dict[Proxy, stats.ProxyStatus]:
+        """Poll once: what HAProxy says of each proxy, or rhid's word for a failed poll."""
+        try:
+            snapshot = self.client.poll(proxies)
+        except HAProxyUnavailableError as exc:
+            self.unreadable_since = None
+            self._weather("unreachable", f"{exc.path}: {exc.reason}", reason=exc.reason, path=exc.path)
+            return dict.fromkeys(proxies, UNREACHABLE)
+        except HAProxyProtocolError as exc:
+            self._weather("garbled", str(exc), reason=str(exc))
+            if self.unreadable_since is None:
+                self.unreadable_since = now
+            failed = UNREADABLE
+            if now - self.unreadable_since >= self.unreadable_down_after:
+                limit = self.unreadable_down_after
+                failed = stats.ProxyStatus(
+                    stats.Observation.DOWN, f"HAProxy's replies unreadable for over {limit:g} s"
+                )
+            return dict.fromkeys(proxies, failed)
+        if self.client.reloaded_from is not None:
+            log.info("haproxy.reloaded", old_pid=self.client.reloaded_from, new_pid=snapshot.pid)
+            self.close_stream()  # the stream stays with the old, stopping worker: follow the new one
+        self.unreadable_since = None
+        self._weather("reachable", None, pid=snapshot.pid)
+        for proxy, status in snapshot.unknown_statuses():
+            if (proxy, status) not in self.reported:
+                self.reported.add((proxy, status))
+                log.warning("haproxy.unknown_status", proxy=str(proxy), status=status, counts_as="down")
+        return {proxy: snapshot.status_of(proxy) for proxy in proxies}
+
+    def _weather(self, state: str, error: str | None, **fields: str) -> None:
+        self.error = error
+        if state != self.state:
+            (log.info if state == "reachable" else log.error)(f"haproxy.{state}", **fields)
+            self.state = state
+
+    # ---- the event ring: a wake-up signal only ------------------------------------------------
+
+    @property
+    def streaming(self) -> bool:
+        """True while the event stream is open."""
+        return self.stream is not None
+
+    def waitable(self, now: float) -> EventStream | None:
+        """The stream to select on now, or None (closed, or paused after a read of traffic)."""
+        return self.stream if self.stream is not None and now >= self.paused_until else None
+
+    def ensure_stream(self, now: float) -> None:
+        """Open the event stream when configured, not open, and due (with backoff after failures)."""
+        if self.events_setting == "none" or self.stream is not None or not self.stream_backoff.ready(now):
+            return
+        if self.client.master:
+            self._note("unavailable", reason="the master CLI does not stream events: polling only")
+            self.stream_backoff.wait_until(float("inf"))
+            return
+        try:
+            ring = (
+                self.events_setting if self.events_setting != "auto" else find_ring(self.path, self.timeout)
+            )
+            if ring is None:
+                self._note("unavailable", reason="HAProxy has no log ring: polling only")
+                self.stream_backoff.wait_until(now + NO_RING_RETRY)
+                return
+            self.stream = EventStream(self.path, ring, self.timeout)
+        except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
+            self._note("unavailable", reason=str(exc))
+            self.stream_backoff.failed(now)
+            return
+        self._note("streaming", ring=ring)
+
+    def read_stream(self, now: float) -> bool:
+        """Read the stream; True when a line says a server, backend or frontend changed.
+
+        A read without a state change (traffic logs in the ring) pauses reading for EVENT_READ_GAP,
+        so a busy ring costs at most 1/EVENT_READ_GAP reads a second however many lines it carries.
+        """
+        if self.stream is None:
+            return False
+        try:
+            block = self.stream.read()
+        except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
+            self.close_stream()
+            self._note("unavailable", reason=str(exc))
+            self.stream_backoff.failed(now)
+            return False
+        self.stream_backoff.succeeded()
+        if block and not self.stream_noisy and stats.is_noisy(block):
+            self.stream_noisy = True
+            log.warning(
+                "haproxy.events_noisy",
+                ring=self.stream.ring,
+                hint="this ring carries traffic logs (level info); give rhid a dedicated ring at level "
+                "notice: see the README, 'Event wake-up'",
+            )
+        if stats.has_state_change(block):
+            return True
+        self.paused_until = now + EVENT_READ_GAP
+        return False
+
+    def close_stream(self) -> None:
+        """Drop the event stream; `ensure_stream` reopens it."""
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+    def _note(self, note: str, **fields: str) -> None:
+        if note != self.stream_note:
+            self.stream_note = note
+            (log.info if note == "streaming" else log.warning)(f"haproxy.events_{note}", **fields)
+
+    def report(self) -> dict[str, Any]:
+        """What `rhid status` shows of HAProxy."""
+        return {
+            "socket": self.path,
+            "state": self.state,
+            "pid": self.client.pid,
+            "last_error": self.error if self.state != "reachable" else None,
+            "events": {
+                "state": self.stream_note or ("off" if self.events_setting == "none" else "not started"),
+                "ring": self.stream.ring if self.stream is not None else None,
+                "reads": self.stream.reads if self.stream is not None else 0,
+                "bytes": self.stream.received if self.stream is not None else 0,
+            },
+        }

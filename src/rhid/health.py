@@ -13,15 +13,18 @@ it keeps its last status) leave the state and the counts alone.
     any       UNKNOWN (garbled reply)     nothing: a peer's garbage is never a down observation
 
 Counts saturate at their threshold, so a settled proxy is a fixed point: `step` then returns the
-very same state, which keeps a cycle cheap with thousands of proxies. The daemon owns the clock
-and passes `now` (monotonic seconds) in.
+very same state, which keeps a cycle cheap with thousands of proxies. `observe` steps a whole poll.
+The daemon owns the clock and passes `now` (monotonic seconds) in. This is the hysteresis policy;
+the others (damping, guards, drains) get modules of the same shape.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 
+from rhid.model import Proxy
 from rhid.stats import Observation, ProxyStatus
 
 
@@ -150,3 +153,46 @@ def is_up(state: ProxyState) -> bool | None:
     if state.health is Health.UNKNOWN:
         return None
     return state.health is Health.UP
+
+
+ProxyEvent = tuple[Proxy, Event, ProxyState]
+
+
+def observe(
+    states: Mapping[Proxy, ProxyState],
+    observed: Mapping[Proxy, ProxyStatus],
+    now: float,
+    thresholds: Thresholds,
+) -> tuple[Mapping[Proxy, ProxyState], list[ProxyEvent], bool]:
+    """Step every observed proxy. Returns the states (the very same mapping when no proxy changed:
+    the common case at scale), each proxy's events, and whether any proxy's health changed."""
+    updated: dict[Proxy, ProxyState] | None = None
+    events: list[ProxyEvent] = []
+    moved = False
+    for proxy, status in observed.items():
+        before = states.get(proxy, INITIAL)
+        after, happened = step(before, status, now, thresholds)
+        if after is before:
+            continue
+        if updated is None:
+            updated = dict(states)
+        updated[proxy] = after
+        moved = moved or after.health is not before.health
+        events.extend((proxy, event, after) for event in happened)
+    return (states if updated is None else updated), events, moved
+
+
+def keep(states: Mapping[Proxy, ProxyState], proxies: Collection[Proxy]) -> dict[Proxy, ProxyState]:
+    """The states of `proxies` only (after a reload: a rule that stays keeps its counters)."""
+    return {proxy: state for proxy, state in states.items() if proxy in proxies}
+
+
+def describe(event: Event, state: ProxyState) -> tuple[str, str, dict[str, str]]:
+    """How an event is logged: its name, its level, and the fields it adds."""
+    if isinstance(event, WentUp):
+        return "proxy.up", "info", {}
+    if isinstance(event, WentDown):
+        return "proxy.down", "warning", {}
+    if isinstance(event, Vanished):
+        return "proxy.vanished", "warning", {"keeps": state.health.value}
+    return "proxy.never_seen", "warning", {"counts_as": "down"}

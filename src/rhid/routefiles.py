@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rhid.model import Channel, Network
 from rhid.names import is_bird_symbol
-from rhid.rules import Channel, Network
 
 HEADER = "# Written by rhid; replaced atomically on every change. Do not edit: rhid owns this file.\n"
 _FILE = re.compile(r"(?P<table>[A-Za-z_][A-Za-z0-9_]*)\.ipv(?P<family>[46])\.conf\Z")

@@ -12,51 +12,18 @@ import enum
 import ipaddress
 import os
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rhid import names
 from rhid.errors import Diagnostic, RuleError, RuleFileError
 from rhid.grammar import ConditionSyntax, Document, NetworkSyntax, RuleSyntax, TargetSyntax, parse
+from rhid.model import IPV6_SUFFIX, Channel, Network, Proxy, ProxyKind, Route
 
 DEFAULT_TABLE = "vol1"
 DEFAULT_RULES_PATH = "/etc/hapee-extras/hapee-rhi.cfg"
 MAX_RULES_FILE_BYTES = 64 * 1024 * 1024
-IPV6_SUFFIX = "_v6"
 UTF8_BOM = b"\xef\xbb\xbf"
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class ProxyKind(enum.Enum):
-    """Which side of HAProxy a target names."""
-
-    BACKEND = "b"
-    FRONTEND = "f"
-
-    @property
-    def word(self) -> str:
-        """ "backend" or "frontend"."""
-        return self.name.lower()
-
-
-@dataclass(frozen=True, slots=True)
-class Proxy:
-    """A frontend or backend that a rule depends on."""
-
-    kind: ProxyKind
-    name: str
-    _hash: int = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # Proxies key every per-poll dict; Enum's hash is Python code, so compute it once.
-        object.__setattr__(self, "_hash", hash((self.kind.value, self.name)))
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __str__(self) -> str:
-        return f"{self.kind.value}:{self.name}"
 
 
 class Aggregate(enum.Enum):
@@ -100,40 +67,6 @@ class Condition:
         return self.verdict(up) is True
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Channel:
-    """One BIRD static protocol: a table in one address family (ordered by table, then family)."""
-
-    table: str
-    family: int
-
-    @property
-    def protocol(self) -> str:
-        """The BIRD protocol name: the table for IPv4, ``<table>_v6`` for IPv6."""
-        return self.table if self.family == 4 else self.table + IPV6_SUFFIX
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A prefix in a table."""
-
-    table: str
-    prefix: Network
-
-    @property
-    def channel(self) -> Channel:
-        """The static protocol this route belongs to."""
-        return Channel(self.table, self.prefix.version)
-
-    def __str__(self) -> str:
-        return f"{self.table}%{self.prefix}"
-
-
-def route_order(route: Route) -> tuple[str, int, int, int]:
-    """Sort key: table, family, address, length (networks of two families do not compare)."""
-    return (route.table, route.prefix.version, int(route.prefix.network_address), route.prefix.prefixlen)
-
-
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One rule line, validated."""
@@ -170,26 +103,6 @@ class RuleSet:
     def routes(self) -> tuple[Route, ...]:
         """Every route the file mentions, in file order."""
         return tuple(self.by_route)
-
-
-Desired = dict[Channel, frozenset[Network]]
-
-
-def evaluate(
-    rules: RuleSet, up: Mapping[Proxy, bool | None], held: Collection[Route] = frozenset()
-) -> Desired:
-    """The routes to announce, per channel. Every channel the rules use is present, maybe empty.
-
-    `up` maps proxies to their health (None or missing: not known yet). A rule whose verdict
-    is still unknown keeps its routes as they are: announced if they are in `held`.
-    """
-    desired: dict[Channel, set[Network]] = {channel: set() for channel in rules.channels}
-    for rule in rules.rules:
-        verdict = rule.condition.verdict(up)
-        for route in rule.routes:
-            if verdict or (verdict is None and route in held):
-                desired[route.channel].add(route.prefix)
-    return {channel: frozenset(prefixes) for channel, prefixes in desired.items()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rhid.errors import HAProxyProtocolError
+from rhid.model import Proxy, ProxyKind
 from rhid.names import is_proxy_name
-from rhid.rules import Proxy, ProxyKind
 
 POLL_COMMAND = "show info; show stat -1 7 -1"  # the fullest form; see poll_command
 MASTER_PREFIX = "@1 "
@@ -65,7 +65,22 @@ class Snapshot:
 
     def status_of(self, proxy: Proxy) -> ProxyStatus:
         """The proxy's status; ABSENT when HAProxy printed no row for it."""
-        return self.proxies.get(proxy, ProxyStatus(Observation.ABSENT, "absent"))
+        return self.proxies.get(proxy, ABSENT)
+
+    def unknown_statuses(self) -> list[tuple[Proxy, str]]:
+        """Proxies whose status HAProxy 2.6 was never seen to print (checked once per distinct value)."""
+        distinct = {(proxy.kind, status.status) for proxy, status in self.proxies.items()}
+        odd = {pair for pair in distinct if not is_known_status(*pair)}
+        if not odd:
+            return []
+        return [
+            (proxy, status.status)
+            for proxy, status in self.proxies.items()
+            if (proxy.kind, status.status) in odd
+        ]
+
+
+ABSENT = ProxyStatus(Observation.ABSENT, "absent")
 
 
 def poll_command(master: bool, typemask: int = FRONTENDS | BACKENDS | SERVERS) -> bytes:

@@ -1,6 +1,7 @@
 """`rhid status`: what the daemon knows, as a document it serves on its control socket.
 
-The document is built by the daemon (`rhid.daemon.Daemon.status_document`) and rendered here.
+The document is built here, purely, from the plan and the edges' reports (`document`), served by
+`rhid.control`, fetched by the `rhid status` command (`fetch`) and rendered for people (`render`).
 The wire protocol is one request line, ``status`` or ``status <prefix-or-address>``, and one JSON
 reply, after which the daemon closes the connection. The request is parsed strictly: nothing
 from it reaches another socket.
@@ -8,23 +9,24 @@ from it reaches another socket.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import json
 import socket
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from rhid import sockets
-from rhid.errors import UnavailableError
-from rhid.rules import Network
+from rhid import health, sockets
+from rhid.errors import StatusUnavailableError
+from rhid.model import Network, Proxy, Route, route_order
+from rhid.plan import Plan
+from rhid.rules import RuleSet, render_rule
 
 SOCKET_NAME = "rhid.sock"
 MAX_REQUEST_BYTES = 256
 MAX_REPLY_BYTES = 64 * 1024 * 1024
-
-
-class StatusUnavailableError(UnavailableError):
-    """The daemon's control socket could not be used."""
 
 
 def parse_request(line: bytes) -> Network | str | None:
@@ -49,6 +51,96 @@ def matches(prefix: Network, wanted: Network) -> bool:
     if prefix.version != wanted.version:
         return False
     return prefix == wanted or (wanted.prefixlen == wanted.max_prefixlen and wanted.network_address in prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the daemon hands over for one status document: every value it reports, none recomputed."""
+
+    version: str
+    pid: int
+    started: float  # monotonic
+    summary: str
+    rules: RuleSet
+    rules_loaded: float
+    reload_result: str
+    plan: Plan
+    changed_at: Mapping[Route, float]
+    thresholds: health.Thresholds
+    haproxy: dict[str, Any]
+    bird: dict[str, Any]
+    now: float  # monotonic, and the wall clock at the same moment
+    wall_now: float
+
+
+def summary(announced: int, routes: int, haproxy: str, bird: Mapping[str, Any], reload_result: str) -> str:
+    """The one-line STATUS= text systemd shows."""
+    sync = "" if bird["in_sync"] else ", not in sync"
+    withdrawn = max(routes - announced, 0)
+    text = f"{announced} announced, {withdrawn} withdrawn; HAProxy {haproxy}; BIRD {bird['state']}{sync}"
+    if reload_result.startswith("failed"):
+        text += "; reload failed, old rules kept"
+    return text
+
+
+def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
+    """Everything `rhid status` shows: peers, rules, and every route with its reasons."""
+
+    def wall(moment: float) -> str:
+        stamp = facts.wall_now - (facts.now - moment)
+        return datetime.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+
+    def target(proxy: Proxy) -> dict[str, Any]:
+        state = facts.plan.states.get(proxy, health.INITIAL)
+        return {
+            "proxy": str(proxy),
+            "health": state.health.value,
+            "haproxy_status": state.last_status,
+            "since": wall(state.since) if state.health is not health.Health.UNKNOWN else None,
+            "down_count": state.down_count,
+            "up_count": state.up_count,
+            "fall": facts.thresholds.fall,
+            "rise": facts.thresholds.rise,
+        }
+
+    routes = []
+    for route in sorted(facts.rules.routes, key=route_order):
+        if wanted is not None and not matches(route.prefix, wanted):
+            continue
+        rule = facts.rules.by_route[route]
+        decision = facts.plan.decisions.get(route)
+        routes.append(
+            {
+                "prefix": str(route.prefix),
+                "table": route.table,
+                "protocol": route.channel.protocol,
+                "rule_line": rule.line,
+                "rule": render_rule(rule),
+                "announced": decision is not None and decision.announced,
+                "held": decision is not None and decision.held,
+                "reason": facts.plan.reason(route) if decision is not None else "not planned yet",
+                "since": wall(facts.changed_at.get(route, facts.started)),
+                "targets": [target(proxy) for proxy in rule.condition.operands],
+            }
+        )
+    announced = facts.plan.announced
+    return {
+        "version": facts.version,
+        "pid": facts.pid,
+        "started": wall(facts.started),
+        "status": facts.summary,
+        "rules": {
+            "path": facts.rules.path,
+            "count": len(facts.rules.rules),
+            "loaded": wall(facts.rules_loaded),
+            "reload": facts.reload_result,
+        },
+        "haproxy": facts.haproxy,
+        "bird": facts.bird,
+        "announced": announced,
+        "withdrawn": max(len(facts.rules.routes) - announced, 0),
+        "routes": routes,
+    }
 
 
 def fetch(path: str, prefix: str | None, timeout: float = 5.0) -> dict[str, Any]:

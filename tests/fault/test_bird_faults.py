@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -10,11 +9,13 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from rhid import service
+from rhid import plan, service
 from rhid.bird import BirdClient
-from rhid.daemon import Daemon, FatalError
-from rhid.errors import BirdProtocolError, BirdUnavailableError
-from rhid.rules import Channel, parse_rules
+from rhid.daemon import Daemon
+from rhid.errors import BirdProtocolError, BirdUnavailableError, FatalError
+from rhid.model import Channel
+from rhid.reconcile import BirdSide
+from rhid.rules import parse_rules
 from rhid.settings import Settings
 from tests.fault import fakes
 
@@ -40,27 +41,27 @@ def ctl(tmp_path: Path) -> Iterator[Callable[[Script], fakes.FakeServer]]:
         server.close()
 
 
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Callable[[], Daemon]]:
-    made: list[Daemon] = []
+CHANNELS = RULES.channels
 
-    def make() -> Daemon:
-        (tmp_path / "rhid").mkdir(exist_ok=True)
-        settings = Settings(
-            "r", str(tmp_path / "none.sock"), str(tmp_path / "bird.ctl"), tmp_path / "rhid", 0.2
-        )
-        instance = Daemon(settings, RULES)
-        instance.write_changes({Channel("vol1", 4): frozenset({ipaddress.ip_network("10.0.0.1/32")})})
-        made.append(instance)
-        return instance
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Callable[[], BirdSide]]:
+    """A BIRD side whose files announce 10.0.0.1/32, talking to the scripted BIRD at bird.ctl."""
+    made: list[BirdSide] = []
+
+    def make() -> BirdSide:
+        side = BirdSide(tmp_path / "rhid", BirdClient(str(tmp_path / "bird.ctl"), 2.0))
+        side.write(plan.decide(RULES, {}, set(), frozenset(), 0.0), 0.0)
+        made.append(side)
+        return side
 
     yield make
-    for instance in made:
-        instance.bird.close()
+    for side in made:
+        side.client.close()
 
 
 def test_config_rejected_keeps_state_and_backs_off(
-    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
 ) -> None:
     """B4: 8002 keeps the desired state, reports BIRD's file:line:col and retries with backoff."""
     rejected = (
@@ -69,33 +70,33 @@ def test_config_rejected_keeps_state_and_backs_off(
     ctl({"show status": fakes.STATUS, "configure": rejected})
     instance = daemon()
     with capture_logs() as events:
-        instance.sync_bird(0.0)
-        instance.sync_bird(0.1)  # inside the backoff: not retried
+        instance.sync(CHANNELS, 0.0)
+        instance.sync(CHANNELS, 0.1)  # inside the backoff: not retried
     refused = [e for e in events if e["event"] == "bird.refused"]
     assert len(refused) == 1
     assert refused[0]["bird_says"] == "/etc/bird/bird.conf:13:60 syntax error"
-    assert not instance.sync.in_sync
-    assert instance.sync.backoff.retry_at == pytest.approx(0.5)
+    assert not instance.in_sync
+    assert instance.backoff.retry_at == pytest.approx(0.5)
     assert instance.written[Channel("vol1", 4)], "the desired state is kept"
-    assert "8002" in (instance.sync.last_error or "")
+    assert "8002" in (instance.last_error or "")
 
 
 def test_access_denied_at_start_is_fatal(
-    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
 ) -> None:
     """B4: 8007 (a restricted socket) on the first cycle is fatal with an actionable message."""
     ctl({"show status": fakes.STATUS, "configure": b"8007 Access denied\n"})
     with pytest.raises(FatalError, match="restricted"):
-        daemon().sync_bird(0.0)
+        daemon().sync(CHANNELS, 0.0)
 
 
 def test_syntax_error_from_bird_is_our_bug_and_loud(
-    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
 ) -> None:
     """B4: 9001 to a command rhid sent means rhid is wrong: logged as critical bird.bug."""
     ctl({"show status": fakes.STATUS, "configure": b"9001 syntax error, unexpected END\n"})
     with capture_logs() as events:
-        daemon().sync_bird(0.0)
+        daemon().sync(CHANNELS, 0.0)
     assert [e["log_level"] for e in events if e["event"] == "bird.bug"] == ["critical"]
 
 
@@ -105,37 +106,40 @@ def test_syntax_error_from_bird_is_our_bug_and_loud(
     ids=["text", "bad-code", "unknown-code"],
 )
 def test_garbage_reconnects(
-    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon], garbage: bytes
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide], garbage: bytes
 ) -> None:
     """B5: garbage or an unexpected code is a BirdProtocolError: the connection is dropped and redone."""
     server = ctl({"show status": garbage})
     instance = daemon()
     with capture_logs() as events:
-        instance.sync_bird(0.0)
+        instance.sync(CHANNELS, 0.0)
     assert any(e["event"] == "bird.garbled" for e in events)
-    assert not instance.bird.connected
-    instance.sync.backoff.succeeded()
-    instance.sync_bird(1.0)
+    assert isinstance(instance.client, BirdClient)
+    assert not instance.client.connected
+    instance.backoff.succeeded()
+    instance.sync(CHANNELS, 1.0)
     assert server.connections == 2
 
 
 def test_reconfiguration_in_progress_is_verified_next_cycle(
-    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
 ) -> None:
     """B6: 0004/0005 count as accepted; BIRD's routes are checked again on the next cycle."""
     ctl({"show status": fakes.STATUS, "configure": b"0005 Reconfiguration already in progress, queueing\n",
          "show route protocol vol1": ROUTES})  # fmt: skip
     instance = daemon()
-    instance.sync_bird(10.0)
-    assert instance.sync.in_sync
-    assert instance.sync.next_verify == 10.0, "verify again at the next cycle"
+    instance.sync(CHANNELS, 10.0)
+    assert instance.in_sync
+    assert instance.next_verify == 10.0, "verify again at the next cycle"
     with capture_logs() as events:
-        instance.sync_bird(10.2)
+        instance.sync(CHANNELS, 10.2)
     assert not [e for e in events if e["event"] in {"bird.mismatch", "bird.refused"}]
-    assert instance.sync.next_verify > 10.2
+    assert instance.next_verify > 10.2
 
 
-def test_slow_bird_backs_off(ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]) -> None:
+def test_slow_bird_backs_off(
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
+) -> None:
     """B6: a BIRD that does not answer in time costs one deadline, then backs off, not every cycle."""
 
     def slow_status() -> bytes:
@@ -145,11 +149,12 @@ def test_slow_bird_backs_off(ctl: Callable[[Script], fakes.FakeServer], daemon: 
     server_script: Script = {"show status": slow_status}
     ctl(server_script)
     instance = daemon()
-    instance.bird.timeout = 0.2
+    assert isinstance(instance.client, BirdClient)
+    instance.client.timeout = 0.2
     started = time.monotonic()
-    instance.sync_bird(0.0)
+    instance.sync(CHANNELS, 0.0)
     assert time.monotonic() - started < 1.0
-    assert instance.sync.backoff.retry_at > 0.0, "a costly failure backs off"
+    assert instance.backoff.retry_at > 0.0, "a costly failure backs off"
 
 
 def test_client_needs_the_greeting(tmp_path: Path) -> None:
@@ -163,17 +168,17 @@ def test_client_needs_the_greeting(tmp_path: Path) -> None:
         server.close()
 
 
-def test_stopped_bird_is_retried_next_cycle(daemon: Callable[[], Daemon]) -> None:
+def test_stopped_bird_is_retried_next_cycle(daemon: Callable[[], BirdSide]) -> None:
     """B1: no socket at all is cheap to try, so rhid tries again on the very next cycle."""
     instance = daemon()
     with pytest.raises(BirdUnavailableError):
-        instance.bird.request("show status")
-    instance.sync_bird(0.0)
-    assert instance.sync.backoff.ready(0.2)
+        instance.client.request("show status")
+    instance.sync(CHANNELS, 0.0)
+    assert instance.backoff.ready(0.2)
 
 
 def test_an_operators_configure_is_verified_once(
-    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], Daemon]
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
 ) -> None:
     """After an operator's `birdc configure` (a new status), rhid verifies once, not on every cycle."""
     status = {"now": fakes.STATUS}
@@ -186,21 +191,25 @@ def test_an_operators_configure_is_verified_once(
     ctl({"show status": lambda: status["now"], "configure": b"0003 Reconfigured\n",
          "show route protocol vol1": routes})  # fmt: skip
     instance = daemon()
-    instance.sync_bird(0.0)
+    instance.sync(CHANNELS, 0.0)
     asked.clear()
     status["now"] = fakes.STATUS.replace(b"07:01:55.072", b"08:00:00.000")  # the operator's configure
     for cycle in range(1, 11):
-        instance.sync_bird(cycle * 0.2)
+        instance.sync(CHANNELS, cycle * 0.2)
     assert asked == ["show route"], "one verify for one outside change"
 
 
 @pytest.mark.parametrize(("restarting", "kept"), [(True, True), (False, False), (None, False)])
 def test_a_restart_holds_and_a_stop_withdraws(
-    daemon: Callable[[], Daemon], monkeypatch: pytest.MonkeyPatch, restarting: bool | None, kept: bool
+    tmp_path: Path,
+    daemon: Callable[[], BirdSide],
+    monkeypatch: pytest.MonkeyPatch,
+    restarting: bool | None,
+    kept: bool,
 ) -> None:
     """SIGTERM during systemd's restart job holds the routes; a stop, or an unknown job, withdraws."""
     monkeypatch.setattr(service, "restarting", lambda: restarting)
-    instance = daemon()
-    instance.shut_down()
-    text = (instance.settings.bird_dir / "vol1.ipv4.conf").read_text()
+    settings = Settings("r", str(tmp_path / "none.sock"), str(tmp_path / "bird.ctl"), tmp_path / "rhid")
+    Daemon(settings, RULES, bird_side=daemon()).shut_down()
+    text = (tmp_path / "rhid" / "vol1.ipv4.conf").read_text()
     assert ("route 10.0.0.1/32 blackhole;" in text) is kept

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
-from rhid.daemon import Daemon
+from rhid import health
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
-from rhid.haproxy import HAProxyClient, fetch
-from rhid.health import Health
-from rhid.rules import Proxy, ProxyKind, parse_rules
+from rhid.haproxy import HAProxyClient, HAProxySide, fetch
+from rhid.health import Health, ProxyState, Thresholds
+from rhid.model import Proxy, ProxyKind
+from rhid.rules import RuleSet, parse_rules
 from rhid.settings import Settings
 from tests.fault import fakes
 
@@ -45,12 +46,25 @@ def serve(servers: list[fakes.FakeServer], sock: Path, handler: fakes.Handler) -
     return server
 
 
-def daemon(tmp_path: Path, sock: Path) -> Daemon:
+class Watcher:
+    """The HAProxy side and the hysteresis policy, stepped as the loop steps them."""
+
+    def __init__(self, settings: Settings, rules: RuleSet) -> None:
+        self.side = HAProxySide.of(settings)
+        self.rules = rules
+        self.thresholds = Thresholds(settings.fall, settings.rise)
+        self.states: Mapping[Proxy, ProxyState] = {}
+
+    def observe(self, now: float) -> None:
+        observed = self.side.observe(self.rules.proxies, now)
+        self.states, _, _ = health.observe(self.states, observed, now, self.thresholds)
+
+
+def daemon(tmp_path: Path, sock: Path) -> Watcher:
     settings = Settings(
         str(tmp_path / "r.cfg"), str(sock), str(tmp_path / "no-bird.ctl"), tmp_path / "rhid", 0.2, 2, 1
     )
-    (tmp_path / "rhid").mkdir(exist_ok=True)
-    return Daemon(settings, RULES)
+    return Watcher(settings, RULES)
 
 
 def open_fds() -> int:
@@ -131,9 +145,9 @@ def test_missing_socket_is_down_and_rise_guards_the_return(
     """H2: no socket at start counts as down; once HAProxy appears, UP needs `rise` good polls."""
     settings = Settings("r", str(sock), str(tmp_path / "b.ctl"), tmp_path / "rhid", 0.2, fall=2, rise=2)
     (tmp_path / "rhid").mkdir()
-    instance = Daemon(settings, RULES)
+    instance = Watcher(settings, RULES)
     with pytest.raises(HAProxyUnavailableError) as caught:
-        instance.haproxy.poll([BE])
+        HAProxyClient(str(sock), 0.2).poll([BE])
     assert caught.value.kind == "missing"
     instance.observe(0.0)
     instance.observe(1.0)
@@ -166,7 +180,7 @@ def test_unreachable_haproxy_logs_once_not_per_proxy(tmp_path: Path) -> None:
     rules = parse_rules("".join(f"10.1.{i // 250}.{i % 250} = all(b:be{i})\n" for i in range(1000)))
     settings = Settings("r", str(tmp_path / "gone.sock"), str(tmp_path / "b.ctl"), tmp_path / "rhid", 0.2)
     (tmp_path / "rhid").mkdir()
-    instance = Daemon(settings, rules)
+    instance = Watcher(settings, rules)
     with capture_logs() as events:
         instance.observe(0.0)
         (tmp_path / "gone.sock").mkdir()  # a new failure reason: not a socket
@@ -177,7 +191,9 @@ def test_unreachable_haproxy_logs_once_not_per_proxy(tmp_path: Path) -> None:
     assert [e["event"] for e in warnings if e["event"].startswith("haproxy.")] == ["haproxy.unreachable"]
     others = [e["event"] for e in warnings if e["event"] not in {"proxy.down", "haproxy.unreachable"}]
     assert others == [], "besides the one line and each proxy's own transition, nothing"
-    assert [e["status"] for e in events if e["event"] == "proxy.down"] == ["HAProxy unreachable"] * 1000
+    assert len(instance.states) == 1000
+    assert {state.last_status for state in instance.states.values()} == {"HAProxy unreachable"}
+    assert {state.health for state in instance.states.values()} == {Health.DOWN}
 
 
 def test_replies_unreadable_for_long_count_as_down(
@@ -189,7 +205,7 @@ def test_replies_unreadable_for_long_count_as_down(
         "r", str(sock), str(tmp_path / "b.ctl"), tmp_path / "rhid", 1.0, fall=2, unreadable_down_after=10.0
     )
     (tmp_path / "rhid").mkdir()
-    instance = Daemon(settings, RULES)
+    instance = Watcher(settings, RULES)
     instance.observe(0.0)
     assert instance.states[BE].health is Health.UP
     serve(server_factory, sock, fakes.replying(b"<html>502</html>\n\n"))

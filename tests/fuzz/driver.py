@@ -19,7 +19,8 @@ from pathlib import Path
 
 from rhid import birdwire
 from rhid.errors import BirdProtocolError, HAProxyProtocolError, RuleError
-from rhid.rules import Proxy, ProxyKind, parse_rules
+from rhid.model import Proxy, ProxyKind
+from rhid.rules import parse_rules
 from rhid.stats import parse_poll
 
 HAPROXY_SEED = (Path(__file__).parents[1] / "unit" / "data" / "haproxy_reply.txt").read_bytes()

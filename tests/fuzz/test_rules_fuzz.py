@@ -10,19 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rhid.errors import RuleError
-from rhid.rules import (
-    Aggregate,
-    Condition,
-    Proxy,
-    ProxyKind,
-    Route,
-    Rule,
-    RuleSet,
-    evaluate,
-    load_rules,
-    parse_rules,
-    render,
-)
+from rhid.health import INITIAL, Health, ProxyState
+from rhid.model import Proxy, ProxyKind, Route
+from rhid.plan import decide
+from rhid.rules import Aggregate, Condition, Rule, RuleSet, load_rules, parse_rules, render
 
 STRUCTURE = "=,()%/:#; \t\r\n\x00\"'*"
 TOKENS = [
@@ -160,11 +151,34 @@ def test_mutated_valid_text_compiles_or_raises_rule_error(rules: RuleSet, data: 
     compiles_or_rule_error(text[:index] + replacement + text[index + skip :])
 
 
-@given(rule_sets(), st.dictionaries(proxies, st.booleans()))
-def test_evaluate_announces_only_routes_of_rules_that_hold(rules: RuleSet, up: dict[Proxy, bool]) -> None:
-    """evaluate() returns exactly the routes of the rules whose condition holds, keyed by channel."""
-    desired = evaluate(rules, up)
-    assert set(desired) == set(rules.channels)
-    expected = {route for rule in rules.rules if rule.condition.holds(up) for route in rule.routes}
-    got = {Route(channel.table, prefix) for channel, prefixes in desired.items() for prefix in prefixes}
+def oracle(aggregate: Aggregate, values: list[bool | None]) -> bool | None:
+    """Kleene's three-valued and/or, written independently of rhid's Condition.verdict."""
+    if aggregate is Aggregate.NEVER:
+        return False
+    if aggregate is Aggregate.ALWAYS:
+        return True
+    if aggregate is Aggregate.ALL:
+        return False if False in values else None if None in values else True
+    return True if True in values else None if None in values else False
+
+
+HEALTH = {True: ProxyState(Health.UP), False: ProxyState(Health.DOWN), None: INITIAL}
+
+
+@given(rule_sets(), st.dictionaries(proxies, st.sampled_from([True, False, None])), st.data())
+def test_plan_announces_what_the_rules_say_and_holds_the_unknown(
+    rules: RuleSet, up: dict[Proxy, bool | None], data: st.DataObject
+) -> None:
+    """A route is announced iff its rule holds, or its verdict is unknown (a proxy never read) and
+    the route was announced (held); every channel the rules use has a file."""
+    announced = set(data.draw(st.lists(st.sampled_from(rules.routes), unique=True)))
+    decided = decide(rules, {proxy: HEALTH[value] for proxy, value in up.items()}, announced, set(), 0.0)
+    files = decided.files()
+    assert set(files) == set(rules.channels)
+    got = {Route(channel.table, prefix) for channel, prefixes in files.items() for prefix in prefixes}
+    expected = set()
+    for rule in rules.rules:
+        verdict = oracle(rule.condition.aggregate, [up.get(proxy) for proxy in rule.condition.operands])
+        expected |= {r for r in rule.routes if verdict or (verdict is None and r in announced)}
+        assert all(decided.decisions[r].held is (verdict is None) for r in rule.routes)
     assert got == expected

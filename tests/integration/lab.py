@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rhid.cli import bird_snippet
+from rhid.birdconf import bird_snippet
 from rhid.haproxy import fetch
 from rhid.rules import RuleSet, parse_rules
 

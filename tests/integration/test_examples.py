@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rhid.cli import bird_snippet
+from rhid.birdconf import bird_snippet
 from rhid.rules import load_rules
 from tests.integration.lab import BIRD
 

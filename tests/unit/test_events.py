@@ -8,7 +8,8 @@ import pytest
 
 from rhid.daemon import Daemon
 from rhid.health import Health, ProxyState
-from rhid.rules import Proxy, ProxyKind, parse_rules
+from rhid.model import Proxy, ProxyKind
+from rhid.rules import parse_rules
 from rhid.settings import Settings
 from rhid.stats import events_command, is_state_change, parse_sinks, pick_ring
 

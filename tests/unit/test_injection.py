@@ -15,10 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rhid import birdwire, names
-from rhid.cli import bird_snippet, main
+from rhid.birdconf import bird_snippet
+from rhid.cli import main
 from rhid.errors import RuleError
+from rhid.model import Proxy, ProxyKind
 from rhid.routefiles import render_routes
-from rhid.rules import Proxy, ProxyKind, parse_rules
+from rhid.rules import parse_rules
 from rhid.stats import POLL_COMMAND, parse_poll, poll_command
 from rhid.status import parse_request
 

@@ -5,14 +5,22 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from rhid import plan
 from rhid.daemon import Daemon
 from rhid.health import Health, ProxyState
-from rhid.rules import Channel, Proxy, ProxyKind, parse_rules
+from rhid.model import Channel, Proxy, ProxyKind
+from rhid.rules import parse_rules
 from rhid.settings import Settings
 
 A = Proxy(ProxyKind.BACKEND, "a")
 B = Proxy(ProxyKind.BACKEND, "b")
 N = ipaddress.ip_network
+
+
+def write_plan(daemon: Daemon) -> None:
+    """Plan from the daemon's rules and health, and write the files, as a cycle does."""
+    decided = plan.decide(daemon.rules, daemon.states, daemon.bird.announced(), daemon.bird.owned, 0.0)
+    daemon.bird.write(decided, 0.0)
 
 
 def test_reload_keeps_state_and_moves_only_changed_routes(tmp_path: Path) -> None:
@@ -26,14 +34,14 @@ def test_reload_keeps_state_and_moves_only_changed_routes(tmp_path: Path) -> Non
         A: ProxyState(Health.UP, up_count=7, since=1.0, last_status="UP", seen=True),
         B: ProxyState(Health.UP, up_count=3, since=2.0, last_status="UP", seen=True),
     }
-    daemon.write_changes(daemon.desired())
-    assert daemon.written[Channel("vol1", 4)] == {N("10.0.0.1/32"), N("10.0.0.2/32")}
+    write_plan(daemon)
+    assert daemon.bird.written[Channel("vol1", 4)] == {N("10.0.0.1/32"), N("10.0.0.2/32")}
 
     rules_path.write_text("10.0.0.1 = all(b:a)\n10.0.0.3 = all(b:c)\n10.0.0.4 = any(b:a)\n")
     daemon.reload()
     assert daemon.states == {A: ProxyState(Health.UP, up_count=7, since=1.0, last_status="UP", seen=True)}
-    daemon.write_changes(daemon.desired())
-    assert daemon.written[Channel("vol1", 4)] == {N("10.0.0.1/32"), N("10.0.0.4/32")}, (
+    write_plan(daemon)
+    assert daemon.bird.written[Channel("vol1", 4)] == {N("10.0.0.1/32"), N("10.0.0.4/32")}, (
         "kept .1, dropped .2 (rule removed), .3 waits for b:c, .4 follows a's known health"
     )
 

@@ -6,6 +6,7 @@ import ipaddress
 import os
 from pathlib import Path
 
+from rhid.model import Channel
 from rhid.routefiles import (
     FILE_MODE,
     OnDisk,
@@ -16,7 +17,6 @@ from rhid.routefiles import (
     render_routes,
     write_atomically,
 )
-from rhid.rules import Channel
 
 N = ipaddress.ip_network
 

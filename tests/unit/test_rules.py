@@ -1,4 +1,4 @@
-"""Compiling and evaluating rules: meaning, validation errors, and the pure evaluate()."""
+"""Compiling rules: meaning, validation errors and their hints, rendering."""
 
 from __future__ import annotations
 
@@ -8,17 +8,8 @@ from pathlib import Path
 import pytest
 
 from rhid.errors import RuleError, RuleFileError
-from rhid.rules import (
-    Aggregate,
-    Channel,
-    Proxy,
-    ProxyKind,
-    Route,
-    evaluate,
-    load_rules,
-    parse_rules,
-    render,
-)
+from rhid.model import Channel, Proxy, ProxyKind, Route
+from rhid.rules import Aggregate, load_rules, parse_rules, render
 
 B = ProxyKind.BACKEND
 F = ProxyKind.FRONTEND
@@ -202,40 +193,6 @@ def test_empty_file_needs_allow_empty() -> None:
     """A file without rules would withdraw everything, so it is refused unless allowed."""
     assert "has no rules" in only_error("# nothing\n\n")[2]
     assert parse_rules("# nothing\n", allow_empty=True).rules == ()
-
-
-def test_evaluate_all_any_never_always() -> None:
-    """evaluate() announces exactly the routes whose condition holds, per table and family."""
-    rules = parse_rules(
-        "10.0.0.1 = all(b:a,b:b)\n"
-        "10.0.0.2 = any(b:a,f:c)\n"
-        "10.0.0.3 = never(b:a)\n"
-        "vol2%2001:db8::4 = always\n"
-        "2001:db8::5 = all(f:c)\n"
-    )
-    up = {Proxy(B, "a"): True, Proxy(B, "b"): False, Proxy(F, "c"): False}
-    desired = evaluate(rules, up)
-    assert desired == {
-        Channel("vol1", 4): frozenset({ipaddress.ip_network("10.0.0.2/32")}),
-        Channel("vol1", 6): frozenset(),
-        Channel("vol2", 6): frozenset({ipaddress.ip_network("2001:db8::4/128")}),
-    }
-    up[Proxy(B, "b")] = True
-    assert ipaddress.ip_network("10.0.0.1/32") in evaluate(rules, up)[Channel("vol1", 4)]
-
-
-def test_proxy_missing_from_health_is_unknown_and_holds() -> None:
-    """A proxy missing from the health map is unknown, never down: its route stays as it is."""
-    rules = parse_rules("10.0.0.1 = any(b:ghost)")
-    route = rules.routes[0]
-    assert evaluate(rules, {}) == {Channel("vol1", 4): frozenset()}
-    assert evaluate(rules, {}, held={route}) == {Channel("vol1", 4): frozenset({route.prefix})}
-
-
-def test_backend_and_frontend_of_same_name_are_distinct() -> None:
-    """`b:www` and `f:www` are different proxies."""
-    rules = parse_rules("10.0.0.1 = all(b:www)")
-    assert evaluate(rules, {Proxy(F, "www"): True}) == {Channel("vol1", 4): frozenset()}
 
 
 def test_render_is_canonical() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rhid.errors import HAProxyProtocolError
-from rhid.rules import Proxy, ProxyKind
+from rhid.model import Proxy, ProxyKind
 from rhid.stats import (
     Observation,
     backend_observation,

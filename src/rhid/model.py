@@ -1,0 +1,80 @@
+"""The shared vocabulary: proxies the rules name, routes, and the BIRD channels that carry them.
+
+Plain frozen values that every other module speaks; this module imports nothing of rhid's, so
+that the protocol parsers, the planner and the edges can use these words without loading the
+rule compiler.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPV6_SUFFIX = "_v6"
+
+
+class ProxyKind(enum.Enum):
+    """Which side of HAProxy a target names."""
+
+    BACKEND = "b"
+    FRONTEND = "f"
+
+    @property
+    def word(self) -> str:
+        """ "backend" or "frontend"."""
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """A frontend or backend that a rule depends on."""
+
+    kind: ProxyKind
+    name: str
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Proxies key every per-poll dict; Enum's hash is Python code, so compute it once.
+        object.__setattr__(self, "_hash", hash((self.kind.value, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Channel:
+    """One BIRD static protocol: a table in one address family (ordered by table, then family)."""
+
+    table: str
+    family: int
+
+    @property
+    def protocol(self) -> str:
+        """The BIRD protocol name: the table for IPv4, ``<table>_v6`` for IPv6."""
+        return self.table if self.family == 4 else self.table + IPV6_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A prefix in a table."""
+
+    table: str
+    prefix: Network
+
+    @property
+    def channel(self) -> Channel:
+        """The static protocol this route belongs to."""
+        return Channel(self.table, self.prefix.version)
+
+    def __str__(self) -> str:
+        return f"{self.table}%{self.prefix}"
+
+
+def route_order(route: Route) -> tuple[str, int, int, int]:
+    """Sort key: table, family, address, length (networks of two families do not compare)."""
+    return (route.table, route.prefix.version, int(route.prefix.network_address), route.prefix.prefixlen)
