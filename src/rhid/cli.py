@@ -77,23 +77,32 @@ def describe(rules: RuleSet) -> dict[str, Any]:
     }
 
 
-def check(path: str, *, as_json: bool, allow_empty: bool, out: TextIO, err: TextIO) -> int:
-    """``rhid check``: the exact validation the daemon runs at start-up and reload."""
+def _load(path: str, *, allow_empty: bool, err: TextIO) -> RuleSet | RuleError | None:
+    """The rules; or, after saying on `err` what is wrong, the rule errors, or None (unreadable)."""
     try:
-        rules = load_rules(path, allow_empty=allow_empty)
+        return load_rules(path, allow_empty=allow_empty)
     except RuleFileError as exc:
         print(f"rhid: cannot read rule file {exc}", file=err)
-        return EXIT_UNREADABLE
+        return None
     except RuleError as exc:
+        print(exc.render(), file=err)
+        print(f"{path}: {_count(len(exc.diagnostics), 'error')}", file=err)
+        return exc
+
+
+def check(path: str, *, as_json: bool, allow_empty: bool, out: TextIO, err: TextIO) -> int:
+    """``rhid check``: the exact validation the daemon runs at start-up and reload."""
+    rules = _load(path, allow_empty=allow_empty, err=err)
+    if rules is None:
+        return EXIT_UNREADABLE
+    if isinstance(rules, RuleError):
         if as_json:
             errors = [
                 {"path": d.path, "line": d.line, "col": d.col, "message": d.message, "hint": d.hint}
-                for d in exc.diagnostics
+                for d in rules.diagnostics
             ]
             json.dump({"valid": False, "errors": errors}, out, indent=2)
             out.write("\n")
-        print(exc.render(), file=err)
-        print(f"{path}: {_count(len(exc.diagnostics), 'error')}", file=err)
         return EXIT_INVALID
     if as_json:
         json.dump({"valid": True, **describe(rules)}, out, indent=2)
@@ -105,13 +114,10 @@ def check(path: str, *, as_json: bool, allow_empty: bool, out: TextIO, err: Text
 
 def bird_config(path: str, bird_dir: str, *, out: TextIO, err: TextIO) -> int:
     """``rhid bird-config``: print the BIRD snippet for the tables the rules use."""
-    try:
-        rules = load_rules(path, allow_empty=True)
-    except RuleFileError as exc:
-        print(f"rhid: cannot read rule file {exc}", file=err)
+    rules = _load(path, allow_empty=True, err=err)
+    if rules is None:
         return EXIT_UNREADABLE
-    except RuleError as exc:
-        print(exc.render(), file=err)
+    if isinstance(rules, RuleError):
         return EXIT_INVALID
     out.write(bird_snippet(rules, bird_dir))
     return EXIT_OK

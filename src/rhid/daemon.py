@@ -14,11 +14,9 @@ import json
 import os
 import select
 import signal
-import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -115,12 +113,14 @@ class Daemon:
             rules = load_rules(self.settings.rules_path, allow_empty=self.settings.allow_empty)
         except (RuleError, RuleFileError) as exc:
             errors = [d.render() for d in exc.diagnostics] if isinstance(exc, RuleError) else [str(exc)]
-            self.reload_result = f"failed at {self._wall(now)}: {errors[0].splitlines()[0]}"
+            self.reload_result = (
+                f"failed at {status.wall_time(now, now, time.time())}: {errors[0].splitlines()[0]}"
+            )
             log.error("rules.reload_failed", errors=errors, kept_rules=len(self.rules.rules))
         else:
             self.rules, self.rules_loaded, self.replan = rules, now, True
             self.states = health.keep(self.states, rules.proxies)
-            self.reload_result = f"ok at {self._wall(now)}"
+            self.reload_result = f"ok at {status.wall_time(now, now, time.time())}"
             log.info("rules.reloaded", rules=len(rules.rules), routes=len(rules.routes))
         self.notifier.status(self.summary())
         self.notifier.send("READY=1")
@@ -162,15 +162,11 @@ class Daemon:
         )
         return json.dumps(status.document(facts, parsed), indent=1).encode() + b"\n"
 
-    @staticmethod
-    def _wall(moment: float) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() - (time.monotonic() - moment)))
-
     def run(self) -> int:
         """Cycle every interval (faster while a proxy is between states, at once on an HAProxy event)
         until SIGTERM or SIGINT; SIGHUP reloads; answer `rhid status`."""
         with (
-            _signals() as signals,
+            service.signals() as signals,
             control.control_socket(self.settings.bird_dir / status.SOCKET_NAME) as server,
         ):
             next_tick = last_cycle = time.monotonic()
@@ -202,7 +198,7 @@ class Daemon:
                         next_tick = min(next_tick, last_cycle + EVENT_GAP)
                     if server is not None:
                         server.serve(ready, writable, time.monotonic(), self.answer)
-                    for signum in _drain(signals) if signals in ready else []:
+                    for signum in service.drain(signals) if signals in ready else []:
                         if signum == signal.SIGHUP:
                             self.reload()
                             next_tick = time.monotonic()
@@ -211,33 +207,6 @@ class Daemon:
                             return 0
             finally:
                 self.haproxy.close_stream()
-
-
-@contextmanager
-def _signals() -> Iterator[socket.socket]:
-    """Deliver SIGTERM/SIGINT/SIGHUP through a socketpair, so waiting for the next tick wakes at once."""
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
-    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, lambda *_: None) for signum in handled}
-    old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    try:
-        yield reader
-    finally:
-        signal.set_wakeup_fd(old_fd)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        reader.close()
-        writer.close()
-
-
-def _drain(reader: socket.socket) -> list[int]:
-    """The signal numbers waiting in the wake-up socket."""
-    try:
-        return list(reader.recv(64))
-    except BlockingIOError:
-        return []
 
 
 def run(settings: Settings) -> int:

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import pyparsing as pp
 
 from rhid.errors import Diagnostic
 
 AGGREGATES = ("all", "any", "never", "always")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +100,8 @@ def _split(s: str, loc: int, length: int, item: re.Pattern[str]) -> list[re.Matc
     matches: list[re.Match[str]] = []
     position = loc
     while True:
-        match = item.match(s, position, end)
-        if match is None:
-            raise AssertionError("the parse action runs only where the token matched")
+        # The token matched `_list_of(item)`, so every item in it matches: no None to handle.
+        match = cast(re.Match[str], item.match(s, position, end))
         matches.append(match)
         separator = _SEPARATOR.match(s, match.end(), end)
         if separator is None:
@@ -107,34 +109,33 @@ def _split(s: str, loc: int, length: int, item: re.Pattern[str]) -> list[re.Matc
         position = separator.end()
 
 
-def _networks(s: str, loc: int, toks: pp.ParseResults) -> list[tuple[NetworkSyntax, ...]]:
-    return [
-        tuple(
-            NetworkSyntax(
-                col=match.start() + 1,
-                table=match["table"],
-                address=match["address"],
-                address_col=match.start("address") + 1,
-                length=match["length"],
-                length_col=match.start("length") + 1 if match["length"] is not None else 0,
-            )
-            for match in _split(s, loc, len(toks[0]), _NETWORK)
-        )
-    ]
+def _network(match: re.Match[str]) -> NetworkSyntax:
+    length = match["length"]
+    return NetworkSyntax(
+        col=match.start() + 1,
+        table=match["table"],
+        address=match["address"],
+        address_col=match.start("address") + 1,
+        length=length,
+        length_col=match.start("length") + 1 if length is not None else 0,
+    )
 
 
-def _targets(s: str, loc: int, toks: pp.ParseResults) -> list[tuple[TargetSyntax, ...]]:
-    return [
-        tuple(
-            TargetSyntax(
-                col=match.start() + 1,
-                kind=match["kind"],
-                name=match["name"],
-                name_col=match.start("name") + 1,
-            )
-            for match in _split(s, loc, len(toks[0]), _TARGET)
-        )
-    ]
+def _target(match: re.Match[str]) -> TargetSyntax:
+    return TargetSyntax(
+        col=match.start() + 1, kind=match["kind"], name=match["name"], name_col=match.start("name") + 1
+    )
+
+
+def _list_action(
+    item: re.Pattern[str], build: Callable[[re.Match[str]], T]
+) -> Callable[..., list[tuple[T, ...]]]:
+    """The parse action of a `_list_of(item)` token: each item's match, built into its syntax."""
+
+    def action(s: str, loc: int, toks: pp.ParseResults) -> list[tuple[T, ...]]:
+        return [tuple(build(match) for match in _split(s, loc, len(toks[0]), item))]
+
+    return action
 
 
 def _condition(s: str, loc: int, toks: pp.ParseResults) -> ConditionSyntax:
@@ -150,9 +151,9 @@ def _build_grammar() -> pp.ParserElement:
     # several times cheaper in pyparsing than a DelimitedList (10,000 rules must check in < 1 s).
     # Nesting and "not" will replace `operands` with DelimitedList(target | condition | ...).
     networks = pp.Regex(_list_of(_NETWORK)).set_name("network ([table%]address[/length])")
-    networks.set_parse_action(_networks)
+    networks.set_parse_action(_list_action(_NETWORK, _network))
     operands = pp.Regex(_list_of(_TARGET)).set_name("target (b:<backend> or f:<frontend>)")
-    operands.set_parse_action(_targets)
+    operands.set_parse_action(_list_action(_TARGET, _target))
     aggregate = pp.Regex(r"(?:all|any|never|always)\b").set_name("all, any, never or always")
     close = pp.Suppress(pp.Literal(")").set_name("',' or ')'"))
     condition = (aggregate + pp.Opt(pp.Literal("(") - pp.Opt(operands) - close)).set_name("condition")

@@ -184,7 +184,8 @@ def observe(
 
 def keep(states: Mapping[Proxy, ProxyState], proxies: Collection[Proxy]) -> dict[Proxy, ProxyState]:
     """The states of `proxies` only (after a reload: a rule that stays keeps its counters)."""
-    return {proxy: state for proxy, state in states.items() if proxy in proxies}
+    wanted = set(proxies)
+    return {proxy: state for proxy, state in states.items() if proxy in wanted}
 
 
 def describe(event: Event, state: ProxyState) -> tuple[str, str, dict[str, str]]:

@@ -134,9 +134,11 @@ class BirdSide:
             self.in_sync = False
             self.backoff.succeeded()  # a new desired state is worth trying at once
             before = before or frozenset()
-            moved = [(p, "route.announced") for p in prefixes - before] + [
-                (p, "route.withdrawn") for p in before - prefixes
-            ]
+            moved = sorted(
+                [(p, "route.announced") for p in prefixes - before]
+                + [(p, "route.withdrawn") for p in before - prefixes],
+                key=lambda item: (int(item[0].network_address), item[0].prefixlen),
+            )
             for prefix, event in moved:
                 route = Route(channel.table, prefix)
                 self.changed_at[route] = now

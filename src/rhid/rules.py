@@ -1,6 +1,6 @@
-"""What the rules mean: compile syntax into validated rules, evaluate them against proxy health.
+"""What the rules mean: compile syntax into validated rules; each condition's three-valued verdict.
 
-    text ──grammar.parse──> Document ──compile_rules──> RuleSet ──evaluate(health)──> desired routes
+    text ──grammar.parse──> Document ──compile_rules──> RuleSet ──plan.decide(health)──> the plan
 
 Everything here is pure: no sockets, clock or logging. `load_rules` is the one function that reads
 a file, and it is exactly what `rhid check`, daemon start-up and reload run.
@@ -62,10 +62,6 @@ class Condition:
             return None
         return not decisive
 
-    def holds(self, up: Mapping[Proxy, bool | None]) -> bool:
-        """True only when the route may certainly be announced."""
-        return self.verdict(up) is True
-
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -82,7 +78,7 @@ class RuleSet:
 
     path: str
     rules: tuple[Rule, ...]
-    proxies: frozenset[Proxy] = field(compare=False)
+    proxies: tuple[Proxy, ...] = field(compare=False)  # each once, in the order the file names them
     channels: frozenset[Channel] = field(compare=False)
     by_route: Mapping[Route, Rule] = field(compare=False, repr=False)
 
@@ -94,7 +90,7 @@ class RuleSet:
         return cls(
             path=path,
             rules=rules,
-            proxies=frozenset(proxy for rule in rules for proxy in rule.condition.operands),
+            proxies=tuple(dict.fromkeys(proxy for rule in rules for proxy in rule.condition.operands)),
             channels=frozenset(route.channel for route in by_route),
             by_route=by_route,
         )

@@ -1,5 +1,6 @@
-"""Talking to the service manager: sd_notify (READY, STATUS, WATCHDOG, RELOADING, STOPPING), and
-asking systemd whether the stop under way is half of a restart.
+"""Talking to the service manager: sd_notify (READY, STATUS, WATCHDOG, RELOADING, STOPPING), its
+signals (SIGTERM, SIGINT, SIGHUP) as a socket the loop can wait on, and asking systemd whether the
+stop under way is half of a restart.
 
 Without NOTIFY_SOCKET every notify call is a no-op. A notify socket that fails (a dead path, a full
 buffer) is logged once and never stops the loop: routing matters more than telling systemd.
@@ -15,7 +16,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import structlog
 from systemd import daemon as sd_daemon
@@ -108,3 +113,30 @@ def restarting() -> bool | None:
         log.warning("service.job_unknown", reason=str(exc))
         return None
     return is_restart_job(listing, unit)
+
+
+@contextmanager
+def signals() -> Iterator[socket.socket]:
+    """Deliver SIGTERM/SIGINT/SIGHUP through a socketpair, so waiting for the next tick wakes at once."""
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, lambda *_: None) for signum in handled}
+    old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        yield reader
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        reader.close()
+        writer.close()
+
+
+def drain(reader: socket.socket) -> list[int]:
+    """The signal numbers waiting in the wake-up socket."""
+    try:
+        return list(reader.recv(64))
+    except BlockingIOError:
+        return []

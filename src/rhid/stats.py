@@ -1,7 +1,11 @@
 """What HAProxy says about its proxies: reply bytes in, a Snapshot out. No sockets here.
 
-rhid asks ``show info; show stat -1 7 -1`` (see `POLL_COMMAND`) and reads the reply with
-`parse_poll`. The mapping from HAProxy's status strings to up/down follows the measurements in
+rhid asks ``show info; show stat -1 <mask> -1`` (`poll_command`: the mask selects frontend, backend
+and, only while a first health check may be pending, server rows) and reads the reply with
+`parse_poll`. For the event ring it sends ``show events`` (`parse_sinks`, `pick_ring`) and then
+``show events <ring> -nw`` (`events_command`), whose lines `has_state_change` scans.
+
+The mapping from HAProxy's status strings to up/down follows the measurements in
 docs/notes/haproxy-runtime-api.md §2.4:
 
     row        up                         down                                keep the last status

@@ -73,6 +73,12 @@ class Facts:
     wall_now: float
 
 
+def wall_time(moment: float, now: float, wall_now: float) -> str:
+    """A monotonic instant as local ISO time for people, given one moment on both clocks."""
+    stamp = wall_now - (now - moment)
+    return datetime.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+
+
 def summary(announced: int, routes: int, haproxy: str, bird: Mapping[str, Any], reload_result: str) -> str:
     """The one-line STATUS= text systemd shows."""
     sync = "" if bird["in_sync"] else ", not in sync"
@@ -87,8 +93,7 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
     """Everything `rhid status` shows: peers, rules, and every route with its reasons."""
 
     def wall(moment: float) -> str:
-        stamp = facts.wall_now - (facts.now - moment)
-        return datetime.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+        return wall_time(moment, facts.now, facts.wall_now)
 
     def target(proxy: Proxy) -> dict[str, Any]:
         state = facts.plan.states.get(proxy, health.INITIAL)

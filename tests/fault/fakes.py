@@ -139,3 +139,15 @@ STATUS = (
     b"1000-BIRD 2.0.12\n1011-Router ID is 127.0.0.1\n Last reboot on 2026-11-21 07:01:45.925\n"
     b" Last reconfiguration on 2026-11-21 07:01:55.072\n0013 Daemon is up and running\n"
 )
+
+
+def read_request_line(conn: socket.socket) -> bytes:
+    """Read one command line from a client that does not half-close (a stream request)."""
+    conn.settimeout(2)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data

@@ -147,14 +147,21 @@ def test_slow_bird_backs_off(
         return fakes.STATUS
 
     server_script: Script = {"show status": slow_status}
-    ctl(server_script)
+    server = ctl(server_script)
     instance = daemon()
     assert isinstance(instance.client, BirdClient)
     instance.client.timeout = 0.2
     started = time.monotonic()
-    instance.sync(CHANNELS, 0.0)
-    assert time.monotonic() - started < 1.0
-    assert instance.backoff.retry_at > 0.0, "a costly failure backs off"
+    instance.sync(CHANNELS, 10.0)
+    assert time.monotonic() - started < 1.0, "one deadline, not the whole slow answer"
+    assert instance.backoff.retry_at == pytest.approx(10.5), "a costly failure backs off 0.5 s"
+    tried = server.connections
+    started = time.monotonic()
+    instance.sync(CHANNELS, 10.2)
+    assert time.monotonic() - started < 0.05, "inside the backoff: no wait at all"
+    assert server.connections == tried, "and no new attempt"
+    instance.sync(CHANNELS, 10.6)
+    assert instance.backoff.retry_at == pytest.approx(11.6), "tried again after it: the delay doubles"
 
 
 def test_client_needs_the_greeting(tmp_path: Path) -> None:

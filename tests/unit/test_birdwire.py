@@ -111,3 +111,11 @@ def test_commands_refuse_separators() -> None:
             encode(bad)
     with pytest.raises(AssertionError):
         show_route_command("vol1\ndown")
+
+
+def test_error_replies_to_listings_and_status_are_protocol_errors() -> None:
+    """A `show route` that failed, or a `show status` answered with another code, is the peer's fault."""
+    with pytest.raises(BirdProtocolError, match="show route failed: 8001"):
+        parse_route_listing(Reply(8001, ((8001, "Network not found"),)))
+    with pytest.raises(BirdProtocolError, match="show status answered 9001"):
+        parse_status(Reply(9001, ((9001, "syntax error"),)))

@@ -1,17 +1,10 @@
-"""HAProxy's event ring as a wake-up signal: which lines count, sink listing, pacing of polls."""
+"""HAProxy's event ring as a wake-up signal: which lines count, which ring is picked, noisy rings."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from rhid.daemon import Daemon
-from rhid.health import Health, ProxyState
-from rhid.model import Proxy, ProxyKind
-from rhid.rules import parse_rules
-from rhid.settings import Settings
-from rhid.stats import events_command, is_state_change, parse_sinks, pick_ring
+from rhid.stats import events_command, has_state_change, is_noisy, is_state_change, parse_sinks, pick_ring
 
 # Lines as HAProxy 2.6 wrote them to a ring (docs/notes/haproxy-runtime-api.md §4, and this lab).
 STATE_CHANGES = [
@@ -68,16 +61,22 @@ def test_events_command_needs_a_checked_ring_name() -> None:
         events_command("myring; disable frontend fe")
 
 
-def test_fast_interval_only_with_events_unless_asked(tmp_path: Path) -> None:
-    """Without a live event stream the vendor's interval stands; with one, or when asked, 0.1 s."""
-    (tmp_path / "d").mkdir()
-    rules = parse_rules("10.0.0.1 = all(b:a)\n")
-    falling = {Proxy(ProxyKind.BACKEND, "a"): ProxyState(Health.UP, down_count=1)}
-    plain = Daemon(Settings("r", "/none", "/none", tmp_path / "d", interval=1.0), rules)
-    plain.states = dict(falling)
-    assert plain.poll_interval() == 1.0
-    asked = Daemon(Settings("r", "/none", "/none", tmp_path / "d", interval=1.0, fast_interval=0.05), rules)
-    asked.states = dict(falling)
-    assert asked.poll_interval() == 0.05
-    asked.states = {Proxy(ProxyKind.BACKEND, "a"): ProxyState(Health.UP)}
-    assert asked.poll_interval() == 1.0, "nothing between states: the normal interval"
+def test_a_block_of_lines_is_one_scan() -> None:
+    """A block of traffic with one state change in the middle is a state change; traffic alone is not."""
+    traffic = "".join(line + "\n" for line in NOT_CHANGES).encode()
+    assert not has_state_change(traffic * 100)
+    assert has_state_change(traffic * 50 + STATE_CHANGES[0].encode() + b"\n" + traffic * 50)
+
+
+def test_a_ring_of_traffic_is_recognised_by_its_first_line() -> None:
+    """Info and debug lines (any facility) mean traffic logs; notice and above do not."""
+    assert is_noisy(NOT_CHANGES[0].encode())
+    assert is_noisy(b"<134>2026-11-22T10:00:00 local0.info line\n")
+    assert not is_noisy(STATE_CHANGES[0].encode())
+    assert not is_noisy(b"no priority\n")
+
+
+def test_a_ring_named_rhid_is_preferred() -> None:
+    """`auto` streams the dedicated ring named rhid when HAProxy has one, whatever its place."""
+    sinks = [("buf0", "buffer"), ("traffic", "buffer"), ("rhid", "buffer")]
+    assert pick_ring(sinks) == "rhid"

@@ -7,7 +7,22 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rhid.health import Health, NeverSeen, ProxyState, Thresholds, Vanished, WentDown, WentUp, is_up, step
+from rhid.health import (
+    Health,
+    NeverSeen,
+    ProxyState,
+    Thresholds,
+    Vanished,
+    WentDown,
+    WentUp,
+    describe,
+    in_transition,
+    is_up,
+    keep,
+    observe,
+    step,
+)
+from rhid.model import Proxy, ProxyKind
 from rhid.stats import Observation, ProxyStatus
 
 T = Thresholds(fall=3, rise=2)
@@ -120,3 +135,42 @@ def test_transitions_alternate(history: list[ProxyStatus]) -> None:
     transitions = [e for e in events if isinstance(e, WentUp | WentDown)]
     for first, second in itertools.pairwise(transitions):
         assert type(first) is not type(second), "two transitions the same way in a row"
+
+
+def test_in_transition_while_a_count_has_started() -> None:
+    """A proxy is between states while the count against its health has started, or any count at all
+    while it is unknown."""
+    assert not in_transition(ProxyState(Health.UP, up_count=2))
+    assert in_transition(ProxyState(Health.UP, down_count=1))
+    assert in_transition(ProxyState(Health.DOWN, up_count=1))
+    assert not in_transition(ProxyState(Health.DOWN, down_count=3))
+    assert in_transition(ProxyState(Health.UNKNOWN, down_count=1))
+    assert not in_transition(ProxyState())
+
+
+def test_each_event_is_described_for_the_log() -> None:
+    """Every event has a name and level; a vanished proxy says what it keeps, one never seen how it counts."""
+    state = ProxyState(Health.UP)
+    assert describe(WentUp("UP"), state) == ("proxy.up", "info", {})
+    assert describe(WentDown("DOWN"), state) == ("proxy.down", "warning", {})
+    assert describe(Vanished(), state) == ("proxy.vanished", "warning", {"keeps": "up"})
+    assert describe(NeverSeen(), state) == ("proxy.never_seen", "warning", {"counts_as": "down"})
+
+
+def test_observe_steps_a_whole_poll_and_keeps_settled_states_as_they_are() -> None:
+    """Each proxy is stepped; a health change is reported; a poll that changes nothing returns the
+    very same mapping; a reload keeps only the proxies the new rules name."""
+    proxy = Proxy(ProxyKind.BACKEND, "a")
+    other = Proxy(ProxyKind.BACKEND, "b")
+    poll = {proxy: UP, other: DOWN}
+    first, events, moved = observe({}, poll, 0.0, T)
+    assert (first[proxy].up_count, events, moved) == (1, [], False)
+    second, events, moved = observe(first, poll, 1.0, T)
+    assert second[proxy].health is Health.UP
+    assert [(p, e) for p, e, _ in events] == [(proxy, WentUp("UP"))]
+    assert moved
+    settled, _, _ = observe(second, poll, 2.0, T)
+    again, events, moved = observe(settled, poll, 3.0, T)
+    assert again is settled
+    assert (events, moved) == ([], False)
+    assert keep(again, [proxy]) == {proxy: again[proxy]}

@@ -1,8 +1,9 @@
 """Nothing from a file or a socket reaches a command to HAProxy or BIRD unless it matched a strict pattern.
 
-rhid sends HAProxy only constants; it sends BIRD constants and ``show route protocol <name>`` with
-names from the rule file; it writes BIRD include files from parsed networks, and a snippet with a
-checked directory. Each path is tried here with hostile input.
+rhid sends HAProxy fixed commands whose only variables are a `show stat` type mask (1 to 7) and a
+ring name that passed HAProxy's name pattern; it sends BIRD constants and ``show route protocol
+<name>`` with names from the rule file; it writes BIRD include files from parsed networks, and a
+snippet with a checked directory. Each path is tried here with hostile input.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rhid.errors import RuleError
 from rhid.model import Proxy, ProxyKind
 from rhid.routefiles import render_routes
 from rhid.rules import parse_rules
-from rhid.stats import POLL_COMMAND, parse_poll, poll_command
+from rhid.stats import POLL_COMMAND, events_command, parse_poll, poll_command
 from rhid.status import parse_request
 
 HOSTILE_NAMES = [
@@ -50,10 +51,38 @@ HOSTILE_TABLES = [
 ]
 
 
-def test_haproxy_only_ever_gets_constants() -> None:
-    """The only commands sent to HAProxy are fixed strings, with or without the master CLI prefix."""
+POLL = re.compile(rb"(@1 )?show info; (@1 )?show stat -1 [1-7] -1\n")
+
+
+@pytest.mark.parametrize("master", [False, True])
+def test_haproxy_polls_vary_only_in_a_checked_type_mask(master: bool) -> None:
+    """Every poll command is one fixed line whose only variable is a type mask 1-7; others are refused."""
+    for mask in range(1, 8):
+        command = poll_command(master, mask)
+        assert POLL.fullmatch(command), command
+        assert command.startswith(b"@1 ") is master
     assert poll_command(False) == POLL_COMMAND.encode() + b"\n"
-    assert poll_command(True) == b"@1 show info; @1 show stat -1 7 -1\n"
+    for bad in [0, 8, -1, 255]:
+        with pytest.raises(AssertionError):
+            poll_command(master, bad)
+
+
+@given(st.text(max_size=80))
+def test_event_ring_names_reach_haproxy_only_when_checked(ring: str) -> None:
+    """`show events RING` is built only for a ring of HAProxy's name characters, as one command line."""
+    try:
+        command = events_command(ring)
+    except AssertionError:
+        assert not names.is_proxy_name(ring)
+        return
+    assert re.fullmatch(rb"set timeout cli 86400; show events [A-Za-z0-9._:-]{1,255} -nw\n", command)
+
+
+@pytest.mark.parametrize("ring", HOSTILE_NAMES)
+def test_hostile_ring_names_are_refused(ring: str) -> None:
+    """A hostile --haproxy-events value never reaches HAProxy's socket."""
+    with pytest.raises(AssertionError):
+        events_command(ring)
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import structlog
 
 from rhid import log
@@ -34,6 +36,16 @@ def test_journal_stream_detection(tmp_path: Path) -> None:
         assert not log.journal_is_stderr({"JOURNAL_STREAM": "garbage"}, stream)
 
 
+@pytest.fixture(autouse=True)
+def restore_structlog() -> Iterator[None]:
+    """Each test here reconfigures structlog; put back what the rest of the session uses."""
+    saved = structlog.get_config()
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
 def test_json_lines_off_a_terminal() -> None:
     """Auto format on a non-terminal writes one JSON object per event."""
     out = io.StringIO()
@@ -44,15 +56,29 @@ def test_json_lines_off_a_terminal() -> None:
     assert json.loads(line)["event"] == "route.announced"
 
 
-def test_closed_stream_never_raises() -> None:
-    """Logging to a closed stream drops the event instead of killing the loop."""
+def test_closed_stream_drops_the_event_and_logging_goes_on() -> None:
+    """An event to a closed stream is dropped without raising; the next stream gets the next event."""
     out = io.StringIO()
     log.configure("info", "json", out)
     out.close()
-    structlog.get_logger().error("still.routing")
+    structlog.get_logger().error("still.routing")  # must not raise
+    fresh = io.StringIO()
+    log.configure("info", "json", fresh)
+    structlog.get_logger().error("after.the.failure")
+    assert json.loads(fresh.getvalue())["event"] == "after.the.failure"
 
 
-def test_journal_without_journald_never_raises() -> None:
-    """The journal sink swallows a missing journald socket."""
+def test_journal_without_journald_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The journal sink tries journald, and swallows a missing journald socket."""
+    from systemd import journal  # noqa: PLC0415 -- the module the sink imports lazily
+
+    tried: list[dict[str, str]] = []
+
+    def refuse(**fields: str) -> None:
+        tried.append(fields)
+        raise OSError("no journald here")
+
+    monkeypatch.setattr(journal, "send", refuse)
     log.configure("info", "journal")
     structlog.get_logger().warning("no.journald.here", detail="x")
+    assert [fields["RHID_EVENT"] for fields in tried] == ["no.journald.here"]

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Mapping
 
 from rhid.health import INITIAL, Health, ProxyState
-from rhid.model import Channel, Proxy, ProxyKind, Route
+from rhid.model import Channel, Proxy, ProxyKind, Route, route_order
 from rhid.plan import RouteState, decide, explain
 from rhid.rules import parse_rules
 
@@ -94,3 +94,14 @@ def test_reasons_name_each_target_and_what_haproxy_said() -> None:
     )
     assert decided.reason(rules.routes[1]) == "never()"
     assert explain(None, {}) == "no rule names this route any more"
+
+
+def test_routes_sort_by_table_family_address_and_length() -> None:
+    """`rhid status` lists routes by table, then IPv4 before IPv6, then address and length."""
+    routes = [
+        Route("vol2", N("10.0.0.0/8")),
+        Route("vol1", N("2001:db8::/32")),
+        Route("vol1", N("10.0.0.0/16")),
+        Route("vol1", N("10.0.0.0/8")),
+    ]
+    assert sorted(routes, key=route_order) == [routes[3], routes[2], routes[1], routes[0]]

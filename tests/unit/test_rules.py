@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rhid import rules as rules_module
 from rhid.errors import RuleError, RuleFileError
 from rhid.model import Channel, Proxy, ProxyKind, Route
 from rhid.rules import Aggregate, load_rules, parse_rules, render
@@ -219,6 +220,27 @@ def test_directory_is_a_file_error(tmp_path: Path) -> None:
     """A directory in place of the file raises RuleFileError."""
     with pytest.raises(RuleFileError, match="is a directory"):
         load_rules(tmp_path)
+
+
+def test_unreadable_and_oversized_files_are_file_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path through a file, a file too large to be rules, and a denied read each say so."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RuleFileError, match="Not a directory"):
+        load_rules(tmp_path / "file" / "r.cfg")
+    big = tmp_path / "big.cfg"
+    big.write_text("# x\n" * 10)
+    monkeypatch.setattr(rules_module, "MAX_RULES_FILE_BYTES", 8)
+    with pytest.raises(RuleFileError, match="not a rule file"):
+        load_rules(big)
+
+    def denied(*_: object, **__: object) -> None:
+        raise PermissionError
+
+    monkeypatch.setattr("builtins.open", denied)
+    with pytest.raises(RuleFileError, match="permission denied \\(running as uid"):
+        load_rules(big)
 
 
 def test_undecodable_bytes_in_a_comment_are_harmless(tmp_path: Path) -> None:

@@ -9,12 +9,18 @@ import pytest
 from rhid.errors import HAProxyProtocolError
 from rhid.model import Proxy, ProxyKind
 from rhid.stats import (
+    BACKENDS,
+    FRONTENDS,
+    MAX_REPLY_BYTES,
+    SERVERS,
     Observation,
+    ProxyStatus,
     backend_observation,
     frontend_observation,
     is_master_cli_refusal,
     parse_poll,
     poll_command,
+    typemask_for,
 )
 
 B = ProxyKind.BACKEND
@@ -145,3 +151,39 @@ def test_master_cli_commands_and_refusal() -> None:
         b"Unknown command, but maybe ...\n  show proc    : show processes status\n\n"
     )
     assert not is_master_cli_refusal(GOLDEN)
+
+
+def test_only_the_rows_needed_are_asked_for() -> None:
+    """The type mask asks for frontends and/or backends the rules name, and servers only when asked."""
+    assert typemask_for([Proxy(F, "fe")], servers=True) == FRONTENDS
+    assert typemask_for([Proxy(B, "be")], servers=False) == BACKENDS
+    assert typemask_for([Proxy(B, "be"), Proxy(F, "fe")], servers=True) == FRONTENDS | BACKENDS | SERVERS
+    assert typemask_for([], servers=False) == BACKENDS
+
+
+def test_unknown_statuses_are_found_once_per_value() -> None:
+    """Statuses HAProxy 2.6 never printed are listed with their proxies; known ones are not."""
+    snapshot = parse_poll(
+        reply("a,BACKEND,UP,1,,,", "b,BACKEND,SHINY,1,,,", "c,BACKEND,SHINY,1,,,", "fe,FRONTEND,OPEN,0,,,"),
+        [Proxy(B, "a"), Proxy(B, "b"), Proxy(B, "c"), Proxy(F, "fe")],
+    )
+    assert sorted(snapshot.unknown_statuses(), key=str) == [
+        (Proxy(B, "b"), "SHINY"),
+        (Proxy(B, "c"), "SHINY"),
+    ]
+    assert parse_poll(reply("a,BACKEND,UP,1,,,"), [Proxy(B, "a")]).unknown_statuses() == []
+
+
+def test_rows_of_the_other_kind_and_checked_servers_are_skipped() -> None:
+    """A frontend row named like a wanted backend is not that backend; a server whose check ran is no
+    pending check; a listener row is skipped; an oversized reply is refused before it is read."""
+    snapshot = parse_poll(
+        reply("x,FRONTEND,OPEN,0,,,", "x,BACKEND,UP,1,,,", "x,s1,UP,2,L4OK,,", "x,sock-1,OPEN,3,,,"),
+        [Proxy(B, "x")],
+    )
+    assert snapshot.status_of(Proxy(B, "x")) == ProxyStatus(Observation.UP, "UP")
+    assert not snapshot.pending
+    snapshot = parse_poll(reply("x,FRONTEND,OPEN,0,,,", "x,BACKEND,UP,1,,,"), [Proxy(F, "x")])
+    assert snapshot.status_of(Proxy(F, "x")).observation is Observation.UP
+    with pytest.raises(HAProxyProtocolError, match="larger than"):
+        parse_poll(b" " * (MAX_REPLY_BYTES + 1), [Proxy(B, "x")])
