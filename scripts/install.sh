@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install everything rhid's demo and tests need on a fresh Debian 12 machine, as root:
 # Debian's haproxy and bird2 (the real programs the tests start), the build deps of
-# systemd-python, and a virtualenv in .venv with rhid and its test tools.
+# systemd-python, debootstrap and systemd-nspawn (the package test), and a virtualenv in .venv
+# with rhid and its test tools. scripts/build-deb.sh installs the package's build dependencies.
 # Idempotent: safe to run again. Source it or run it; it does not start anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(haproxy bird2 systemd libsystemd-dev pkg-config gcc python3 python3-venv python3-dev)
+APT_PACKAGES=(haproxy bird2 systemd libsystemd-dev pkg-config gcc python3 python3-venv python3-dev
+              debootstrap systemd-container)  # the last two: tests/system boots the .deb under systemd
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

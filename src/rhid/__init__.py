@@ -1,3 +1,3 @@
 """rhid: Route Health Injection for HAProxy and BIRD."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,0 +1,281 @@
+"""The Debian package under real systemd: install, enable, reload, watchdog, restart, upgrade, stop,
+remove and purge, in a Debian 12 container booted with systemd-nspawn.
+
+The container runs Debian's own haproxy, bird2 and python3-* (the versions the package depends
+on); a BIRD peer on the host's loopback is the upstream router whose table proves what the network
+sees. The tests run in order on one container, as an operator's session would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rhid.birdconf import bird_snippet
+from rhid.rules import parse_rules
+from tests.integration.lab import PEER_ADDRESS, SPEAKER_ADDRESS, Lab, free_port, wait_for
+from tests.system.container import Container, debootstrap, remove_root, tool
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]  # building and debootstrapping take minutes
+
+ROOT = Path(__file__).parents[2]
+UNIT = "hapee-extras-rhi"
+RULES = "10.70.0.1 = all(b:be_app)\n10.70.0.2 = all(b:be_b)\n"
+NEW_RULES = "10.70.0.1 = all(b:be_app)\n10.70.0.3 = all(b:be_b)\n"
+BOTH = {"10.70.0.1/32", "10.70.0.2/32"}
+
+
+class Node:
+    """The container (the HAProxy node), its package, and the host's BIRD peer."""
+
+    def __init__(self, container: Container, peer: Lab, deb: Path) -> None:
+        self.container = container
+        self.peer = peer
+        self.deb = deb
+
+    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.container.run(*argv, check=check)
+
+    def haproxy(self, command: str) -> None:
+        """An operator's command on the node's HAProxy admin socket (through rhid's own client)."""
+        code = f"from rhid.haproxy import fetch; print(fetch('/run/haproxy/admin.sock', b'{command}\\n', 5))"
+        self.run("python3", "-c", code)
+
+    def main_pid(self) -> int:
+        """rhid's main PID inside the container, once the service is active with one (never 0 or 1:
+        a signal to those would reach a process group or the container's init)."""
+
+        def active_pid() -> int | None:
+            shown = self.run("systemctl", "show", "-p", "ActiveState", "-p", "MainPID", UNIT).stdout
+            fields = dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+            pid = int(fields.get("MainPID", "0"))
+            return pid if fields.get("ActiveState") == "active" and pid > 1 else None
+
+        return wait_for("rhid's main process", active_pid, 60, every=0.2)
+
+    def journal(self) -> list[dict[str, str]]:
+        out = self.run("journalctl", "-u", UNIT, "-o", "json", "--no-pager").stdout
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    def events(self) -> list[str]:
+        return [entry.get("RHID_EVENT", "") for entry in self.journal()]
+
+    def routes_stay(self, expected: set[str], seconds: float) -> None:
+        """The peer's table is `expected` at every look for `seconds` (no flap, however short)."""
+        deadline = time.monotonic() + seconds
+        looks = 0
+        while time.monotonic() < deadline:
+            table = self.peer.birdc("peer", "show route")
+            if table is not None:  # birdc could not connect this time: no look, not an empty table
+                looks += 1
+                seen = set(re.findall(r"^(\S+/\d+)\s", table, flags=re.MULTILINE))
+                assert seen == expected, self.run("journalctl", "-u", UNIT, "--no-pager", "-n", "30").stdout
+            time.sleep(0.05)
+        assert looks >= seconds * 5, f"only {looks} looks at the peer in {seconds} s"
+
+
+def build_package(log: Path) -> Path:
+    with log.open("ab") as out:
+        subprocess.run([tool("bash"), str(ROOT / "scripts" / "build-deb.sh")], cwd=ROOT, stdout=out,
+                       stderr=subprocess.STDOUT, check=True, timeout=900)  # fmt: skip
+    return max((ROOT / "dist").glob("rhid_*_all.deb"), key=lambda path: path.stat().st_mtime)
+
+
+def haproxy_config(frontend_port: int, server_port: int) -> str:
+    """Debian's haproxy, its stats socket where Debian puts it, a dedicated ring at level notice."""
+    return f"""global
+    stats socket /run/haproxy/admin.sock mode 660 level admin group haproxy
+    user haproxy
+    group haproxy
+    log ring@rhid local0 notice
+ring rhid
+    format timed
+    size 65536
+defaults
+    mode http
+    log global
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend fe_www
+    bind 127.0.0.1:{frontend_port}
+    default_backend be_app
+backend be_app
+    server s1 127.0.0.1:{server_port}
+backend be_b
+    server s1 127.0.0.1:{server_port}
+"""
+
+
+def bird_config(speaker_port: int, peer_port: int) -> str:
+    """The node's BIRD: rhid's snippet for both rule files, one BGP session to the host's peer."""
+    snippet = bird_snippet(parse_rules(RULES + NEW_RULES.split("\n")[1] + "\n"), "/run/rhid")
+    return (
+        f"router id {SPEAKER_ADDRESS};\nprotocol device {{}}\n{snippet}"
+        f"protocol bgp uplink {{\n  local {SPEAKER_ADDRESS} port {speaker_port} as 65001;\n"
+        f"  neighbor {PEER_ADDRESS} port {peer_port} as 65002;\n  multihop; strict bind yes;\n"
+        "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
+        '  ipv4 { import none; export where proto = "vol1"; next hop self; };\n}\n'
+    )
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[Node]:
+    with tempfile.TemporaryDirectory(prefix="rhid-system-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        deb = build_package(work / "build.log")
+        root = work / "root"
+        debootstrap(root, work / "debootstrap.log")
+        (root / "var/tmp" / deb.name).write_bytes(deb.read_bytes())
+        container = Container(root, work / "nspawn.log")
+        peer = Lab(work)
+        try:
+            container.boot()
+            peer.ports["speaker_bgp"] = free_port(SPEAKER_ADDRESS)
+            peer.ports["peer_bgp"] = free_port(PEER_ADDRESS)
+            yield Node(container, peer, Path("/var/tmp") / deb.name)
+        finally:
+            container.shut_down()
+            peer.close()
+            remove_root(root)
+
+
+def test_install_neither_enables_nor_starts_and_ships_no_live_rule(node: Node) -> None:
+    """`apt install ./rhid_*.deb` pulls its dependencies from Debian, creates the user and /run/rhid,
+    installs the unit disabled, and a conffile whose example rules are all commented out (the
+    service would refuse to start on it)."""
+    node.run("apt-get", "update")
+    installed = node.run("apt-get", "install", "-y", str(node.deb)).stdout
+    assert re.search(r"^Setting up procps", installed, re.M), "a dependency came from Debian's archive"
+    assert node.run("systemctl", "is-enabled", UNIT, check=False).stdout.strip() == "disabled"
+    assert node.run("systemctl", "is-active", UNIT, check=False).stdout.strip() == "inactive"
+    assert "rhid" in node.run("id", "rhid").stdout
+    assert node.run("stat", "-c", "%U %a", "/run/rhid").stdout.split() == ["rhid", "755"]
+    check = node.run("rhid", "check", check=False)
+    assert check.returncode == 1
+    assert "has no rules" in check.stderr
+    assert "/etc/hapee-extras/hapee-rhi.cfg" in node.run("cat", "/var/lib/dpkg/info/rhid.conffiles").stdout
+    node.run("test", "-f", "/usr/share/man/man8/rhid.8.gz")
+
+
+def test_enable_now_is_active_only_after_the_first_cycle(node: Node) -> None:
+    """`systemctl enable --now` returns once rhid is READY, which is after its first complete cycle:
+    the routes are in BIRD by then, and reach the peer."""
+    node.container.write("/etc/haproxy/haproxy.cfg", haproxy_config(free_port(), free_port()))
+    node.container.write(
+        "/etc/bird/bird.conf", bird_config(node.peer.ports["speaker_bgp"], node.peer.ports["peer_bgp"])
+    )
+    node.run("systemctl", "restart", "haproxy", "bird")
+    node.peer.start_peer()
+    node.peer.wait_established()
+    node.container.write("/etc/hapee-extras/hapee-rhi.cfg", RULES)
+    node.container.write("/etc/default/hapee-extras-rhi", 'HAPEE_LB_SOCKET="/run/haproxy/admin.sock"\n')
+    node.run("systemctl", "enable", "--now", UNIT)
+    assert node.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
+    speaker = node.run("birdc", "show", "route", "protocol", "vol1").stdout
+    assert "10.70.0.1/32" in speaker, "in BIRD before READY"
+    assert "10.70.0.2/32" in speaker, "in BIRD before READY"
+    node.peer.wait_peer_routes(BOTH)
+    assert node.run("rhid", "status").returncode == 0
+
+
+def test_reload_moves_one_route_and_a_bad_file_changes_nothing(node: Node) -> None:
+    """`systemctl reload` with a good file moves only the changed route; with a bad one it fails and
+    nothing changes, neither the process nor the routes."""
+    pid = node.main_pid()
+    node.container.write("/etc/hapee-extras/hapee-rhi.cfg", NEW_RULES)
+    node.run("systemctl", "reload", UNIT)
+    node.peer.wait_peer_routes({"10.70.0.1/32", "10.70.0.3/32"})
+    assert node.main_pid() == pid
+    node.container.write("/etc/hapee-extras/hapee-rhi.cfg", "10.70.0.1/24 = all(b:be_app)\n")
+    failed = node.run("systemctl", "reload", UNIT, check=False)
+    assert failed.returncode != 0
+    assert node.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
+    assert node.main_pid() == pid
+    node.routes_stay({"10.70.0.1/32", "10.70.0.3/32"}, 1.0)
+    node.container.write("/etc/hapee-extras/hapee-rhi.cfg", RULES)
+    node.run("systemctl", "reload", UNIT)
+    node.peer.wait_peer_routes(BOTH)
+
+
+def test_health_changes_reach_the_peer(node: Node) -> None:
+    """Disabling a backend's only server withdraws its route at the peer; enabling it brings it back."""
+    node.haproxy("disable server be_b/s1")
+    node.peer.wait_peer_routes({"10.70.0.1/32"})
+    node.haproxy("enable server be_b/s1")
+    node.peer.wait_peer_routes(BOTH)
+
+
+def test_journal_carries_structured_fields(node: Node) -> None:
+    """journald has each event as native fields: RHID_EVENT, RHID_PREFIX, RHID_REASON, PRIORITY."""
+    withdrawn = [entry for entry in node.journal() if entry.get("RHID_EVENT") == "route.withdrawn"]
+    assert withdrawn, node.events()
+    assert withdrawn[-1]["RHID_PREFIX"] == "10.70.0.2/32"
+    assert "b:be_b is down" in withdrawn[-1]["RHID_REASON"]
+    assert withdrawn[-1]["SYSLOG_IDENTIFIER"] == "rhid"
+
+
+def test_restart_and_upgrade_do_not_withdraw(node: Node) -> None:
+    """`systemctl restart` and a package upgrade restart rhid without the routes leaving the peer."""
+    pid = node.main_pid()
+    restart = node.container.spawn("systemctl", "restart", UNIT)
+    node.routes_stay(BOTH, 3.0)
+    assert restart.wait(30) == 0
+    assert node.main_pid() != pid
+    assert "daemon.restarting" in node.events()
+    pid = node.main_pid()
+    upgrade = node.container.spawn("apt-get", "install", "-y", "--reinstall", str(node.deb))
+    node.routes_stay(BOTH, 4.0)
+    assert upgrade.wait(120) == 0
+    assert node.main_pid() != pid, "the upgrade restarted rhid"
+    node.routes_stay(BOTH, 1.0)
+
+
+def test_a_hung_loop_is_restarted_by_the_watchdog(node: Node) -> None:
+    """SIGSTOP to rhid's main process: systemd's watchdog kills and restarts it; routes held meanwhile."""
+    pid = node.main_pid()
+    restarts = int(node.run("systemctl", "show", "-p", "NRestarts", "--value", UNIT).stdout)
+    node.run("kill", "-STOP", str(pid))
+    node.routes_stay(BOTH, 8.0)
+    wait_for("a new rhid", lambda: node.main_pid() != pid, 40, every=0.5)
+    assert int(node.run("systemctl", "show", "-p", "NRestarts", "--value", UNIT).stdout) == restarts + 1
+    node.peer.wait_peer_routes(BOTH)
+    assert node.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
+
+
+def test_security_exposure_is_what_the_readme_says(node: Node) -> None:
+    """`systemd-analyze security` of the installed unit scores what the README states."""
+    out = node.run("systemd-analyze", "security", "--no-pager", UNIT).stdout
+    score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+    assert score, out
+    readme = (ROOT / "README.md").read_text()
+    stated = re.search(r"`systemd-analyze security hapee-extras-rhi` scores ([0-9.]+)", readme)
+    assert stated, "the README states the score"
+    assert score.group(1) == stated.group(1), out
+
+
+def test_stop_withdraws(node: Node) -> None:
+    """`systemctl stop` withdraws every route (the unit's default --on-stop withdraw)."""
+    node.run("systemctl", "stop", UNIT)
+    node.peer.wait_peer_routes(set())
+    assert "daemon.restarting" not in node.events()[-5:]
+
+
+def test_remove_stops_and_purge_removes_the_configuration(node: Node) -> None:
+    """`apt remove` stops the service (routes withdrawn); `apt purge` removes its configuration."""
+    node.run("systemctl", "start", UNIT)
+    node.peer.wait_peer_routes(BOTH)
+    node.run("apt-get", "remove", "-y", "rhid")
+    node.peer.wait_peer_routes(set())
+    assert node.run("systemctl", "is-active", UNIT, check=False).stdout.strip() != "active"
+    assert node.run("test", "-e", "/etc/hapee-extras/hapee-rhi.cfg", check=False).returncode == 0
+    node.run("apt-get", "purge", "-y", "rhid")
+    for path in ["/etc/hapee-extras/hapee-rhi.cfg", "/etc/default/hapee-extras-rhi"]:
+        assert node.run("test", "-e", path, check=False).returncode != 0, path
