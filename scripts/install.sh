@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(haproxy bird2 systemd libsystemd-dev pkg-config gcc python3 python3-venv python3-dev
-              debootstrap systemd-container)  # the last two: tests/system boots the .deb under systemd
+              debootstrap systemd-container  # tests/system boots the .deb under systemd
+              man-db)                        # systemd-analyze verify checks Documentation=man:rhid(8)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

@@ -105,27 +105,25 @@ class Daemon:
             self.reload_result,
         )
 
-    def reload(self) -> None:
+    def reload(self, now: float) -> None:
         """Re-read the rules; on any error keep everything as it is and say where the file is wrong."""
         self.notifier.send("RELOADING=1")
-        now = time.monotonic()
+        at = status.wall_time(now, now, time.time())
         try:
             rules = load_rules(self.settings.rules_path, allow_empty=self.settings.allow_empty)
         except (RuleError, RuleFileError) as exc:
             errors = [d.render() for d in exc.diagnostics] if isinstance(exc, RuleError) else [str(exc)]
-            self.reload_result = (
-                f"failed at {status.wall_time(now, now, time.time())}: {errors[0].splitlines()[0]}"
-            )
+            self.reload_result = f"failed at {at}: {errors[0].splitlines()[0]}"
             log.error("rules.reload_failed", errors=errors, kept_rules=len(self.rules.rules))
         else:
             self.rules, self.rules_loaded, self.replan = rules, now, True
             self.states = health.keep(self.states, rules.proxies)
-            self.reload_result = f"ok at {status.wall_time(now, now, time.time())}"
+            self.reload_result = f"ok at {at}"
             log.info("rules.reloaded", rules=len(rules.rules), routes=len(rules.routes))
         self.notifier.status(self.summary())
         self.notifier.send("READY=1")
 
-    def shut_down(self) -> None:
+    def shut_down(self, now: float) -> None:
         """Apply --on-stop (withdraw everything: empty files + configure; or hold), except that a
         stop systemd does as half of a restart applies --on-restart (default hold: no flap)."""
         self.notifier.send("STOPPING=1")
@@ -136,8 +134,8 @@ class Daemon:
         if action == "hold":
             log.info("daemon.stopping", on_stop="hold", announced=self.bird.count)
             return
-        final = plan.decide(self.rules, self.states, self.bird.announced(), self.bird.owned, time.monotonic())
-        self.bird.stop(final.withdrawn("rhid stopping (--on-stop withdraw)"), time.monotonic())
+        final = plan.decide(self.rules, self.states, self.bird.announced(), self.bird.owned, now)
+        self.bird.stop(final.withdrawn("rhid stopping (--on-stop withdraw)"), now)
 
     def answer(self, request: bytes) -> bytes:
         """The reply to one `rhid status` request line."""
@@ -176,8 +174,8 @@ class Daemon:
                     if now >= next_tick:
                         last_cycle = now
                         self.cycle(now)
-                        next_tick = max(last_cycle + self.poll_interval(), time.monotonic())
-                    now = time.monotonic()
+                        now = time.monotonic()  # the cycle took time
+                        next_tick = max(last_cycle + self.poll_interval(), now)
                     self.haproxy.ensure_stream(now)
                     readers: list[Any] = [signals]
                     writers: list[Any] = []
@@ -191,19 +189,18 @@ class Daemon:
                         readers.append(stream)
                     elif self.haproxy.streaming:
                         wake = min(wake, self.haproxy.paused_until)
-                    ready, writable, _ = select.select(
-                        readers, writers, [], max(0.0, wake - time.monotonic())
-                    )
-                    if stream is not None and stream in ready and self.haproxy.read_stream(time.monotonic()):
+                    ready, writable, _ = select.select(readers, writers, [], max(0.0, wake - now))
+                    now = time.monotonic()  # after the wait
+                    if stream is not None and stream in ready and self.haproxy.read_stream(now):
                         next_tick = min(next_tick, last_cycle + EVENT_GAP)
                     if server is not None:
-                        server.serve(ready, writable, time.monotonic(), self.answer)
+                        server.serve(ready, writable, now, self.answer)
                     for signum in service.drain(signals) if signals in ready else []:
                         if signum == signal.SIGHUP:
-                            self.reload()
-                            next_tick = time.monotonic()
+                            self.reload(now)
+                            next_tick = now
                         elif signum in {signal.SIGTERM, signal.SIGINT}:
-                            self.shut_down()
+                            self.shut_down(now)
                             return 0
             finally:
                 self.haproxy.close_stream()

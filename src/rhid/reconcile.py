@@ -33,6 +33,7 @@ CHEAP_FAILURE = 0.05  # seconds: a failed attempt faster than this is retried on
 class Connection(Protocol):
     """What the BIRD side needs of a control-socket client (BirdClient; a scripted one in tests)."""
 
+    path: str
     greeting: str
     connections: int
 
@@ -65,6 +66,7 @@ class BirdSide:
         for warning in on_disk.warnings:
             log.warning("files.strange", detail=warning)
         self.changed_at: dict[Route, float] = {}
+        self.written_plan: Plan | None = None  # the last plan whose files were all written
         self.unconfirmed: list[tuple[str, str]] = []  # route events written, not yet seen in BIRD
         self.write_error: str | None = None
         self.in_sync = False
@@ -112,6 +114,8 @@ class BirdSide:
     def write(self, plan: Plan, now: float) -> bool:
         """Rewrite each include file that differs from the plan; log every route that moved, and why.
         True when every file now says what the plan says (False: retry on the next cycle)."""
+        if plan is self.written_plan:
+            return True  # the common case: nothing moved since this plan was written
         complete = True
         for channel, prefixes in sorted(plan.files().items()):
             before = self.written.get(channel)
@@ -152,6 +156,7 @@ class BirdSide:
                     bird="file written; bird.confirmed follows once BIRD announces it",
                 )
                 self.unconfirmed.append((event, str(route)))
+        self.written_plan = plan if complete else None
         return complete
 
     # ---- BIRD ------------------------------------------------------------------------------------
@@ -208,7 +213,7 @@ class BirdSide:
         self.last_error = str(exc)
         if exc.code == birdwire.ACCESS_DENIED and not self.configured:
             raise FatalError(
-                f"BIRD refused configure on {self.client_path} (8007 access denied): the socket is "
+                f"BIRD refused configure on {self.client.path} (8007 access denied): the socket is "
                 "restricted (birdc -r). rhid needs BIRD's unrestricted control socket."
             ) from None
         delay = self.backoff.failed(now)
@@ -221,11 +226,6 @@ class BirdSide:
             )
         else:
             log.error("bird.refused", code=exc.code, bird_says=exc.message, retry_in=delay)
-
-    @property
-    def client_path(self) -> str:
-        """The control socket's path, for messages."""
-        return str(getattr(self.client, "path", "BIRD's control socket"))
 
     def _check(
         self, channels: Collection[Channel], now: float, bird_status: birdwire.Status, fresh: bool
@@ -320,7 +320,7 @@ class BirdSide:
     def report(self) -> dict[str, Any]:
         """What `rhid status` shows of BIRD."""
         return {
-            "socket": self.client_path,
+            "socket": self.client.path,
             "state": REACHABILITY[self.reachable],
             "greeting": self.client.greeting,
             "in_sync": self.in_sync,

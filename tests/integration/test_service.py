@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -23,19 +24,29 @@ NEW_RULES = "10.30.0.1 = all(b:be_app)\nvol2%10.30.0.3 = any(b:be_app,b:be_b)\n1
 BACKENDS = {"be_app": ["web1"], "be_b": ["web2"]}
 
 
-def analyze(*args: str) -> subprocess.CompletedProcess[str]:
+def analyze(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("systemd-analyze")
     if tool is None:
         pytest.fail("systemd-analyze is missing: scripts/install.sh installs systemd")
-    return subprocess.run([tool, *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [tool, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_unit_file_verifies(tmp_path: Path) -> None:
-    """`systemd-analyze verify` accepts the unit (with ExecStart pointing at this checkout's rhid)."""
+    """`systemd-analyze verify` accepts the unit (ExecStart pointing at this checkout's rhid), including
+    its Documentation=man:rhid(8), found in this checkout's page as the package installs it."""
     rhid = Path(sys.executable).parent / "rhid"
     unit = tmp_path / UNIT.name
     unit.write_text(UNIT.read_text().replace("/usr/bin/rhid", str(rhid)))
-    result = analyze("verify", str(unit))
+    (tmp_path / "man" / "man8").mkdir(parents=True)
+    shutil.copy(UNIT.parents[1] / "rhid.8", tmp_path / "man" / "man8" / "rhid.8")
+    result = analyze("verify", str(unit), env={"MANPATH": str(tmp_path / "man")})
     assert result.returncode == 0, result.stderr + result.stdout
 
 

@@ -90,6 +90,7 @@ class Container:
         self.root = root
         self.log = log
         self.nspawn: subprocess.Popen[bytes] | None = None
+        self.spawned: list[subprocess.Popen[bytes]] = []
         self.pid = 0
 
     def boot(self, timeout: float = 120) -> None:
@@ -142,6 +143,10 @@ class Container:
 
     def shut_down(self, timeout: float = 60) -> None:
         """Power the container off (SIGTERM to nspawn asks its systemd to), killing it if it hangs."""
+        for process in self.spawned:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
         if self.nspawn is None or self.nspawn.poll() is not None:
             return
         self.nspawn.send_signal(signal.SIGTERM)

@@ -65,6 +65,7 @@ class ScriptedBird:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.path = "bird.ctl"
         self.greeting = "BIRD 2.0.12 ready."
         self.connections = 1
         self.commands: list[str] = []
@@ -135,7 +136,7 @@ def transcript(tmp_path: Path) -> str:
                         event.get("prefix") or event.get("proxy") or event.get("reason") or event.get("pid")
                     )
                     out.append(f"  log {event['event']} {subject}")
-        daemon.shut_down()
+        daemon.shut_down(float(len(SCRIPT)))
         out.append("stop (SIGTERM, --on-stop withdraw)")
         for path in sorted(directory.glob("*.conf")):
             text = path.read_text().replace(routefiles.HEADER, "")

@@ -38,7 +38,7 @@ def test_reload_keeps_state_and_moves_only_changed_routes(tmp_path: Path) -> Non
     assert daemon.bird.written[Channel("vol1", 4)] == {N("10.0.0.1/32"), N("10.0.0.2/32")}
 
     rules_path.write_text("10.0.0.1 = all(b:a)\n10.0.0.3 = all(b:c)\n10.0.0.4 = any(b:a)\n")
-    daemon.reload()
+    daemon.reload(0.0)
     assert daemon.states == {A: ProxyState(Health.UP, up_count=7, since=1.0, last_status="UP", seen=True)}
     write_plan(daemon)
     assert daemon.bird.written[Channel("vol1", 4)] == {N("10.0.0.1/32"), N("10.0.0.4/32")}, (
@@ -57,7 +57,7 @@ def test_failed_reload_changes_nothing(tmp_path: Path) -> None:
     daemon.states = {A: ProxyState(Health.UP, up_count=2)}
     before = daemon.rules
     rules_path.write_text("10.0.0.1 = all(b:a;b)\n")
-    daemon.reload()
+    daemon.reload(0.0)
     assert daemon.rules is before
     assert daemon.states[A].up_count == 2
     assert daemon.reload_result.startswith("failed at ")

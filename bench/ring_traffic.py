@@ -1,0 +1,123 @@
+"""What a busy log ring costs rhid: its CPU share while the ring it streams carries HTTP traffic logs.
+
+    python bench/ring_traffic.py [--seconds 5] [--rates 0,1000,8000,32000]
+
+A fake HAProxy on a UNIX socket answers rhid's polls and streams its ring `rhid`, writing one
+traffic line per write, as HAProxy does, at each rate in turn (lines a second). `rhid run`, a real
+subprocess, streams it. rhid's CPU time comes from /proc/<pid>/stat over each window. Prints a
+table and writes bench/results/ring_traffic.json. Everything runs on this machine's loopback
+sockets in a temp directory, and stops by itself. The CI's short version is the read-count test in
+tests/fault/test_process.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fault import fakes
+
+TRAFFIC = (
+    b'<6>2026-11-22T10:00:00+00:00 127.0.0.1:4242 [22/Nov/2026] fe be/s1 0/0/1/1/2 200 "GET / HTTP/1.1"\n'
+)
+GOOD = b"Name: HAProxy\nPid: 42\n\n# pxname,svname,status,type,check_status,\nbe,BACKEND,UP,1,,\n\n"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Ring:
+    """The rate the stream is written at, changed by the bench between windows."""
+
+    def __init__(self) -> None:
+        self.rate = 0
+        self.sent = 0
+
+    def handler(self, conn: socket.socket, stopping: threading.Event) -> None:
+        conn.settimeout(2)
+        request = conn.recv(4096)
+        if request.startswith(b"show events\n"):
+            conn.sendall(b"Supported events sinks:\n    rhid       : type=buffer, 0 dropped, rhid\n\n")
+            return
+        if b"show events rhid -nw" not in request:
+            conn.sendall(GOOD)
+            return
+        started, written = time.monotonic(), 0
+        while not stopping.is_set():
+            due = int((time.monotonic() - started) * self.rate) if self.rate else 0
+            if written >= due:
+                time.sleep(0.001)
+                if not self.rate:
+                    started, written = time.monotonic(), 0
+                continue
+            for _ in range(min(due - written, 1000)):
+                conn.sendall(TRAFFIC)  # one line per write, as HAProxy writes its ring
+                written += 1
+                self.sent += 1
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="rhid's CPU share while its ring carries traffic logs")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per rate")
+    parser.add_argument(
+        "--rates", default="0,1000,8000,32000", help="traffic lines a second, comma-separated"
+    )
+    args = parser.parse_args()
+    rates = [int(rate) for rate in args.rates.split(",")]
+    ring = Ring()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="rhid-ring-") as tmp:
+        root = Path(tmp)
+        (root / "rules.cfg").write_text("10.0.0.1 = all(b:be)\n")
+        server = fakes.FakeServer(root / "haproxy.sock", ring.handler, concurrent=True)
+        rhid = subprocess.Popen(
+            [sys.executable, "-m", "rhid", "run", "-c", str(root / "rules.cfg"),
+             "--haproxy-socket", str(root / "haproxy.sock"), "--bird-socket", str(root / "none.ctl"),
+             "--bird-dir", str(root / "rhid"), "--haproxy-events", "auto", "--log-format", "json"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            time.sleep(2.0)  # started, streaming
+            for rate in rates:
+                ring.rate = rate
+                time.sleep(0.5)
+                sent, cpu, wall = ring.sent, cpu_seconds(rhid.pid), time.monotonic()
+                time.sleep(args.seconds)
+                sent, cpu, wall = ring.sent - sent, cpu_seconds(rhid.pid) - cpu, time.monotonic() - wall
+                results.append(
+                    {
+                        "rate_asked": rate,
+                        "lines_per_second": round(sent / wall),
+                        "rhid_cpu_share": round(cpu / wall, 4),
+                    }
+                )
+        finally:
+            rhid.terminate()
+            rhid.wait(10)
+            server.close()
+    print(f"{'traffic lines/s (asked)':>24} {'written/s':>10} {'rhid CPU, share of a core':>26}")
+    for row in results:
+        print(f"{row['rate_asked']:>24} {row['lines_per_second']:>10} {row['rhid_cpu_share']:>25.1%}")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "ring_traffic.json").write_text(
+        json.dumps({"seconds": args.seconds, "results": results}, indent=2)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
