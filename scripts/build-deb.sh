@@ -6,15 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_DEPS=(debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools dpkg-dev fakeroot lintian)
-missing=()
-for package in "${BUILD_DEPS[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if ((${#missing[@]})); then
-    echo "build-deb.sh: apt-get install ${missing[*]}"
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+source scripts/apt.sh
+apt_ensure build-deb.sh "${BUILD_DEPS[@]}"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

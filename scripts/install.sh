@@ -11,15 +11,8 @@ APT_PACKAGES=(haproxy bird2 systemd libsystemd-dev pkg-config gcc python3 python
               debootstrap systemd-container  # tests/system boots the .deb under systemd
               man-db)                        # systemd-analyze verify checks Documentation=man:rhid(8)
 
-missing=()
-for package in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if ((${#missing[@]})); then
-    echo "install.sh: apt-get install ${missing[*]} (a minute or two on a fresh machine)"
-    apt-get update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+source scripts/apt.sh
+apt_ensure install.sh "${APT_PACKAGES[@]}"
 # The demo and the tests start their own haproxy and bird on loopback, with their own configs and
 # sockets in a temp directory. They never stop, disable or reconfigure the system's services.
 

@@ -247,7 +247,7 @@ class HAProxySide:
             self.close_stream()  # the stream stays with the old, stopping worker: follow the new one
         self.unreadable_since = None
         self._weather("reachable", None, pid=snapshot.pid)
-        for proxy, status in snapshot.unknown_statuses():
+        for proxy, status in snapshot.unknown:
             if (proxy, status) not in self.reported:
                 self.reported.add((proxy, status))
                 log.warning("haproxy.unknown_status", proxy=str(proxy), status=status, counts_as="down")

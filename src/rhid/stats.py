@@ -66,22 +66,11 @@ class Snapshot:
     pid: str
     proxies: dict[Proxy, ProxyStatus]
     pending: bool = False  # some named backend has a server whose first check is still running
+    unknown: tuple[tuple[Proxy, str], ...] = ()  # named proxies whose status 2.6 was never seen to print
 
     def status_of(self, proxy: Proxy) -> ProxyStatus:
         """The proxy's status; ABSENT when HAProxy printed no row for it."""
         return self.proxies.get(proxy, ABSENT)
-
-    def unknown_statuses(self) -> list[tuple[Proxy, str]]:
-        """Proxies whose status HAProxy 2.6 was never seen to print (checked once per distinct value)."""
-        distinct = {(proxy.kind, status.status) for proxy, status in self.proxies.items()}
-        odd = {pair for pair in distinct if not is_known_status(*pair)}
-        if not odd:
-            return []
-        return [
-            (proxy, status.status)
-            for proxy, status in self.proxies.items()
-            if (proxy.kind, status.status) in odd
-        ]
 
 
 ABSENT = ProxyStatus(Observation.ABSENT, "absent")
@@ -199,9 +188,11 @@ def _status(observation: Observation, status: str) -> ProxyStatus:
     return ProxyStatus(observation, status)
 
 
-def parse_stat(block: str, wanted: ProxyIndex) -> tuple[dict[Proxy, ProxyStatus], bool]:
-    """``show stat`` CSV: statuses of the FRONTEND/BACKEND rows named in `wanted`, and whether any
-    of their servers' first check is still pending (INI).
+def parse_stat(
+    block: str, wanted: ProxyIndex
+) -> tuple[dict[Proxy, ProxyStatus], bool, tuple[tuple[Proxy, str], ...]]:
+    """``show stat`` CSV: statuses of the FRONTEND/BACKEND rows named in `wanted`, whether any of
+    their servers' first check is still pending (INI), and those whose status is unknown.
 
     Rows of other proxies are skipped before splitting (a name cannot contain a comma or quote),
     which keeps a poll cheap on configurations with thousands of proxies.
@@ -234,7 +225,23 @@ def parse_stat(block: str, wanted: ProxyIndex) -> tuple[dict[Proxy, ProxyStatus]
             observation = backend_observation(status, name in pending)
             shown = f"{status} (first check pending)" if observation is Observation.PENDING else status
             result[wanted.backends[name]] = _status(observation, shown)
-    return result, any(name in wanted.backends for name in pending)
+    unknown = _unknown(frontends, wanted.frontends, ProxyKind.FRONTEND) + _unknown(
+        backends, wanted.backends, ProxyKind.BACKEND
+    )
+    return result, any(name in wanted.backends for name in pending), unknown
+
+
+def _unknown(
+    statuses: dict[str, str], wanted: dict[str, Proxy], kind: ProxyKind
+) -> tuple[tuple[Proxy, str], ...]:
+    """The wanted proxies whose status is one HAProxy 2.6 was never seen to print; each distinct
+    status is checked once (a poll of 10,000 proxies sees a handful)."""
+    odd = {status for status in set(statuses.values()) if not is_known_status(kind, status)}
+    if not odd:
+        return ()
+    return tuple(
+        (wanted[name], status) for name, status in statuses.items() if status in odd and name in wanted
+    )
 
 
 def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
@@ -258,8 +265,8 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
     if not pid.isdigit():
         raise HAProxyProtocolError(f"show info: no numeric 'Pid', got {info_block[:80]!r}")
     index = wanted if isinstance(wanted, ProxyIndex) else ProxyIndex.of(wanted)
-    proxies, pending = parse_stat(stat_block, index)
-    return Snapshot(pid=pid, proxies=proxies, pending=pending)
+    proxies, pending, unknown = parse_stat(stat_block, index)
+    return Snapshot(pid=pid, proxies=proxies, pending=pending, unknown=unknown)
 
 
 # ---- the event ring (a wake-up signal only; polling stays the source of truth) ----------------

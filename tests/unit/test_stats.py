@@ -167,11 +167,11 @@ def test_unknown_statuses_are_found_once_per_value() -> None:
         reply("a,BACKEND,UP,1,,,", "b,BACKEND,SHINY,1,,,", "c,BACKEND,SHINY,1,,,", "fe,FRONTEND,OPEN,0,,,"),
         [Proxy(B, "a"), Proxy(B, "b"), Proxy(B, "c"), Proxy(F, "fe")],
     )
-    assert sorted(snapshot.unknown_statuses(), key=str) == [
+    assert sorted(snapshot.unknown, key=str) == [
         (Proxy(B, "b"), "SHINY"),
         (Proxy(B, "c"), "SHINY"),
     ]
-    assert parse_poll(reply("a,BACKEND,UP,1,,,"), [Proxy(B, "a")]).unknown_statuses() == []
+    assert parse_poll(reply("a,BACKEND,UP,1,,,"), [Proxy(B, "a")]).unknown == ()
 
 
 def test_rows_of_the_other_kind_and_checked_servers_are_skipped() -> None:
