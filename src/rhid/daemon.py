@@ -55,6 +55,7 @@ class Daemon:
         self.plan = plan.EMPTY
         self.replan = True  # routes can only move when a proxy's health or the rules changed
         self.started = self.rules_loaded = time.monotonic()
+        self.named_since = dict.fromkeys(rules.routes, self.started)  # when a rule first named each route
         self.reload_result = "none since start"
         self.cycles = 0
         log.info(
@@ -117,6 +118,7 @@ class Daemon:
             log.error("rules.reload_failed", errors=errors, kept_rules=len(self.rules.rules))
         else:
             self.rules, self.rules_loaded, self.replan = rules, now, True
+            self.named_since = {route: self.named_since.get(route, now) for route in rules.routes}
             self.states = health.keep(self.states, rules.proxies)
             self.reload_result = f"ok at {at}"
             log.info("rules.reloaded", rules=len(rules.rules), routes=len(rules.routes))
@@ -151,7 +153,7 @@ class Daemon:
             rules_loaded=self.rules_loaded,
             reload_result=self.reload_result,
             plan=self.plan,
-            changed_at=self.bird.changed_at,
+            since={**self.named_since, **self.bird.changed_at},
             thresholds=self.thresholds,
             haproxy=self.haproxy.report(),
             bird=self.bird.report(),

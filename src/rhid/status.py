@@ -65,7 +65,7 @@ class Facts:
     rules_loaded: float
     reload_result: str
     plan: Plan
-    changed_at: Mapping[Route, float]
+    since: Mapping[Route, float]  # when each route last moved, or was first named by a rule
     thresholds: health.Thresholds
     haproxy: dict[str, Any]
     bird: dict[str, Any]
@@ -124,7 +124,7 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
                 "announced": decision is not None and decision.announced,
                 "held": decision is not None and decision.held,
                 "reason": facts.plan.reason(route) if decision is not None else "not planned yet",
-                "since": wall(facts.changed_at.get(route, facts.started)),
+                "since": wall(facts.since.get(route, facts.started)),
                 "targets": [target(proxy) for proxy in rule.condition.operands],
             }
         )

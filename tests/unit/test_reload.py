@@ -46,6 +46,21 @@ def test_reload_keeps_state_and_moves_only_changed_routes(tmp_path: Path) -> Non
     )
 
 
+def test_a_route_a_reload_adds_is_named_since_the_reload(tmp_path: Path) -> None:
+    """`rhid status` dates a route the reload added from the reload, and a kept route from the start."""
+    rules_path = tmp_path / "r.cfg"
+    rules_path.write_text("10.0.0.1 = all(b:a)\n")
+    (tmp_path / "rhid").mkdir()
+    daemon = Daemon(
+        Settings(str(rules_path), "/none", "/none", tmp_path / "rhid"), parse_rules(rules_path.read_text())
+    )
+    started = daemon.started
+    rules_path.write_text("10.0.0.1 = all(b:a)\n10.0.0.3 = all(b:c)\n")
+    daemon.reload(started + 100.0)
+    since = {str(route.prefix): moment for route, moment in daemon.named_since.items()}
+    assert since == {"10.0.0.1/32": started, "10.0.0.3/32": started + 100.0}
+
+
 def test_failed_reload_changes_nothing(tmp_path: Path) -> None:
     """C2: a bad file at reload keeps the old rules and proxy states; the reload result says so."""
     rules_path = tmp_path / "r.cfg"
