@@ -182,9 +182,6 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 
 def start(args: argparse.Namespace) -> int:
     """``rhid run``: build the settings, set up logging, serve until SIGTERM."""
-    if args.haproxy_events not in {"auto", "none"} and not names.is_proxy_name(args.haproxy_events):
-        print(f"rhid: --haproxy-events {args.haproxy_events!r} is not an HAProxy ring name", file=sys.stderr)
-        return EXIT_INVALID
     log.configure(args.log_level, args.log_format)
     haproxy_socket, source = settings.find_haproxy_socket(args.haproxy_socket, settings.environment())
     daemon.log.info("haproxy.socket", path=haproxy_socket, source=source)
@@ -272,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_parser.add_argument(
         "--haproxy-events",
+        type=_ring,
         default="auto",
         metavar="RING",
         help="poll at once when this HAProxy log ring reports a state change; auto (default): the "
@@ -361,6 +359,13 @@ def _add_bird_dir_option(parser: argparse.ArgumentParser, what: str) -> None:
         metavar="DIR",
         help=f"{what} (default %(default)s)",
     )
+
+
+def _ring(text: str) -> str:
+    """auto, none, or a ring name of HAProxy's characters: it goes into a command to HAProxy."""
+    if text not in {"auto", "none"} and not names.is_proxy_name(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an HAProxy ring name (nor auto or none)")
+    return text
 
 
 def _bird_dir(text: str) -> str:

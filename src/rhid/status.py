@@ -201,6 +201,7 @@ def render(document: dict[str, Any]) -> str:
             f"  {route['prefix']:<20} table {route['table']:<8} {state:<9} since {route['since']}"
             f"  (line {route['rule_line']}: {route['rule']})"
         )
+        lines.append(f"      why: {route['reason']}")
         lines.extend(_target_line(target) for target in route["targets"])
     return "\n".join(lines)
 

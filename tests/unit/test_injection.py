@@ -80,7 +80,10 @@ def test_event_ring_names_reach_haproxy_only_when_checked(ring: str) -> None:
 
 @pytest.mark.parametrize("ring", HOSTILE_NAMES)
 def test_hostile_ring_names_are_refused(ring: str) -> None:
-    """A hostile --haproxy-events value never reaches HAProxy's socket."""
+    """A hostile --haproxy-events value is a usage error, and could never reach HAProxy's socket."""
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--haproxy-events", ring])
+    assert exited.value.code == 2
     with pytest.raises(AssertionError):
         events_command(ring)
 

@@ -37,3 +37,14 @@ def test_problems_are_listed() -> None:
         )
     )
     assert len(found) == 3
+
+
+def test_each_route_says_why() -> None:
+    """Every route line is followed by the plan's reason for it, held routes included."""
+    route = {
+        "prefix": "10.0.0.1/32", "table": "vol1", "announced": True, "held": True, "since": "t",
+        "rule_line": 1, "rule": "vol1%10.0.0.1/32 = all(b:a)", "targets": [],
+        "reason": "not known yet, kept as it was: all: b:a is unknown (HAProxy last said 'never polled')",
+    }  # fmt: skip
+    text = render({**document(), "routes": [route]})
+    assert "      why: not known yet, kept as it was: all: b:a is unknown" in text
