@@ -37,8 +37,9 @@ def test_render_in_operator_words() -> None:
                  "last_error": None},
         "announced": 0, "withdrawn": 1,
         "routes": [{"prefix": "10.0.0.1/32", "table": "vol1", "announced": False, "since": "t2",
-                    "rule_line": 3,
+                    "rule_line": 3, "held": False,
                     "rule": "vol1%10.0.0.1/32 = all(b:a)",
+                    "reason": "all: b:a is down (HAProxy last said 'HAProxy unreachable')",
                     "targets": [{"proxy": "b:a", "health": "down", "haproxy_status": "HAProxy unreachable",
                                  "down_count": 3, "fall": 3, "up_count": 0, "rise": 1}]}],
     }  # fmt: skip
@@ -49,4 +50,5 @@ def test_render_in_operator_words() -> None:
     assert "10.0.0.1/32" in text
     assert "withdrawn" in text
     assert "down 3/3, up 0/1" in text
+    assert "why: all: b:a is down" in text
     assert render({"error": "bad request"}) == "rhid: bad request"
