@@ -296,8 +296,10 @@ class HAProxySide:
     def read_stream(self, now: float) -> bool:
         """Read the stream; True when a line says a server, backend or frontend changed.
 
-        A read without a state change (traffic logs in the ring) pauses reading for EVENT_READ_GAP,
-        so a busy ring costs at most 1/EVENT_READ_GAP reads a second however many lines it carries.
+        A read of complete lines without a state change (traffic logs in the ring) pauses reading for
+        EVENT_READ_GAP, so a busy ring costs at most 1/EVENT_READ_GAP reads a second however many
+        lines it carries; a read that ends inside a line does not, so a state change split across
+        two reads is seen at once.
         """
         if self.stream is None:
             return False
@@ -319,7 +321,8 @@ class HAProxySide:
             )
         if stats.has_state_change(block):
             return True
-        self.paused_until = now + EVENT_READ_GAP
+        if block:  # complete lines, none a state change: traffic. (Half a line: read on at once.)
+            self.paused_until = now + EVENT_READ_GAP
         return False
 
     def close_stream(self) -> None:

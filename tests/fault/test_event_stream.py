@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
+import time
 from pathlib import Path
 
 from rhid.daemon import Daemon
@@ -47,3 +49,32 @@ def test_fast_polls_only_while_a_stream_is_live_unless_asked(tmp_path: Path) -> 
     asked = Daemon(Settings("r", "/none", "/none", tmp_path / "d", interval=1.0, fast_interval=0.05), rules)
     asked.states = dict(FALLING)
     assert asked.poll_interval() == 0.05
+
+
+def half_a_line_then_the_rest(conn: socket.socket, stopping: threading.Event) -> None:
+    """Stream a state change in two writes, split inside the line, 50 ms apart."""
+    fakes.read_request_line(conn)
+    line = b"<1>2026-11-22T10:00:01+00:00 Server be/s1 is DOWN, reason: Layer4 connection problem.\n"
+    conn.sendall(line[:20])
+    time.sleep(0.05)
+    conn.sendall(line[20:])
+    stopping.wait(30)
+
+
+def test_a_state_change_split_across_reads_is_not_delayed(tmp_path: Path) -> None:
+    """Half a line is no traffic: reading goes on at once (no pause), and the completed line wakes a poll."""
+    path = tmp_path / "haproxy.sock"
+    server = fakes.FakeServer(path, half_a_line_then_the_rest)
+    try:
+        side = HAProxySide(str(path), 1.0, events="rhid")
+        side.ensure_stream(0.0)
+        assert side.stream is not None
+        stream = side.stream
+        select.select([stream], [], [], 2.0)
+        assert not side.read_stream(1.0), "half a line"
+        assert side.waitable(1.0) is stream, "no pause after half a line"
+        select.select([stream], [], [], 2.0)
+        assert side.read_stream(1.1), "the completed line is a state change"
+        side.close_stream()
+    finally:
+        server.close()
