@@ -17,6 +17,15 @@ B = Proxy(ProxyKind.BACKEND, "b")
 N = ipaddress.ip_network
 
 
+def daemon_on(tmp_path: Path, rules: str) -> tuple[Daemon, Path]:
+    """A daemon started on `rules` (written to a file it reloads from), with no peers."""
+    rules_path = tmp_path / "r.cfg"
+    rules_path.write_text(rules)
+    (tmp_path / "rhid").mkdir()
+    settings = Settings(str(rules_path), "/none", "/none", tmp_path / "rhid")
+    return Daemon(settings, parse_rules(rules)), rules_path
+
+
 def write_plan(daemon: Daemon) -> None:
     """Plan from the daemon's rules and health, and write the files, as a cycle does."""
     decided = plan.decide(daemon.rules, daemon.states, daemon.bird.announced(), daemon.bird.owned, 0.0)
@@ -25,11 +34,7 @@ def write_plan(daemon: Daemon) -> None:
 
 def test_reload_keeps_state_and_moves_only_changed_routes(tmp_path: Path) -> None:
     """Kept rules keep FSM state, counters and routes; removed ones go; new ones wait for health."""
-    rules_path = tmp_path / "r.cfg"
-    rules_path.write_text("10.0.0.1 = all(b:a)\n10.0.0.2 = all(b:b)\n")
-    (tmp_path / "rhid").mkdir()
-    settings = Settings(str(rules_path), "/none", "/none", tmp_path / "rhid")
-    daemon = Daemon(settings, parse_rules(rules_path.read_text()))
+    daemon, rules_path = daemon_on(tmp_path, "10.0.0.1 = all(b:a)\n10.0.0.2 = all(b:b)\n")
     daemon.states = {
         A: ProxyState(Health.UP, up_count=7, since=1.0, last_status="UP", seen=True),
         B: ProxyState(Health.UP, up_count=3, since=2.0, last_status="UP", seen=True),
@@ -48,12 +53,7 @@ def test_reload_keeps_state_and_moves_only_changed_routes(tmp_path: Path) -> Non
 
 def test_a_route_a_reload_adds_is_named_since_the_reload(tmp_path: Path) -> None:
     """`rhid status` dates a route the reload added from the reload, and a kept route from the start."""
-    rules_path = tmp_path / "r.cfg"
-    rules_path.write_text("10.0.0.1 = all(b:a)\n")
-    (tmp_path / "rhid").mkdir()
-    daemon = Daemon(
-        Settings(str(rules_path), "/none", "/none", tmp_path / "rhid"), parse_rules(rules_path.read_text())
-    )
+    daemon, rules_path = daemon_on(tmp_path, "10.0.0.1 = all(b:a)\n")
     started = daemon.started
     rules_path.write_text("10.0.0.1 = all(b:a)\n10.0.0.3 = all(b:c)\n")
     daemon.reload(started + 100.0)
@@ -63,12 +63,7 @@ def test_a_route_a_reload_adds_is_named_since_the_reload(tmp_path: Path) -> None
 
 def test_failed_reload_changes_nothing(tmp_path: Path) -> None:
     """C2: a bad file at reload keeps the old rules and proxy states; the reload result says so."""
-    rules_path = tmp_path / "r.cfg"
-    rules_path.write_text("10.0.0.1 = all(b:a)\n")
-    (tmp_path / "rhid").mkdir()
-    daemon = Daemon(
-        Settings(str(rules_path), "/none", "/none", tmp_path / "rhid"), parse_rules(rules_path.read_text())
-    )
+    daemon, rules_path = daemon_on(tmp_path, "10.0.0.1 = all(b:a)\n")
     daemon.states = {A: ProxyState(Health.UP, up_count=2)}
     before = daemon.rules
     rules_path.write_text("10.0.0.1 = all(b:a;b)\n")
