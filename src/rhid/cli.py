@@ -19,7 +19,6 @@ from rhid.rules import DEFAULT_RULES_PATH, RuleSet, load_rules
 
 EXIT_OK = 0
 EXIT_INVALID = 1
-EXIT_USAGE = 2  # argparse's own
 EXIT_UNREADABLE = 3
 EXIT_PROBLEM = 4  # rhid status: the daemon runs, but something needs the operator
 

@@ -70,8 +70,10 @@ class Plan:
 
     def reason(self, route: Route) -> str:
         """Why the route is as it is, in operator words (built on demand: thousands of routes, few
-        of which ever need their reason spelt out)."""
-        decision = self.decisions[route]
+        of which ever need their reason spelt out). A route the plan does not name has no rule."""
+        decision = self.decisions.get(route)
+        if decision is None:
+            return explain(None, self.states)
         if decision.note is not None:
             return decision.note
         text = explain(decision.rule, self.states)

@@ -152,7 +152,7 @@ class BirdSide:
                     prefix=str(prefix),
                     table=channel.table,
                     rule_line=decision.rule.line if decision and decision.rule else None,
-                    reason=plan.reason(route) if decision else "no rule names this route any more",
+                    reason=plan.reason(route),
                     bird="file written; bird.confirmed follows once BIRD announces it",
                 )
                 self.unconfirmed.append((event, str(route)))

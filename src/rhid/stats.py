@@ -300,11 +300,6 @@ def has_state_change(block: bytes) -> bool:
     return _STATE_CHANGE.search(block) is not None
 
 
-def is_state_change(line: str) -> bool:
-    """True for an HAProxy log line about a server, backend or frontend changing state."""
-    return has_state_change(line.encode("utf-8", "replace"))
-
-
 def is_noisy(block: bytes) -> bool:
     """True when the first line of `block` is at level info or debug: the ring carries traffic logs."""
     match = _SEVERITY.match(block)

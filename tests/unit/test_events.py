@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rhid.stats import events_command, has_state_change, is_noisy, is_state_change, parse_sinks, pick_ring
+from rhid.stats import events_command, has_state_change, is_noisy, parse_sinks, pick_ring
 
 # Lines as HAProxy 2.6 wrote them to a ring (docs/notes/haproxy-runtime-api.md §4, and this lab).
 STATE_CHANGES = [
@@ -37,13 +37,13 @@ LISTING = (
 @pytest.mark.parametrize("line", STATE_CHANGES)
 def test_state_change_lines_wake_the_loop(line: str) -> None:
     """Every kind of server, backend and frontend state change HAProxy logs is recognised."""
-    assert is_state_change(line)
+    assert has_state_change(line.encode())
 
 
 @pytest.mark.parametrize("line", NOT_CHANGES)
 def test_traffic_and_other_lines_do_not(line: str) -> None:
     """Traffic logs in the same ring (even with look-alike URLs) and other lines are not changes."""
-    assert not is_state_change(line)
+    assert not has_state_change(line.encode())
 
 
 def test_sink_listing_and_ring_choice() -> None:

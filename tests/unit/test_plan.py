@@ -63,6 +63,7 @@ def test_routes_and_files_no_rule_names_any_more_are_withdrawn() -> None:
     decided = decide(rules, {}, {stale}, {Channel("old", 4)}, 0.0)
     assert decided.files() == {V4: frozenset({N("10.0.0.1/32")}), Channel("old", 4): frozenset()}
     assert decided.reason(stale) == "no rule names this route any more"
+    assert decided.reason(Route("other", N("10.9.0.2/32"))) == "no rule names this route any more"
 
 
 def test_a_backend_and_a_frontend_of_one_name_are_distinct() -> None:
