@@ -1,5 +1,5 @@
-"""The BIRD side (I/O): the control-socket client, and `BirdSide`, the only writer of rhid's include
-files and the only caller of ``configure``.
+"""The BIRD control-socket client (I/O), and the start-up check that rhid may use the socket. What
+rhid does with BIRD (files, ``configure``, verify, backoff) is `rhid.reconcile.BirdSide`'s.
 
 The client keeps one persistent connection, one command in flight, deadlines on every read. It
 never sends ``help``, ``quit`` or ``exit`` (BIRD does not answer them). Any EOF, timeout or
