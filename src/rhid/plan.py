@@ -68,15 +68,17 @@ class Plan:
         """How many routes the plan announces."""
         return sum(1 for decision in self.decisions.values() if decision.announced)
 
-    def reason(self, route: Route) -> str:
+    def reason(self, route: Route, states: Mapping[Proxy, health.ProxyState] | None = None) -> str:
         """Why the route is as it is, in operator words (built on demand: thousands of routes, few
-        of which ever need their reason spelt out). A route the plan does not name has no rule."""
+        of which ever need their reason spelt out). A route the plan does not name has no rule.
+        `states`: live health to quote (`rhid status`), the same verdicts as the plan's between
+        re-plans but HAProxy's latest words; default the health the plan was made from."""
         decision = self.decisions.get(route)
         if decision is None:
             return explain(None, self.states)
         if decision.note is not None:
             return decision.note
-        text = explain(decision.rule, self.states)
+        text = explain(decision.rule, self.states if states is None else states)
         return f"not known yet, kept as it was: {text}" if decision.held else text
 
     def withdrawn(self, note: str) -> Plan:
