@@ -8,6 +8,7 @@ Uses the harness of test_process (one daemon per test, stopped by PID whatever h
 # ruff: noqa: F401, F811
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -194,3 +195,40 @@ def test_a_bird_dir_rhid_cannot_write_is_one_line_exit_1(open_root: Path, make: 
     assert str(bird_dir) in last
     assert "uid 65534" in last
     assert stat.S_IMODE(locked.stat().st_mode) == 0o755
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private mount namespace")
+def test_a_stalled_journald_never_freezes_routing(rhid: Daemon, serve: Serve, open_root: Path) -> None:
+    """journald's queue full and never read: rhid starts, keeps cycling, and withdraws when HAProxy dies."""
+    journal_dir = open_root / "run" / "systemd" / "journal"
+    journal_dir.mkdir(parents=True)
+    journald = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    journald.bind(str(journal_dir / "socket"))
+    filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    filler.setblocking(False)
+    try:
+        with contextlib.suppress(BlockingIOError):  # fill journald's queue: it never reads
+            while True:
+                filler.sendto(b"MESSAGE=filler\n", str(journal_dir / "socket"))
+        serve(rhid.haproxy, fakes.replying(GOOD))
+        rhid.rules.write_text("10.0.0.1 = all(b:be)\n")
+        argv = [sys.executable, "-m", "rhid", "run", "-c", str(rhid.rules),
+                "--haproxy-socket", str(rhid.haproxy), "--bird-socket", str(rhid.bird),
+                "--bird-dir", str(rhid.dir), "--log-format", "journal", "--log-level", "debug",
+                "--interval", "0.1", "--haproxy-events", "none"]  # fmt: skip
+        # A private mount namespace in which /run is the test's: rhid's journald is the stalled socket.
+        rhid.proc = subprocess.Popen(
+            [shutil.which("unshare") or "/usr/bin/unshare", "--mount", "--propagation", "private",
+             "sh", "-c", 'mount --bind "$0" /run && exec "$@"', str(open_root / "run"), *argv],
+            env={**os.environ, "NOTIFY_SOCKET": str(rhid.notify.path)},
+        )  # fmt: skip
+        rhid.notify.wait("READY=1", timeout=20)
+        wait_for("the route announced", lambda: "10.0.0.1/32" in rhid.file(), 10)
+        serve(rhid.haproxy, fakes.replying(b""))  # HAProxy answers nothing: unreadable...
+        (rhid.haproxy).unlink()  # ...then gone: down after --fall polls, with every event logged
+        moment = time.monotonic()
+        wait_for("the route withdrawn", lambda: "10.0.0.1/32" not in rhid.file(), 10)
+        wait_for("cycles going on", lambda: rhid.cycles_after(moment) >= 10, 10)
+    finally:
+        journald.close()
+        filler.close()
