@@ -118,6 +118,13 @@ def bird_config(path: str, bird_dir: str, *, out: TextIO, err: TextIO) -> int:
         return EXIT_UNREADABLE
     if isinstance(rules, RuleError):
         return EXIT_INVALID
+    if not rules.rules:
+        print(
+            f"rhid: {path} has no rules, so BIRD needs no protocol for rhid yet: write the rules "
+            "(rhid check), then run rhid bird-config again",
+            file=err,
+        )
+        return EXIT_INVALID
     out.write(bird_snippet(rules, bird_dir))
     return EXIT_OK
 

@@ -54,12 +54,10 @@ class Diagnostic:
             prefix = "..." if start else ""
             source = prefix + source[start:end] + ("..." if end < len(source) else "")
             index = index - start + len(prefix)
-        shown, caret_at = _printable(source, index)
-        lines = [
-            f"{self.path}:{self.line}:{self.col}: {self.message}",
-            f"    {shown}",
-            "    " + caret_at + "^",
-        ]
+        lines = [f"{self.path}:{self.line}:{self.col}: {self.message}"]
+        if source:  # a problem of the whole file (no rules at all) has no line to point into
+            shown, caret_at = _printable(source, index)
+            lines += [f"    {shown}", "    " + caret_at + "^"]
         if self.hint:
             lines.append(f"    hint: {self.hint}")
         return "\n".join(lines)
