@@ -189,7 +189,8 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 def start(args: argparse.Namespace) -> int:
     """``rhid run``: build the settings, set up logging, serve until SIGTERM."""
     log.configure(args.log_level, args.log_format)
-    haproxy_socket, source = settings.find_haproxy_socket(args.haproxy_socket, settings.environment())
+    files = tuple(args.defaults_file or settings.ENVIRONMENT_FILES)
+    haproxy_socket, source = settings.find_haproxy_socket(args.haproxy_socket, settings.environment(), files)
     daemon.log.info("haproxy.socket", path=haproxy_socket, source=source)
     return daemon.run(
         settings.Settings(
@@ -207,6 +208,9 @@ def start(args: argparse.Namespace) -> int:
             fast_interval=args.fast_interval,
             on_restart=args.on_restart,
             unreadable_down_after=args.unreadable_down_after,
+            haproxy_socket_source=source,
+            defaults=settings.read_defaults(files),
+            defaults_files=files,
         )
     )
 
@@ -254,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"HAProxy stats or master socket (default: ${settings.SOCKET_VARIABLE}, then "
         f"{' or '.join(settings.ENVIRONMENT_FILES)}, then {settings.DEFAULT_HAPROXY_SOCKET})",
+    )
+    run_parser.add_argument(
+        "--defaults-file",
+        action="append",
+        metavar="PATH",
+        help=f"where {settings.SOCKET_VARIABLE} and {settings.ARGS_VARIABLE} are set, read at start and "
+        f"at every reload; repeat for several (default: {' and '.join(settings.ENVIRONMENT_FILES)})",
     )
     run_parser.add_argument(
         "--bird-socket",

@@ -17,11 +17,12 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
-from rhid import __version__, bird, control, health, plan, routefiles, rulefile, service, status
+from rhid import __version__, bird, control, health, plan, routefiles, rulefile, service, settings, status
 from rhid.errors import CannotRunError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
@@ -63,6 +64,7 @@ class Daemon:
         if origin is not None:
             self.rule_file.loaded(origin)
             self.keep_copy(origin)
+        self.restart_needed: str | None = None  # a setting changed that only a restart applies
         self.reload_pending = False  # SIGHUPs are coalesced: one reload, then a cycle, then the next
         self.cycles = 0
         log.info(
@@ -143,8 +145,41 @@ class Daemon:
                 removed=changes.removed,
                 changed=changes.changed,
             )
+        self.follow_defaults()
         self.notifier.status(self.summary())
         self.notifier.send("READY=1")
+
+    def follow_defaults(self) -> None:
+        """Apply what the defaults file changed since the start that a reload can apply (the HAProxy
+        socket), and say what only a restart applies (RHID_ARGS: options of the unit's ExecStart)."""
+        values = settings.read_defaults(self.settings.defaults_files)
+        before = self.settings.defaults
+        where = " or ".join(self.settings.defaults_files)
+        path = values.get(settings.SOCKET_VARIABLE) or settings.DEFAULT_HAPROXY_SOCKET
+        if (
+            values.get(settings.SOCKET_VARIABLE) != before.get(settings.SOCKET_VARIABLE)
+            and self.settings.haproxy_socket_source != "--haproxy-socket"
+            and path != self.settings.haproxy_socket
+        ):
+            self.haproxy.close_stream()
+            self.settings = replace(
+                self.settings,
+                haproxy_socket=path,
+                haproxy_socket_source=where,
+                defaults={**before, settings.SOCKET_VARIABLE: values.get(settings.SOCKET_VARIABLE, "")},
+            )
+            self.haproxy = HAProxySide.of(self.settings)
+            log.info("haproxy.socket", path=path, source=f"{where}, re-read by the reload")
+        args_now, args_then = values.get(settings.ARGS_VARIABLE, ""), before.get(settings.ARGS_VARIABLE, "")
+        restart = (
+            f"{settings.ARGS_VARIABLE} in {where} changed since rhid started ({args_then!r} -> "
+            f"{args_now!r}): only systemctl restart hapee-extras-rhi applies it"
+            if args_now != args_then
+            else None
+        )
+        if restart is not None and restart != self.restart_needed:
+            log.warning("settings.restart_needed", reason=restart)
+        self.restart_needed = restart
 
     def keep_copy(self, loaded: rulefile.Loaded) -> None:
         """Keep the rules just read from the file as the last good copy (a restart may need it)."""
@@ -173,6 +208,8 @@ class Daemon:
             )
         elif self.origin is not None and self.origin.copy_loaded_at is not None:
             found.append(f"rhid runs on {running_on}; {path} is valid now: systemctl reload hapee-extras-rhi")
+        if self.restart_needed is not None:
+            found.append(self.restart_needed)
         return tuple(found)
 
     def shut_down(self, now: float) -> None:

@@ -232,3 +232,34 @@ def test_a_stalled_journald_never_freezes_routing(rhid: Daemon, serve: Serve, op
     finally:
         journald.close()
         filler.close()
+
+
+def test_a_reload_follows_the_defaults_file_and_says_what_needs_a_restart(rhid: Daemon, serve: Serve) -> None:
+    """After editing HAPEE_LB_SOCKET and RHID_ARGS, a reload polls the new socket and pages for a restart."""
+    defaults = rhid.root / "hapee-extras-rhi"
+    old, new = rhid.root / "old.sock", rhid.root / "new.sock"
+    defaults.write_text(f'HAPEE_LB_SOCKET="{old}"\nRHID_ARGS=""\n')
+    serve(old, fakes.replying(GOOD))
+    serve(new, fakes.replying(DOWN))
+    rhid.rules.write_text("10.0.0.1 = all(b:be)\n")
+    argv = [sys.executable, "-m", "rhid", "run", "-c", str(rhid.rules), "--defaults-file", str(defaults),
+            "--bird-socket", str(rhid.bird), "--bird-dir", str(rhid.dir), "--log-format", "json",
+            "--interval", "0.1", "--haproxy-events", "none"]  # fmt: skip
+    with rhid.log.open("ab") as out:
+        rhid.proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NOTIFY_SOCKET": str(rhid.notify.path)},
+        )
+    rhid.notify.wait("READY=1")
+    wait_for("the route announced from the old socket", lambda: "10.0.0.1/32" in rhid.file(), 10)
+    defaults.write_text(f'HAPEE_LB_SOCKET="{new}"\nRHID_ARGS="--fall 1"\n')
+    rhid.proc.send_signal(signal.SIGHUP)
+    wait_for("the route withdrawn: the new socket says DOWN", lambda: "10.0.0.1/32" not in rhid.file(), 10)
+    rhid.notify.collect()  # systemd reads every notification: so does the test, or rhid would wait on it
+    done = rhid_status(rhid.dir)
+    assert f"haproxy: reachable ({new})" in done.stdout
+    assert done.returncode == 4
+    assert "PROBLEM: RHID_ARGS in " in done.stdout
+    assert "only systemctl restart hapee-extras-rhi applies it" in done.stdout
