@@ -510,6 +510,15 @@ def shown(text: str) -> str:
     return summarize(rules)
 
 
+CHECK_SAMPLE = "10.0.0.1/24 = all(b:be_app)\n192.0.2.1 = all(b:be_a;x)\n"
+
+
+def check_output(text: str) -> str:
+    """What `rhid check -c hapee-rhi.cfg` prints on stderr for a wrong file: the errors, the count."""
+    count = len(example_diagnostics(text))
+    return f"{shown(text)}\n{EXAMPLE_FILE}: {count} error{'' if count == 1 else 's'}"
+
+
 def example_diagnostics(text: str) -> tuple[Diagnostic, ...]:
     """The diagnostics of an example that must be wrong (an example that compiles is our bug)."""
     try:
@@ -620,12 +629,14 @@ def render_rules_page() -> str:
         *_example(shown(RULE_EXAMPLE).replace(EXAMPLE_FILE, DEFAULT_RULES_PATH)),
         ".SH DIAGNOSTICS",
         *_prose(
-            "`rhid check` (and `rhid run` at start-up, and a reload) reports every error in the file, "
-            "in file order, each as {file}`:`{line}`:`{column}`:` and a message, then the line, a "
-            "caret under the column, and a hint where one helps; then a count, and exit status 1:"
+            "`rhid check` reports every error in the file, in file order, each as "
+            "{file}`:`{line}`:`{column}`:` and a message, then the line, a caret under the column, and "
+            "a hint where one helps; then a count, and exits 1. For example:"
         ),
-        *_example(
-            shown("10.0.0.1/24 = all(b:be_app)\n192.0.2.1 = all(b:be_a;x)") + f"\n{EXAMPLE_FILE}: 2 errors"
+        *_example(check_output(CHECK_SAMPLE)),
+        *_paragraphs(
+            "`rhid run` prints the same errors at start-up and exits 1 before it touches BIRD; a "
+            "reload logs them (`rules.reload_failed`) and keeps the old rules."
         ),
         *_paragraphs(
             "Control characters and bidi overrides in the file are shown escaped (`\\x1b`, "

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rhid import manpage, service, settings
-from rhid.cli import build_parser
+from rhid.cli import build_parser, main
 from rhid.errors import RuleError, RuleFileError
 from rhid.manpage import DIAGNOSTICS, FILE_PROBLEMS, render, render_rules_page, subcommands
 from rhid.rules import load_rules, parse_rules
@@ -255,3 +255,16 @@ def test_rule_page_examples_are_valid_and_summarised() -> None:
     rules = parse_rules(manpage.RULE_EXAMPLE)
     page = render_rules_page()
     assert f"OK: {len(rules.rules)} rules" in section(page, "EXAMPLES")
+
+
+def test_rule_page_shows_what_rhid_check_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The DIAGNOSTICS sample of hapee-rhi.cfg(5) is exactly what `rhid check` writes, and its exit status."""
+    monkeypatch.chdir(tmp_path)
+    Path(manpage.EXAMPLE_FILE).write_text(manpage.CHECK_SAMPLE)
+    assert main(["check", "-c", manpage.EXAMPLE_FILE]) == 1
+    assert capsys.readouterr().err == manpage.check_output(manpage.CHECK_SAMPLE) + "\n"
+    assert "".join(manpage._example(manpage.check_output(manpage.CHECK_SAMPLE))) in "".join(
+        section(render_rules_page(), "DIAGNOSTICS").split("\n")
+    )
