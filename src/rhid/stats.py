@@ -14,6 +14,12 @@ docs/notes/haproxy-runtime-api.md §2.4:
     (missing)  -                          disabled in the config              removed by an HAProxy reload
 
 "Keep" is decided later, in `rhid.health`, which knows whether the proxy was ever seen.
+
+HAProxy prints operator and peer text verbatim (`description`, `last_chk`, `check_desc`...), in any
+encoding. The reply is therefore decoded losslessly (latin-1: one code point per byte, so nothing
+fails to decode) and only the fields rhid reads are validated, and only in the rows of the proxies
+the rules name: `Pid` must be ASCII digits; `type`, `status` and `check_status` printable ASCII.
+One odd byte anywhere else never makes a poll unreadable (docs/STYLE.md, 15).
 """
 
 from __future__ import annotations
@@ -98,6 +104,21 @@ def typemask_for(wanted: Iterable[Proxy], servers: bool) -> int:
 def is_master_cli_refusal(data: bytes) -> bool:
     """True when a reply is the master CLI refusing a worker command (it then lists `show proc`)."""
     return data.startswith(b"Unknown command") and b"show proc" in data
+
+
+def _printable(value: str) -> bool:
+    """True for printable ASCII (or empty): what HAProxy's own enumerations are made of."""
+    return value.isascii() and value.isprintable()
+
+
+def _check_field(column: str, name: str, value: str) -> str:
+    """`value` if it is printable ASCII, else the peer's garbage: a protocol error naming the row."""
+    if not _printable(value):
+        raise HAProxyProtocolError(f"show stat: {column} of {name!r} is not printable ASCII: {value[:40]!r}")
+    return value
+
+
+_PID = re.compile(r"[0-9]{1,10}")
 
 
 def parse_info(block: str) -> dict[str, str]:
@@ -212,10 +233,12 @@ def parse_stat(
         elif kind == _TYPE_BACKEND:
             backends[name] = status
         elif kind == _TYPE_SERVER:
-            if row[check_at].lstrip("* ") == "INI":
+            if _check_field("check_status", name, row[check_at]).lstrip("* ") == "INI":
                 pending.add(name)
         elif kind != _TYPE_LISTENER:
             raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
+    _check_statuses(frontends)
+    _check_statuses(backends)
     result: dict[Proxy, ProxyStatus] = {}
     for name, status in frontends.items():
         if name in wanted.frontends:
@@ -229,6 +252,14 @@ def parse_stat(
         backends, wanted.backends, ProxyKind.BACKEND
     )
     return result, any(name in wanted.backends for name in pending), unknown
+
+
+def _check_statuses(statuses: dict[str, str]) -> None:
+    """Each distinct status once (a poll of 10,000 proxies sees a handful): printable ASCII."""
+    for status in set(statuses.values()):
+        if not _printable(status):
+            name = next(name for name, value in statuses.items() if value == status)
+            _check_field("status", name, status)
 
 
 def _unknown(
@@ -248,10 +279,7 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
     """The whole reply to `POLL_COMMAND`: ``show info`` block, blank line, CSV, blank line."""
     if len(data) > MAX_REPLY_BYTES:
         raise HAProxyProtocolError(f"reply larger than {MAX_REPLY_BYTES} bytes")
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise HAProxyProtocolError(f"non-ASCII byte at offset {exc.start} of the reply") from None
+    text = data.decode("latin-1")  # lossless: every byte is one code point, nothing fails here
     if not text.endswith("\n\n"):
         raise HAProxyProtocolError("reply truncated: it does not end with an empty line")
     info_block, sep, stat_block = text[:-2].partition("\n\n")
@@ -262,7 +290,7 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
     # Recognised by structure, not by product name: HAProxy Enterprise and forks name themselves
     # otherwise. `show info` must be `Key: value` lines with a numeric Pid, and `show stat` must
     # start with its `# pxname,` header (checked by parse_stat).
-    if not pid.isdigit():
+    if not _PID.fullmatch(pid):
         raise HAProxyProtocolError(f"show info: no numeric 'Pid', got {info_block[:80]!r}")
     index = wanted if isinstance(wanted, ProxyIndex) else ProxyIndex.of(wanted)
     proxies, pending, unknown = parse_stat(stat_block, index)

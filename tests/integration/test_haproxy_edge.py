@@ -1,0 +1,113 @@
+"""The HAProxy edge against a real HAProxy 2.6: what its replies, its socket and its reloads may do
+without moving a route they do not concern. BIRD speaker and peer are real too; the peer's table is
+what the network sees."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rhid.haproxy import fetch
+from tests.integration.lab import HAPROXY, Lab, free_port, lab, wait_for
+
+pytestmark = pytest.mark.integration
+
+RULES = "10.60.0.1 = all(b:be_app)\n10.60.0.2 = all(b:be_b)\n"
+BACKENDS = {"be_app": ["web1"], "be_b": ["web2"]}
+BOTH = {"10.60.0.1/32", "10.60.0.2/32"}
+
+# A web server whose every answer is `503 Dienst nicht verfügbar`, the reason phrase in UTF-8.
+GERMAN_503 = """
+import socket, sys
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1])))
+listener.listen(16)
+while True:
+    conn, _ = listener.accept()
+    try:
+        conn.settimeout(2)
+        conn.recv(4096)
+        conn.sendall("HTTP/1.0 503 Dienst nicht verfügbar\\r\\nContent-Length: 0\\r\\n\\r\\n".encode())
+    except OSError:
+        pass
+    conn.close()
+"""
+
+
+def start_haproxy(instance: Lab, *, global_lines: list[str], sections: list[str]) -> None:
+    """The lab's HAProxy config for BACKENDS, with lines added to `global` and sections appended."""
+    config = instance.write_haproxy_config(BACKENDS, [])
+    added = "".join(f"    {line}\n" for line in global_lines)
+    text = config.read_text().replace("global\n", "global\n" + added, 1)
+    config.write_text(text + "".join(section + "\n" for section in sections))
+    instance.spawn("haproxy", [HAPROXY, "-f", str(config), "-db"])
+    wait_for("HAProxy's stats socket", instance._haproxy_answers, 10)
+
+
+def start_bird(instance: Lab) -> None:
+    from rhid.rules import parse_rules  # noqa: PLC0415
+
+    instance.write_speaker_config(parse_rules(RULES))
+    instance.start_speaker()
+    instance.start_peer()
+    instance.wait_established()
+
+
+def show_stat(instance: Lab) -> bytes:
+    return fetch(str(instance.haproxy_socket), b"show stat -1 7 -1\n", 5.0)
+
+
+@pytest.fixture
+def edge_lab(tmp_path: Path) -> Iterator[Lab]:
+    with lab(tmp_path) as instance:
+        instance.start_web("web1")
+        instance.start_web("web2")
+        yield instance
+
+
+@pytest.mark.parametrize("where", ["show-info", "unnamed-backend-check"])
+def test_non_ascii_text_in_a_reply_moves_no_route(edge_lab: Lab, where: str) -> None:
+    """A UTF-8 `description` in HAProxy's global section, or a backend no rule names whose HTTP check
+    fails with `503 Dienst nicht verfügbar`, leaves every named route announced at the peer well
+    beyond --unreadable-down-after: only the fields rhid reads must be ASCII."""
+    global_lines = ["node knot-1"]
+    sections: list[str] = []
+    if where == "show-info":
+        global_lines.append("description Prüfknoten für die Straße")
+    else:
+        port = free_port()
+        script = edge_lab.root / "german_503.py"
+        script.write_text(GERMAN_503)
+        edge_lab.spawn("german", [sys.executable, str(script), str(port)])
+        sections.append(
+            f"backend be_other\n    option httpchk GET /\n    server s1 127.0.0.1:{port} check inter 100ms"
+        )
+    start_haproxy(edge_lab, global_lines=global_lines, sections=sections)
+    if where == "unnamed-backend-check":  # the reason is in the server rows before rhid's first poll
+        wait_for("the failed check's reason", lambda: "verfügbar".encode() in show_stat(edge_lab), 10)
+    start_bird(edge_lab)
+    edge_lab.start_rhid(
+        RULES, "--interval", "0.2", "--fall", "1", "--unreadable-down-after", "1", "--haproxy-events", "none"
+    )
+    edge_lab.wait_peer_routes(BOTH)
+    time.sleep(2.5)  # beyond --unreadable-down-after (1 s) plus --fall polls
+    assert edge_lab.peer_routes() == BOTH
+    events = [e["event"] for e in edge_lab.events()]
+    assert "haproxy.garbled" not in events
+    assert "route.withdrawn" not in events
+
+
+def rhid_status(instance: Lab) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-m", "rhid", "status", "--json", "--bird-dir", str(instance.bird_dir)],
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+    document: dict[str, object] = json.loads(result.stdout)
+    return document
