@@ -168,6 +168,9 @@ class EventStream:
 # once as haproxy.unreachable) is not a new status for thousands of proxies.
 UNREACHABLE = stats.ProxyStatus(stats.Observation.DOWN, "HAProxy unreachable")
 UNREADABLE = stats.ProxyStatus(stats.Observation.UNKNOWN, "HAProxy's reply unreadable")
+# EACCES proves that a process listens, not whether HAProxy serves: not known, like a garbled reply.
+FORBIDDEN = stats.ProxyStatus(stats.Observation.UNKNOWN, "HAProxy's socket: permission denied")
+NOT_KNOWN = {"garbled": UNREADABLE, "forbidden": FORBIDDEN}
 EVENT_READ_GAP = 0.01  # seconds: after a read of only traffic lines, the ring waits this long
 NO_RING_RETRY = 60.0  # seconds between looks for a ring when HAProxy has none
 
@@ -201,9 +204,9 @@ class HAProxySide:
         self.events_setting = events  # a ring name, "auto" or "none"
         self.unreadable_down_after = unreadable_down_after
         self.client: Poller = poller if poller is not None else HAProxyClient(path, timeout)
-        self.state = "not polled"  # reachable, unreachable, garbled
+        self.state = "not polled"  # reachable, unreachable (counts as down), garbled, forbidden (not known)
         self.error: str | None = None
-        self.unreadable_since: float | None = None
+        self.unreadable_since: float | None = None  # since when nothing is known (garbled or forbidden)
         self.reported: set[tuple[Proxy, str]] = set()
         self.stream: EventStream | None = None
         self.stream_note: str | None = None
@@ -228,20 +231,16 @@ class HAProxySide:
         try:
             snapshot = self.client.poll(proxies)
         except HAProxyUnavailableError as exc:
+            if exc.kind == "permission":  # a process listens; whether HAProxy serves is not known
+                denied = sockets.denial(exc.path)
+                self._weather("forbidden", f"{exc.path}: {exc.reason}", reason=exc.reason, **denied.fields())
+                return self._not_known(proxies, now, "forbidden")
             self.unreadable_since = None
             self._weather("unreachable", f"{exc.path}: {exc.reason}", reason=exc.reason, path=exc.path)
             return dict.fromkeys(proxies, UNREACHABLE)
         except HAProxyProtocolError as exc:
             self._weather("garbled", str(exc), reason=str(exc))
-            if self.unreadable_since is None:
-                self.unreadable_since = now
-            failed = UNREADABLE
-            if now - self.unreadable_since >= self.unreadable_down_after:
-                limit = self.unreadable_down_after
-                failed = stats.ProxyStatus(
-                    stats.Observation.DOWN, f"HAProxy's replies unreadable for over {limit:g} s"
-                )
-            return dict.fromkeys(proxies, failed)
+            return self._not_known(proxies, now, "garbled")
         if self.client.reloaded_from is not None:
             log.info("haproxy.reloaded", old_pid=self.client.reloaded_from, new_pid=snapshot.pid)
             self.close_stream()  # the stream stays with the old, stopping worker: follow the new one
@@ -253,10 +252,25 @@ class HAProxySide:
                 log.warning("haproxy.unknown_status", proxy=str(proxy), status=status, counts_as="down")
         return {proxy: snapshot.status_of(proxy) for proxy in proxies}
 
+    def _not_known(
+        self, proxies: Collection[Proxy], now: float, state: str
+    ) -> dict[Proxy, stats.ProxyStatus]:
+        """A poll that says nothing: each proxy not known, until nothing has been known for
+        --unreadable-down-after; from then on, each such poll counts as down."""
+        if self.unreadable_since is None:
+            self.unreadable_since = now
+        failed = NOT_KNOWN[state]
+        if now - self.unreadable_since >= self.unreadable_down_after:
+            limit = self.unreadable_down_after
+            what = "replies unreadable" if state == "garbled" else "socket forbidden to rhid"
+            failed = stats.ProxyStatus(stats.Observation.DOWN, f"HAProxy's {what} for over {limit:g} s")
+        return dict.fromkeys(proxies, failed)
+
     def _weather(self, state: str, error: str | None, **fields: str) -> None:
         self.error = error
         if state != self.state:
-            (log.info if state == "reachable" else log.error)(f"haproxy.{state}", **fields)
+            level = {"reachable": log.info, "forbidden": log.critical}.get(state, log.error)
+            level(f"haproxy.{state}", **fields)
             self.state = state
 
     # ---- the event ring: a wake-up signal only ------------------------------------------------
@@ -336,6 +350,24 @@ class HAProxySide:
             self.stream_note = note
             (log.info if note == "streaming" else log.warning)(f"haproxy.events_{note}", **fields)
 
+    def problems(self) -> list[str]:
+        """What is wrong on the HAProxy side, one operator sentence each (`rhid status` prints each
+        as a PROBLEM line); empty when HAProxy answers."""
+        limit = f"--unreadable-down-after, {self.unreadable_down_after:g} s"
+        if self.state == "unreachable":
+            return [f"HAProxy is unreachable ({self.error}): every proxy counts as down"]
+        if self.state == "garbled":
+            return [
+                f"HAProxy's replies are unreadable ({self.error}): nothing is known, routes hold, and "
+                f"count as down once nothing has been readable for {limit}"
+            ]
+        if self.state == "forbidden":
+            return [
+                f"HAProxy's socket refuses rhid ({self.error}): nothing is known, routes hold, and "
+                f"count as down once this has lasted {limit}"
+            ]
+        return []
+
     def report(self) -> dict[str, Any]:
         """What `rhid status` shows of HAProxy."""
         return {
@@ -343,6 +375,7 @@ class HAProxySide:
             "state": self.state,
             "pid": self.client.pid,
             "last_error": self.error if self.state != "reachable" else None,
+            "problems": self.problems(),
             "events": {
                 "state": self.stream_note or ("off" if self.events_setting == "none" else "not started"),
                 "ring": self.stream.ring if self.stream is not None else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,8 @@ from rhid.health import Health, ProxyState, Thresholds
 from rhid.model import Proxy, ProxyKind
 from rhid.rules import RuleSet, parse_rules
 from rhid.settings import Settings
+from rhid.sockets import Denial
+from rhid.stats import Snapshot, parse_poll
 from tests.fault import fakes
 
 BE = Proxy(ProxyKind.BACKEND, "be")
@@ -218,3 +220,80 @@ def test_replies_unreadable_for_long_count_as_down(
     serve(server_factory, sock, fakes.replying(GOOD))
     instance.observe(13.0)
     assert instance.states[BE].health is Health.UP
+
+
+class ScriptedPoller:
+    """A client that answers each poll from a script: a reply's bytes, or an error to raise."""
+
+    def __init__(self) -> None:
+        self.master = False
+        self.pid: str | None = None
+        self.reloaded_from: str | None = None
+        self.next: bytes | Exception = GOOD
+
+    def poll(self, wanted: Collection[Proxy]) -> Snapshot:
+        if isinstance(self.next, Exception):
+            raise self.next
+        snapshot = parse_poll(self.next, wanted)
+        self.pid = snapshot.pid
+        return snapshot
+
+
+def test_permission_denied_is_not_known_until_the_unreadable_timer(tmp_path: Path) -> None:
+    """EACCES on HAProxy's socket counts neither way (not a dead HAProxy) until
+    --unreadable-down-after, then as down polls; it is logged once, loudly, with the socket's mode
+    and group, and reported as a problem until HAProxy answers again."""
+    path = tmp_path / "haproxy.sock"
+    path.touch()
+    path.chmod(0o660)
+    poller = ScriptedPoller()
+    side = HAProxySide(str(path), 1.0, unreadable_down_after=10.0, poller=poller)
+    thresholds = Thresholds(fall=2, rise=1)
+    states: Mapping[Proxy, ProxyState] = {}
+
+    def observe(now: float) -> None:
+        nonlocal states
+        states, _, _ = health.observe(states, side.observe(RULES.proxies, now), now, thresholds)
+
+    observe(0.0)
+    assert states[BE].health is Health.UP
+    poller.next = HAProxyUnavailableError(str(path), "permission denied: uid 0 ...", "permission")
+    with capture_logs() as events:
+        for now in range(1, 11):
+            observe(float(now))
+    assert states[BE].health is Health.UP, "9 s of EACCES: not known, held"
+    assert states[BE].down_count == 0
+    assert [(e["event"], e["log_level"]) for e in events] == [("haproxy.forbidden", "critical")]
+    assert events[0]["mode"] == "0660"
+    assert events[0]["path"] == str(path)
+    assert side.report()["state"] == "forbidden"
+    [problem] = side.report()["problems"]
+    assert "refuses rhid" in problem
+    assert str(path) in problem
+    observe(11.0)
+    observe(12.0)
+    assert states[BE].health is Health.DOWN, "past 10 s, two down polls with fall=2"
+    poller.next = GOOD
+    observe(13.0)
+    assert states[BE].health is Health.UP
+    assert side.report()["problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("denial", "expected"),
+    [
+        (Denial("/s", 0o660, "root", "haproxy", 1000, uid_is_owner=False, in_group=False),
+         "uid 1000 needs to be in group 'haproxy' to use it (the socket is mode 0660, owner root,"),
+        (Denial("/s", 0o600, "haproxy", "haproxy", 1000, uid_is_owner=False, in_group=True),
+         "uid 1000 may not use it: the socket is mode 0600, owner haproxy, group haproxy, and its group"),
+        (Denial("/s", 0o660, "root", "haproxy", 1000, uid_is_owner=False, in_group=True),
+         "permission denied although the socket is mode 0660, owner root, group haproxy, which lets"),
+        (Denial("/s", None, "?", "?", 1000, uid_is_owner=False, in_group=False),
+         "a directory above it is closed to uid 1000"),
+    ],
+    ids=["needs-group", "group-may-not-write", "directory", "cannot-stat"],
+)  # fmt: skip
+def test_permission_denied_says_what_to_change(denial: Denial, expected: str) -> None:
+    """The EACCES sentence names the socket's mode, owner and group, and the group rhid needs."""
+    assert expected in denial.sentence()
+    assert denial.fields()["needs_group"] == ("haproxy" if "needs to be in" in expected else "-")

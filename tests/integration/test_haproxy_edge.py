@@ -4,7 +4,9 @@ what the network sees."""
 
 from __future__ import annotations
 
+import grp
 import json
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.integration
 RULES = "10.60.0.1 = all(b:be_app)\n10.60.0.2 = all(b:be_b)\n"
 BACKENDS = {"be_app": ["web1"], "be_b": ["web2"]}
 BOTH = {"10.60.0.1/32", "10.60.0.2/32"}
+NOBODY = 65534
 
 # A web server whose every answer is `503 Dienst nicht verfügbar`, the reason phrase in UTF-8.
 GERMAN_503 = """
@@ -111,3 +114,55 @@ def rhid_status(instance: Lab) -> dict[str, object]:
     )  # fmt: skip
     document: dict[str, object] = json.loads(result.stdout)
     return document
+
+
+# rhid as uid 0 without the capabilities that bypass file modes: a socket another uid owns, at a
+# mode that leaves out rhid's groups, refuses it with EACCES, and everything root owns stays usable.
+WITHOUT_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+               "--inh-caps", "-dac_override,-dac_read_search"]  # fmt: skip
+
+
+def start_rhid_without_dac(instance: Lab, *extra: str) -> None:
+    rules = instance.root / "hapee-rhi.cfg"
+    rules.write_text(RULES)
+    argv = [*WITHOUT_DAC, sys.executable, "-m", "rhid", "run", "-c", str(rules),
+            "--haproxy-socket", str(instance.haproxy_socket), "--bird-socket", str(instance.ctl("speaker")),
+            "--bird-dir", str(instance.bird_dir), "--log-format", "json", *extra]  # fmt: skip
+    instance.spawn("rhid", argv, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def test_permission_denied_on_haproxys_socket_holds_the_routes(edge_lab: Lab) -> None:
+    """A stats socket hardened to mode 0660 for a group rhid is not in (EACCES) is not a dead HAProxy:
+    every route stays announced past --fall polls, one critical line and `rhid status` name the path,
+    the mode and the group rhid needs; only --unreadable-down-after later does it count as down."""
+    edge_lab.start_haproxy(BACKENDS, [])
+    start_bird(edge_lab)
+    start_rhid_without_dac(edge_lab, "--interval", "0.2", "--fall", "1", "--unreadable-down-after", "5",
+                           "--haproxy-events", "none")  # fmt: skip
+    edge_lab.wait_peer_routes(BOTH)
+    nogroup = grp.getgrgid(NOBODY).gr_name
+    os.chown(edge_lab.haproxy_socket, NOBODY, NOBODY)  # what a reload with `mode 660 uid ... gid ...` does
+    edge_lab.haproxy_socket.chmod(0o660)
+    hardened = time.monotonic()
+    time.sleep(2.0)  # ten polls: --fall 1 is long past
+    assert edge_lab.peer_routes() == BOTH, "EACCES withdrew routes while HAProxy serves"
+    [line] = [e for e in edge_lab.events() if e["event"] == "haproxy.forbidden"]
+    assert (line["level"], line["mode"], line["group"], line["needs_group"]) == (
+        "critical",
+        "0660",
+        nogroup,
+        nogroup,
+    )
+    assert line["path"] == str(edge_lab.haproxy_socket)
+    haproxy = rhid_status(edge_lab)["haproxy"]
+    assert isinstance(haproxy, dict)
+    assert haproxy["state"] == "forbidden"
+    [problem] = haproxy["problems"]
+    assert str(edge_lab.haproxy_socket) in problem
+    assert f"needs to be in group '{nogroup}'" in problem
+    assert "mode 0660" in problem
+    edge_lab.wait_peer_routes(set(), timeout=8)  # the unreadable timer (5 s) is the bound
+    assert time.monotonic() - hardened >= 5.0
+    os.chown(edge_lab.haproxy_socket, 0, 0)
+    edge_lab.wait_peer_routes(BOTH)
+    assert rhid_status(edge_lab)["haproxy"]["problems"] == []  # type: ignore[index]
