@@ -27,14 +27,26 @@ READ_CHUNK = 256 * 1024
 
 
 def fetch(path: str, command: bytes, timeout: float, limit: int = stats.MAX_REPLY_BYTES) -> bytes:
-    """Send one command line, half-close, read to EOF. The whole exchange must fit in `timeout`."""
+    """Send one command line, half-close, read to EOF. The whole exchange must fit in `timeout`.
+
+    A peer that closes before reading the command (EPIPE or ECONNRESET on the send, or a reset
+    before the first byte of a reply: which one depends on timing) is an unavailable HAProxy; a reset
+    in the middle of a reply is a garbled one (fault matrix H6).
+    """
     deadline = time.monotonic() + timeout
     sock = sockets.connect(path, deadline, HAProxyUnavailableError, "HAProxy")
     chunks: list[bytes] = []
     size = 0
     try:
-        sock.sendall(command)
-        sock.shutdown(socket.SHUT_WR)  # required by the master CLI, free on the worker socket
+        try:
+            sock.sendall(command)
+            sock.shutdown(socket.SHUT_WR)  # required by the master CLI, free on the worker socket
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            raise HAProxyUnavailableError(
+                path, _closed(exc, "before reading rhid's command"), "closed"
+            ) from None
         while chunk := sockets.receive(sock, deadline, READ_CHUNK):
             size += len(chunk)
             if size > limit:
@@ -44,11 +56,17 @@ def fetch(path: str, command: bytes, timeout: float, limit: int = stats.MAX_REPL
         # Accepted but silent: the process is hung, and a hung HAProxy cannot serve (counts as down).
         raise HAProxyUnavailableError(path, f"no complete reply within {timeout:.3g} s", "timeout") from None
     except OSError as exc:
+        if not size:
+            raise HAProxyUnavailableError(path, _closed(exc, "before replying"), "closed") from None
         # Reset in the middle of a reply: what arrived says nothing either way (fault matrix H6).
         raise HAProxyProtocolError(f"{path}: connection broken mid-reply: {exc.strerror or exc}") from None
     finally:
         sock.close()
     return b"".join(chunks)
+
+
+def _closed(exc: OSError, when: str) -> str:
+    return f"HAProxy closed the connection {when} ({exc.strerror or exc})"
 
 
 class HAProxyClient:

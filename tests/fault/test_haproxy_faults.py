@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
@@ -297,3 +299,28 @@ def test_permission_denied_says_what_to_change(denial: Denial, expected: str) ->
     """The EACCES sentence names the socket's mode, owner and group, and the group rhid needs."""
     assert expected in denial.sentence()
     assert denial.fields()["needs_group"] == ("haproxy" if "needs to be in" in expected else "-")
+
+
+def closing_unread(conn: socket.socket, _: threading.Event) -> None:
+    """Accept and close at once, without reading the command (an HAProxy shutting the CLI)."""
+    conn.close()
+
+
+def test_a_send_haproxy_never_reads_is_an_unavailable_haproxy(
+    tmp_path: Path, sock: Path, server_factory: list[fakes.FakeServer]
+) -> None:
+    """A peer that closes before reading the command (EPIPE/ECONNRESET on the send, or a reset before
+    any reply byte) is an unavailable HAProxy that counts as down, never a garbled reply."""
+    serve(server_factory, sock, closing_unread)
+    with pytest.raises(HAProxyUnavailableError) as caught:  # the send itself fails, whatever the timing
+        fetch(str(sock), b"x" * (8 << 20), timeout=5.0)
+    assert caught.value.kind == "closed"
+    for _ in range(20):  # a one-line command: the failure shows on the send or on the first read
+        with pytest.raises(HAProxyUnavailableError) as caught:
+            HAProxyClient(str(sock), 1.0).poll([BE])
+        assert caught.value.kind == "closed"
+    instance = daemon(tmp_path, sock)
+    for now in range(3):
+        instance.observe(float(now))
+    assert instance.side.state == "unreachable"
+    assert instance.states[BE].health is Health.DOWN
