@@ -200,6 +200,7 @@ def start(args: argparse.Namespace) -> int:
             fast_interval=args.fast_interval,
             on_restart=args.on_restart,
             unreadable_down_after=args.unreadable_down_after,
+            vanished_keep=args.vanished_keep,
         )
     )
 
@@ -294,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="SECONDS",
         help="an HAProxy whose replies stay unreadable this long counts as down (default %(default)s)",
+    )
+    run_parser.add_argument(
+        "--vanished-keep",
+        type=_duration,
+        default=60.0,
+        metavar="SECONDS",
+        help="a proxy that HAProxy no longer shows (renamed or removed by a reload) keeps its last "
+        "status this long, then counts as down (default %(default)s)",
     )
     run_parser.add_argument(
         "--on-stop",

@@ -47,7 +47,7 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.rules = rules
-        self.thresholds = health.Thresholds(fall=settings.fall, rise=settings.rise)
+        self.thresholds = health.Thresholds(settings.fall, settings.rise, settings.vanished_keep)
         self.notifier = service.Notifier()
         self.haproxy = haproxy or HAProxySide.of(settings)
         self.bird = bird_side or BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)

@@ -166,3 +166,26 @@ def test_permission_denied_on_haproxys_socket_holds_the_routes(edge_lab: Lab) ->
     os.chown(edge_lab.haproxy_socket, 0, 0)
     edge_lab.wait_peer_routes(BOTH)
     assert rhid_status(edge_lab)["haproxy"]["problems"] == []  # type: ignore[index]
+
+
+def test_a_backend_renamed_by_a_reload_keeps_its_route_only_for_the_bound(edge_lab: Lab) -> None:
+    """A master-worker reload that renames be_b: its route stays for --vanished-keep (2 s), a reload's
+    gap, and is then withdrawn at the peer as for a backend never seen; the other route never moves."""
+    edge_lab.start_haproxy(BACKENDS, [], master=True)
+    start_bird(edge_lab)
+    edge_lab.start_rhid(RULES, "--interval", "0.2", "--fall", "1", "--vanished-keep", "2",
+                        "--haproxy-events", "none")  # fmt: skip
+    edge_lab.wait_peer_routes(BOTH)
+    reloaded = time.monotonic()
+    edge_lab.reload_haproxy({"be_app": ["web1"], "be_c": ["web2"]}, [])
+    wait_for(
+        "rhid to see be_b vanish", lambda: "proxy.vanished" in [e["event"] for e in edge_lab.events()], 5
+    )
+    time.sleep(max(0.0, reloaded + 1.0 - time.monotonic()))
+    assert edge_lab.peer_routes() == BOTH, "kept through the reload's gap"
+    edge_lab.wait_peer_routes({"10.60.0.1/32"}, timeout=6)
+    assert time.monotonic() - reloaded >= 2.0, "withdrawn before --vanished-keep"
+    events = edge_lab.events()
+    [expired] = [e for e in events if e["event"] == "proxy.vanished_too_long"]
+    assert expired["counts_as"] == "down"
+    assert [e["event"] for e in events].count("proxy.vanished") == 1
