@@ -28,8 +28,9 @@ the others (damping, guards, drains) get modules of the same shape.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+import heapq
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from rhid.model import Proxy
 from rhid.stats import Observation, ProxyStatus
@@ -252,3 +253,47 @@ def describe(event: Event, state: ProxyState) -> tuple[str, str, dict[str, str]]
     if isinstance(event, VanishedTooLong):
         return "proxy.vanished_too_long", "warning", {"kept_for": f"{event.kept:g} s", "counts_as": "down"}
     return "proxy.never_seen", "warning", {"counts_as": "down"}
+
+
+SAMPLE_SIZE = 10  # names a grouped log line shows; `count` says how many there were
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One log line: its event name, its level, and its fields."""
+
+    name: str
+    level: str
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
+    """One cause, one line: the events of one poll grouped by what happened and why (event, level,
+    HAProxy's status and the event's own fields), in the order each group first appears.
+
+    A group of one is logged as before (`proxy`, `status`, `transitions`) plus ``count=1``; a larger
+    one says how many proxies (`count`) and names a sorted sample of at most SAMPLE_SIZE
+    (`proxies`). A dead HAProxy under 10,000 rules is then one `proxy.down` line, not 10,000, and
+    `grep proxy.down` still finds it.
+    """
+    groups: dict[tuple[object, ...], list[ProxyEvent]] = {}
+    for item in events:
+        proxy, event, state = item
+        name, level, extra = describe(event, state)
+        key = (name, level, state.last_status, *sorted(extra.items()))
+        groups.setdefault(key, []).append(item)
+    lines = []
+    for members in groups.values():
+        proxy, event, state = members[0]
+        name, level, extra = describe(event, state)
+        if len(members) == 1:
+            fields: dict[str, object] = {
+                "proxy": str(proxy),
+                "status": state.last_status,
+                "transitions": state.transitions,
+            }
+        else:
+            sample = heapq.nsmallest(SAMPLE_SIZE, (str(member[0]) for member in members))
+            fields = {"status": state.last_status, "proxies": sample}
+        lines.append(LogLine(name, level, {**fields, "count": len(members), **extra}))
+    return lines

@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from rhid import health
+from rhid.daemon import Daemon
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
 from rhid.haproxy import HAProxyClient, HAProxySide, fetch
 from rhid.health import Health, ProxyState, Thresholds
@@ -324,3 +325,24 @@ def test_a_send_haproxy_never_reads_is_an_unavailable_haproxy(
         instance.observe(float(now))
     assert instance.side.state == "unreachable"
     assert instance.states[BE].health is Health.DOWN
+
+
+def test_a_dead_haproxy_under_300_rules_is_one_proxy_down_line(tmp_path: Path) -> None:
+    """With HAProxy unreachable from the start, the daemon's cycle logs one `proxy.down` line with
+    count=300, the cause and a bounded sample of names, not 300 lines (journald's rate limit)."""
+    rules = parse_rules("".join(f"10.2.{i // 250}.{i % 250} = all(b:be{i})\n" for i in range(300)))
+    settings = Settings(
+        "r", str(tmp_path / "gone.sock"), str(tmp_path / "bird.ctl"), tmp_path / "rhid", 0.2, fall=2
+    )
+    (tmp_path / "rhid").mkdir()
+    instance = Daemon(settings, rules)
+    with capture_logs() as events:
+        for now in range(4):
+            instance.cycle(float(now))
+    down = [e for e in events if e["event"] == "proxy.down"]
+    assert len(down) == 1, [e.get("proxy") for e in down][:5]
+    assert down[0]["count"] == 300
+    assert down[0]["status"] == "HAProxy unreachable"
+    assert down[0]["proxies"] == sorted(f"b:be{i}" for i in range(300))[:10]
+    assert not [e for e in events if e["event"].startswith("proxy.") and e["event"] != "proxy.down"]
+    assert {state.health for state in instance.states.values()} == {Health.DOWN}

@@ -22,6 +22,7 @@ from rhid.health import (
     keep,
     observe,
     step,
+    summarize,
 )
 from rhid.model import Proxy, ProxyKind
 from rhid.stats import Observation, ProxyStatus
@@ -215,3 +216,30 @@ def test_observe_steps_a_whole_poll_and_keeps_settled_states_as_they_are() -> No
     assert again is settled
     assert (events, moved) == ([], False)
     assert keep(again, [proxy]) == {proxy: again[proxy]}
+
+
+def test_one_cause_is_one_log_line() -> None:
+    """summarize groups a poll's events by event, level, status and fields: a group of one is logged
+    as one proxy's line; a larger group says how many and names a sorted sample of ten."""
+    down = ProxyState(Health.DOWN, last_status="HAProxy unreachable", transitions=1)
+    gone = ProxyState(Health.UP, last_status="UP", seen=True, vanished=True)
+    many = [
+        (Proxy(ProxyKind.BACKEND, f"be{i:02}"), WentDown("HAProxy unreachable"), down)
+        for i in range(30, 0, -1)
+    ]
+    single = (Proxy(ProxyKind.FRONTEND, "fe"), WentDown("STOP"), ProxyState(Health.DOWN, last_status="STOP"))
+    vanished = (Proxy(ProxyKind.BACKEND, "old"), Vanished(), gone)
+    lines = summarize([*many[:10], single, *many[10:], vanished])
+    assert [(line.name, line.level, line.fields["count"]) for line in lines] == [
+        ("proxy.down", "warning", 30),
+        ("proxy.down", "warning", 1),
+        ("proxy.vanished", "warning", 1),
+    ]
+    assert lines[0].fields == {
+        "status": "HAProxy unreachable",
+        "proxies": [f"b:be{i:02}" for i in range(1, 11)],
+        "count": 30,
+    }
+    assert lines[1].fields == {"proxy": "f:fe", "status": "STOP", "transitions": 0, "count": 1}
+    assert lines[2].fields["keeps"] == "up"
+    assert summarize([]) == []
