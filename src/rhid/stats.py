@@ -8,10 +8,18 @@ and, only while a first health check may be pending, server rows) and reads the 
 The mapping from HAProxy's status strings to up/down follows the measurements in
 docs/notes/haproxy-runtime-api.md §2.4:
 
-    row        up                         down                                keep the last status
-    FRONTEND   OPEN                       anything else                       -
-    BACKEND    first word UP              anything else                       UP while a checked server is INI
-    (missing)  -                          disabled in the config              removed by an HAProxy reload
+    row        up              down                    keep the last status (not known yet)
+    FRONTEND   OPEN            anything else           -
+    BACKEND    first word UP   anything else           UP while a checked server is INI; DOWN while
+                                                       every checked server is INI (HAProxy 3.1+'s
+                                                       `init-state down` or `fully-down`)
+    (missing)  -               disabled in the config  removed by an HAProxy reload
+
+A checked server is one whose row has a check_status and that is not in maintenance (HAProxy 2.6
+prints no check_status for servers without `check` or in MAINT; a server in MAINT is never counted,
+so that a backend whose servers are all disabled is down, whatever a newer HAProxy prints). INI is
+a first check that has not finished since a start or reload: such a backend is not known yet
+(PENDING), whichever way HAProxy leans meanwhile.
 
 "Keep" is decided later, in `rhid.health`, which knows whether the proxy was ever seen.
 
@@ -52,7 +60,7 @@ class Observation(enum.Enum):
 
     UP = "up"
     DOWN = "down"
-    PENDING = "pending"  # the backend says UP but a first health check is still pending (INI)
+    PENDING = "pending"  # a first health check after a start or reload is still pending (INI)
     ABSENT = "absent"  # no row: removed by a reload, or never existed
     UNKNOWN = "unknown"  # the poll's reply was garbage: it says nothing either way
 
@@ -159,10 +167,12 @@ def frontend_observation(status: str) -> Observation:
     return Observation.UP if status == "OPEN" else Observation.DOWN
 
 
-def backend_observation(status: str, servers_pending: bool) -> Observation:
-    """A BACKEND row is up when its status starts with the word UP, unless checks are still INI."""
+def backend_observation(status: str, servers_pending: bool, all_pending: bool = False) -> Observation:
+    """A BACKEND row is up when its status starts with the word UP, unless a checked server is still
+    INI (`servers_pending`); down otherwise, unless every checked server is still INI (`all_pending`:
+    nothing has been checked yet, as with HAProxy 3.1+'s `init-state down`)."""
     if status.split(" ", 1)[0] != "UP":
-        return Observation.DOWN
+        return Observation.PENDING if all_pending else Observation.DOWN
     return Observation.PENDING if servers_pending else Observation.UP
 
 
@@ -225,7 +235,8 @@ def parse_stat(
     lines = [line for line in body.split("\n") if line.split(",", 1)[0] in names]
     frontends: dict[str, str] = {}
     backends: dict[str, str] = {}
-    pending: set[str] = set()
+    checked: dict[str, int] = {}  # per backend: servers with a check_status
+    pending: dict[str, int] = {}  # per backend: servers whose first check is pending (INI)
     for row in _rows(lines, index):
         name, kind, status = row[name_at], row[kind_at], row[status_at]
         if kind == _TYPE_FRONTEND:
@@ -233,8 +244,11 @@ def parse_stat(
         elif kind == _TYPE_BACKEND:
             backends[name] = status
         elif kind == _TYPE_SERVER:
-            if _check_field("check_status", name, row[check_at]).lstrip("* ") == "INI":
-                pending.add(name)
+            check = _check_field("check_status", name, row[check_at]).lstrip("* ")
+            if check and not _check_field("status", name, status).startswith("MAINT"):
+                checked[name] = checked.get(name, 0) + 1
+                if check == "INI":
+                    pending[name] = pending.get(name, 0) + 1
         elif kind != _TYPE_LISTENER:
             raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
     _check_statuses(frontends)
@@ -245,7 +259,8 @@ def parse_stat(
             result[wanted.frontends[name]] = _status(frontend_observation(status), status)
     for name, status in backends.items():
         if name in wanted.backends:
-            observation = backend_observation(status, name in pending)
+            waiting = pending.get(name, 0)
+            observation = backend_observation(status, waiting > 0, waiting == checked.get(name, 0) > 0)
             shown = f"{status} (first check pending)" if observation is Observation.PENDING else status
             result[wanted.backends[name]] = _status(observation, shown)
     unknown = _unknown(frontends, wanted.frontends, ProxyKind.FRONTEND) + _unknown(

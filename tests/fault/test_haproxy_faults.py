@@ -346,3 +346,25 @@ def test_a_dead_haproxy_under_300_rules_is_one_proxy_down_line(tmp_path: Path) -
     assert down[0]["proxies"] == sorted(f"b:be{i}" for i in range(300))[:10]
     assert not [e for e in events if e["event"].startswith("proxy.") and e["event"] != "proxy.down"]
     assert {state.health for state in instance.states.values()} == {Health.DOWN}
+
+
+def test_a_reload_with_init_state_down_withdraws_nothing(
+    tmp_path: Path, sock: Path, server_factory: list[fakes.FakeServer]
+) -> None:
+    """After a reload whose servers start DOWN with their first check pending (HAProxy 3.1+'s
+    `init-state down`), the backend's DOWN counts neither way, even with fall 1, until a check ends."""
+    header = b"# pxname,svname,status,type,check_status,\n"
+    reloaded = b"Name: HAProxy\nPid: 43\n\n" + header + b"be,s1,DOWN,2,INI,\nbe,BACKEND,DOWN,1,,\n\n"
+    serve(server_factory, sock, fakes.replying(GOOD))
+    settings = Settings("r", str(sock), str(tmp_path / "b.ctl"), tmp_path / "rhid", 0.2, fall=1)
+    instance = Watcher(settings, RULES)
+    instance.observe(0.0)
+    assert instance.states[BE].health is Health.UP
+    serve(server_factory, sock, fakes.replying(reloaded))
+    for now in range(1, 6):
+        instance.observe(float(now))
+        assert instance.states[BE].health is Health.UP, "a first check pending is not a down poll"
+    assert instance.states[BE].last_status == "DOWN (first check pending)"
+    serve(server_factory, sock, fakes.replying(reloaded.replace(b"DOWN,2,INI", b"DOWN,2,L4CON")))
+    instance.observe(6.0)
+    assert instance.states[BE].health is Health.DOWN, "the first check failed: down"

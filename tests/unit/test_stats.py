@@ -236,3 +236,42 @@ def test_non_ascii_in_a_field_rhid_reads_is_a_protocol_error(data: bytes) -> Non
     """Pid, and type, status and check_status of a named proxy's rows, must be plain ASCII."""
     with pytest.raises(HAProxyProtocolError):
         parse_poll(data, [Proxy(B, "be"), Proxy(F, "fe")])
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # HAProxy 3.1+ `init-state down` right after a start or reload (newer-stacks.md §3)
+        (("be,s1,DOWN,2,INI,,", "be,s2,DOWN,2,* INI,,", "be,BACKEND,DOWN,1,,,"), Observation.PENDING),
+        # a server without `check` beside one whose first check is pending: nothing checked yet
+        (("be,s1,no check,2,,,", "be,s2,DOWN,2,INI,,", "be,BACKEND,DOWN,1,,,"), Observation.PENDING),
+        # one server's first check already failed: something was checked, and it says down
+        (("be,s1,DOWN,2,L4CON,,", "be,s2,DOWN,2,INI,,", "be,BACKEND,DOWN,1,,,"), Observation.DOWN),
+        # every server disabled: down, whatever check_status a newer HAProxy prints for them
+        (("be,s1,MAINT,2,INI,,", "be,s2,MAINT,2,INI,,", "be,BACKEND,DOWN,1,,,"), Observation.DOWN),
+        # no checked server at all (weight 0, `no check`): HAProxy's DOWN stands
+        (("be,s1,no check,2,,,", "be,BACKEND,DOWN,1,,,"), Observation.DOWN),
+        # 2.6's shape: UP 1/3 and INI, the backend UP
+        (("be,s1,UP 1/3,2,INI,,", "be,BACKEND,UP,1,,,"), Observation.PENDING),
+    ],
+    ids=[
+        "init-state-down",
+        "unchecked-beside-ini",
+        "one-checked-down",
+        "all-maint",
+        "no-check",
+        "2.6-up-ini",
+    ],
+)
+def test_a_backend_none_of_whose_servers_was_checked_yet_is_pending(
+    rows: tuple[str, ...], expected: Observation
+) -> None:
+    """A backend DOWN while every checked server is still INI (init-state down) is not known yet, not
+    down; once a check has finished, or with no checked server, HAProxy's status stands."""
+    snapshot = parse_poll(reply(*rows), [Proxy(B, "be")])
+    observed = snapshot.status_of(Proxy(B, "be"))
+    assert observed.observation is expected
+    assert snapshot.pending is ("INI" in "".join(rows) and "MAINT" not in "".join(rows))
+    if expected is Observation.PENDING:
+        assert observed.status.endswith(" (first check pending)")
+    assert snapshot.unknown == ()
