@@ -273,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         metavar="RING",
         help="poll at once when this HAProxy log ring reports a state change; auto (default): the "
-        "ring named rhid, else the first ring HAProxy has, if any; none: polling only",
+        "ring named rhid, else the first ring declared in HAProxy's configuration (never one of "
+        "HAProxy's own, such as buf0 or dpapi), if any; none: polling only",
     )
     run_parser.add_argument(
         "--fall",

@@ -110,8 +110,8 @@ class HAProxyClient:
         return stats.poll_command(self.master, stats.typemask_for(wanted, self.servers))
 
 
-def find_ring(path: str, timeout: float) -> str | None:
-    """Ask HAProxy which log ring it has (``show events``); None if it has none."""
+def find_ring(path: str, timeout: float) -> stats.RingChoice:
+    """Ask HAProxy which log rings it has (``show events``) and pick the one to stream, if any."""
     return stats.pick_ring(stats.parse_sinks(fetch(path, b"show events\n", timeout, limit=1 << 20)))
 
 
@@ -311,19 +311,20 @@ class HAProxySide:
             self.stream_backoff.wait_until(float("inf"))
             return
         try:
-            ring = (
-                self.events_setting if self.events_setting != "auto" else find_ring(self.path, self.timeout)
-            )
-            if ring is None:
-                self._note("unavailable", reason="HAProxy has no log ring: polling only")
+            if self.events_setting == "auto":
+                choice = find_ring(self.path, self.timeout)
+            else:
+                choice = stats.RingChoice(self.events_setting, "--haproxy-events")
+            if choice.ring is None:
+                self._note("unavailable", reason=f"{choice.why}: polling only")
                 self.stream_backoff.wait_until(now + NO_RING_RETRY)
                 return
-            self.stream = EventStream(self.path, ring, self.timeout)
+            self.stream = EventStream(self.path, choice.ring, self.timeout)
         except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
             self._note("unavailable", reason=str(exc))
             self.stream_backoff.failed(now)
             return
-        self._note("streaming", ring=ring)
+        self._note("streaming", ring=choice.ring, chosen_as=choice.why)
 
     def read_stream(self, now: float) -> bool:
         """Read the stream; True when a line says a server, backend or frontend changed.

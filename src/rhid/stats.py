@@ -349,22 +349,69 @@ def is_noisy(block: bytes) -> bool:
     return match is not None and int(match.group(1)) % 8 >= NOISY_SEVERITY
 
 
-def parse_sinks(data: bytes) -> list[tuple[str, str]]:
-    """``show events`` (no argument): the (name, type) of every event sink HAProxy has."""
+@dataclass(frozen=True, slots=True)
+class Sink:
+    """One event sink of ``show events``: its name, its type (fd, buffer) and its description."""
+
+    name: str
+    kind: str
+    description: str
+
+    @property
+    def declared(self) -> bool:
+        """True for a ring the operator declared in HAProxy's configuration.
+
+        Told by the reply's structure, not by a list of names: HAProxy gives a `ring` section the
+        ring's own name as its description, while the rings HAProxy creates itself carry a fixed
+        description of their own (``buf0``: "in-memory ring buffer"; 3.2's ``dpapi``: "DPAPI ring
+        buffer"), and so will whatever it adds next. A ring whose section sets a `description` cannot
+        be told from HAProxy's own: `auto` leaves it alone (name it with --haproxy-events).
+        """
+        return self.kind == "buffer" and self.description == self.name and self.name not in HAPROXY_RINGS
+
+
+HAPROXY_RINGS = frozenset({"buf0", "dpapi"})  # HAProxy's own rings up to 3.3, never streamed by `auto`
+
+
+def parse_sinks(data: bytes) -> list[Sink]:
+    """``show events`` (no argument): every event sink HAProxy lists, as
+    ``    <name> : type=<type>, <n> dropped, <description>`` lines after a title line. Sinks whose
+    name is outside HAProxy's proxy charset (implicit rings such as ``ring#1``) are left out."""
     sinks = []
     for line in data.decode("ascii", errors="replace").split("\n")[1:]:
         name, sep, rest = line.partition(": type=")
         name = name.strip()
         if sep and is_proxy_name(name):
-            sinks.append((name, rest.split(",", 1)[0]))
+            kind, _, rest = rest.partition(", ")
+            _, _, description = rest.partition(" dropped, ")
+            sinks.append(Sink(name, kind, description))
     return sinks
 
 
 DEDICATED_RING = "rhid"
 
 
-def pick_ring(sinks: list[tuple[str, str]]) -> str | None:
+@dataclass(frozen=True, slots=True)
+class RingChoice:
+    """The ring `auto` streams (None: polling only) and why, in operator words, for the log."""
+
+    ring: str | None
+    why: str
+
+
+def pick_ring(sinks: list[Sink]) -> RingChoice:
     """The ring to stream: one named `rhid` (the dedicated ring the README recommends), else the
-    first buffer sink other than HAProxy's own buf0."""
-    rings = [name for name, kind in sinks if kind == "buffer" and name != "buf0"]
-    return DEDICATED_RING if DEDICATED_RING in rings else next(iter(rings), None)
+    first ring declared in HAProxy's configuration (`Sink.declared`); never one of HAProxy's own."""
+    rings = [sink for sink in sinks if sink.kind == "buffer"]
+    if any(sink.name == DEDICATED_RING for sink in rings):
+        return RingChoice(DEDICATED_RING, "the dedicated ring named rhid")
+    declared = [sink.name for sink in rings if sink.declared]
+    if declared:
+        others = f"; also declared: {', '.join(declared[1:])}" if declared[1:] else ""
+        return RingChoice(declared[0], f"the first ring declared in HAProxy's configuration{others}")
+    untold = [sink.name for sink in rings if sink.name not in HAPROXY_RINGS and not sink.declared]
+    why = "HAProxy has no ring declared in its configuration (its own rings are never streamed)"
+    if untold:
+        names = ", ".join(untold)
+        why += f"; {names} may be HAProxy's own (a description of its own): name one with --haproxy-events"
+    return RingChoice(None, why)

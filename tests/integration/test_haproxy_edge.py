@@ -189,3 +189,31 @@ def test_a_backend_renamed_by_a_reload_keeps_its_route_only_for_the_bound(edge_l
     [expired] = [e for e in events if e["event"] == "proxy.vanished_too_long"]
     assert expired["counts_as"] == "down"
     assert [e["event"] for e in events].count("proxy.vanished") == 1
+
+
+def test_auto_streams_a_declared_ring_not_one_it_cannot_tell_from_haproxys_own(edge_lab: Lab) -> None:
+    """Two rings, neither named rhid: one with a `description` of its own (which HAProxy's internal
+    rings also have) listed first, and `events`, which the global log line feeds. `auto` streams
+    `events`, says why, and an event wakes a poll long before the 5 s interval."""
+    config = edge_lab.write_haproxy_config(BACKENDS, [], ring=True)
+    text = config.read_text().replace("log ring@rhid", "log ring@events")
+    text = text.replace(
+        "ring rhid\n",
+        'ring traffic\n    description "traffic of every frontend"\n    format timed\n    size 65536\n'
+        "ring events\n",
+    )
+    config.write_text(text)
+    edge_lab.spawn("haproxy", [HAPROXY, "-f", str(config), "-db"])
+    wait_for("HAProxy's stats socket", edge_lab._haproxy_answers, 10)
+    start_bird(edge_lab)
+    edge_lab.start_rhid(RULES, "--interval", "5", "--fall", "1")
+    edge_lab.wait_peer_routes(BOTH)
+
+    def streaming() -> dict[str, object] | None:
+        return next((e for e in edge_lab.events() if e["event"] == "haproxy.events_streaming"), None)
+
+    chosen = wait_for("the event stream", streaming, 5)
+    assert chosen["ring"] == "events"
+    assert chosen["chosen_as"] == "the first ring declared in HAProxy's configuration"
+    edge_lab.haproxy("disable server be_b/s1")
+    assert edge_lab.wait_peer_routes({"10.60.0.1/32"}, timeout=5) < 1.0
