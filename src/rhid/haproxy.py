@@ -8,6 +8,7 @@ across polls: after an HAProxy reload, a held connection keeps talking to the ol
 
 from __future__ import annotations
 
+import heapq
 import socket
 import time
 from collections.abc import Collection
@@ -191,6 +192,7 @@ FORBIDDEN = stats.ProxyStatus(stats.Observation.UNKNOWN, "HAProxy's socket: perm
 NOT_KNOWN = {"garbled": UNREADABLE, "forbidden": FORBIDDEN}
 EVENT_READ_GAP = 0.01  # seconds: after a read of only traffic lines, the ring waits this long
 NO_RING_RETRY = 60.0  # seconds between looks for a ring when HAProxy has none
+SAMPLE_SIZE = 10  # proxy names a grouped log line shows (as rhid.health.summarize does)
 
 
 class Poller(Protocol):
@@ -264,11 +266,31 @@ class HAProxySide:
             self.close_stream()  # the stream stays with the old, stopping worker: follow the new one
         self.unreadable_since = None
         self._weather("reachable", None, pid=snapshot.pid)
-        for proxy, status in snapshot.unknown:
+        self._report_unknown(snapshot.unknown)
+        return {proxy: snapshot.status_of(proxy) for proxy in proxies}
+
+    def _report_unknown(self, unknown: tuple[tuple[Proxy, str], ...]) -> None:
+        """Each (proxy, status) HAProxy 2.6 never printed is logged once, one line per status: a new
+        HAProxy printing a new word for 10,000 backends is one line, not 10,000."""
+        new: dict[str, list[Proxy]] = {}
+        for proxy, status in unknown:
             if (proxy, status) not in self.reported:
                 self.reported.add((proxy, status))
-                log.warning("haproxy.unknown_status", proxy=str(proxy), status=status, counts_as="down")
-        return {proxy: snapshot.status_of(proxy) for proxy in proxies}
+                new.setdefault(status, []).append(proxy)
+        for status, proxies in new.items():
+            if len(proxies) == 1:
+                log.warning(
+                    "haproxy.unknown_status", proxy=str(proxies[0]), status=status, count=1, counts_as="down"
+                )
+            else:
+                sample = heapq.nsmallest(SAMPLE_SIZE, (str(proxy) for proxy in proxies))
+                log.warning(
+                    "haproxy.unknown_status",
+                    proxies=sample,
+                    status=status,
+                    count=len(proxies),
+                    counts_as="down",
+                )
 
     def _not_known(
         self, proxies: Collection[Proxy], now: float, state: str

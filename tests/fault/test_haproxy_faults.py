@@ -368,3 +368,19 @@ def test_a_reload_with_init_state_down_withdraws_nothing(
     serve(server_factory, sock, fakes.replying(reloaded.replace(b"DOWN,2,INI", b"DOWN,2,L4CON")))
     instance.observe(6.0)
     assert instance.states[BE].health is Health.DOWN, "the first check failed: down"
+
+
+def test_a_new_status_word_for_many_backends_is_one_line(tmp_path: Path) -> None:
+    """A status HAProxy 2.6 never printed, for 300 named backends at once, is one
+    haproxy.unknown_status line with the count and a sample, logged once however many polls."""
+    rules = parse_rules("".join(f"10.3.{i // 250}.{i % 250} = all(b:be{i})\n" for i in range(300)))
+    header = b"Name: HAProxy\nPid: 42\n\n# pxname,svname,status,type,check_status,\n"
+    poller = ScriptedPoller()
+    poller.next = header + b"".join(f"be{i},BACKEND,DEGRADED,1,,\n".encode() for i in range(300)) + b"\n"
+    side = HAProxySide(str(tmp_path / "haproxy.sock"), 1.0, poller=poller)
+    with capture_logs() as events:
+        for now in range(3):
+            side.observe(rules.proxies, float(now))
+    [line] = [e for e in events if e["event"] == "haproxy.unknown_status"]
+    assert (line["status"], line["count"], line["counts_as"]) == ("DEGRADED", 300, "down")
+    assert line["proxies"] == sorted(f"b:be{i}" for i in range(300))[:10]
