@@ -278,19 +278,16 @@ class HAProxySide:
                 self.reported.add((proxy, status))
                 new.setdefault(status, []).append(proxy)
         for status, proxies in new.items():
-            if len(proxies) == 1:
-                log.warning(
-                    "haproxy.unknown_status", proxy=str(proxies[0]), status=status, count=1, counts_as="down"
-                )
-            else:
-                sample = heapq.nsmallest(SAMPLE_SIZE, (str(proxy) for proxy in proxies))
-                log.warning(
-                    "haproxy.unknown_status",
-                    proxies=sample,
-                    status=status,
-                    count=len(proxies),
-                    counts_as="down",
-                )
+            sample = heapq.nsmallest(SAMPLE_SIZE, (str(proxy) for proxy in proxies))
+            single = {"proxy": sample[0]} if len(proxies) == 1 else {}
+            log.warning(
+                "haproxy.unknown_status",
+                **single,
+                status=status,
+                proxies=sample,
+                count=len(proxies),
+                counts_as="down",
+            )
 
     def _not_known(
         self, proxies: Collection[Proxy], now: float, state: str

@@ -271,10 +271,9 @@ def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
     """One cause, one line: the events of one poll grouped by what happened and why (event, level,
     HAProxy's status and the event's own fields), in the order each group first appears.
 
-    A group of one is logged as before (`proxy`, `status`, `transitions`) plus ``count=1``; a larger
-    one says how many proxies (`count`) and names a sorted sample of at most SAMPLE_SIZE
-    (`proxies`). A dead HAProxy under 10,000 rules is then one `proxy.down` line, not 10,000, and
-    `grep proxy.down` still finds it.
+    Every line says how many proxies (`count`) and names a sorted sample of at most SAMPLE_SIZE
+    (`proxies`); a group of one also has `proxy` and `transitions`, as before. A dead HAProxy under
+    10,000 rules is then one `proxy.down` line, not 10,000, and `grep proxy.down` still finds it.
     """
     groups: dict[tuple[object, ...], list[ProxyEvent]] = {}
     for item in events:
@@ -286,14 +285,9 @@ def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
     for members in groups.values():
         proxy, event, state = members[0]
         name, level, extra = describe(event, state)
+        sample = heapq.nsmallest(SAMPLE_SIZE, (str(member[0]) for member in members))
+        fields: dict[str, object] = {"status": state.last_status, "proxies": sample, "count": len(members)}
         if len(members) == 1:
-            fields: dict[str, object] = {
-                "proxy": str(proxy),
-                "status": state.last_status,
-                "transitions": state.transitions,
-            }
-        else:
-            sample = heapq.nsmallest(SAMPLE_SIZE, (str(member[0]) for member in members))
-            fields = {"status": state.last_status, "proxies": sample}
-        lines.append(LogLine(name, level, {**fields, "count": len(members), **extra}))
+            fields = {"proxy": str(proxy), **fields, "transitions": state.transitions}
+        lines.append(LogLine(name, level, {**fields, **extra}))
     return lines

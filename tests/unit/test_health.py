@@ -240,6 +240,12 @@ def test_one_cause_is_one_log_line() -> None:
         "proxies": [f"b:be{i:02}" for i in range(1, 11)],
         "count": 30,
     }
-    assert lines[1].fields == {"proxy": "f:fe", "status": "STOP", "transitions": 0, "count": 1}
+    assert lines[1].fields == {
+        "proxy": "f:fe",
+        "status": "STOP",
+        "proxies": ["f:fe"],
+        "count": 1,
+        "transitions": 0,
+    }
     assert lines[2].fields["keeps"] == "up"
     assert summarize([]) == []
