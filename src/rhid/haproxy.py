@@ -252,8 +252,8 @@ class HAProxySide:
             snapshot = self.client.poll(proxies)
         except HAProxyUnavailableError as exc:
             if exc.kind == "permission":  # a process listens; whether HAProxy serves is not known
-                denied = sockets.denial(exc.path)
-                self._weather("forbidden", f"{exc.path}: {exc.reason}", reason=exc.reason, **denied.fields())
+                fields = sockets.denial(exc.path).fields() if self.state != "forbidden" else {}
+                self._weather("forbidden", f"{exc.path}: {exc.reason}", reason=exc.reason, **fields)
                 return self._not_known(proxies, now, "forbidden")
             self.unreadable_since = None
             self._weather("unreachable", f"{exc.path}: {exc.reason}", reason=exc.reason, path=exc.path)
