@@ -252,6 +252,7 @@ def start(args: argparse.Namespace) -> int:
             haproxy_socket_source=source,
             defaults=settings.read_defaults(files),
             defaults_files=files,
+            vanished_keep=args.vanished_keep,
         )
     )
 
@@ -331,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         metavar="RING",
         help="poll at once when this HAProxy log ring reports a state change; auto (default): the "
-        "ring named rhid, else the first ring HAProxy has, if any; none: polling only",
+        "ring named rhid, else the first ring declared in HAProxy's configuration (never one of "
+        "HAProxy's own, such as buf0 or dpapi), if any; none: polling only",
     )
     run_parser.add_argument(
         "--fall",
@@ -353,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="SECONDS",
         help="an HAProxy whose replies stay unreadable this long counts as down (default %(default)s)",
+    )
+    run_parser.add_argument(
+        "--vanished-keep",
+        type=_duration,
+        default=60.0,
+        metavar="SECONDS",
+        help="a proxy that HAProxy no longer shows (renamed or removed by a reload) keeps its last "
+        "status this long, then counts as down (default %(default)s)",
     )
     run_parser.add_argument(
         "--on-stop",

@@ -49,7 +49,7 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.rules = rules
-        self.thresholds = health.Thresholds(fall=settings.fall, rise=settings.rise)
+        self.thresholds = health.Thresholds(settings.fall, settings.rise, settings.vanished_keep)
         self.notifier = service.Notifier()
         self.haproxy = haproxy or HAProxySide.of(settings)
         self.bird = bird_side or BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)
@@ -81,11 +81,8 @@ class Daemon:
         """One complete cycle: HAProxy read, health stepped, plan made, BIRD reconciled; tell systemd."""
         observed = self.haproxy.observe(self.rules.proxies, now)
         self.states, events, moved = health.observe(self.states, observed, now, self.thresholds)
-        for proxy, event, state in events:
-            name, level, extra = health.describe(event, state)
-            getattr(log, level)(
-                name, proxy=str(proxy), status=state.last_status, transitions=state.transitions, **extra
-            )
+        for line in health.summarize(events):  # one cause, one line: not one per proxy
+            getattr(log, line.level)(line.name, **line.fields)
         if moved or self.replan:
             self.plan = plan.decide(self.rules, self.states, self.bird.announced(), self.bird.owned, now)
         self.replan = not self.bird.apply(self.plan, now)  # a file not written: hand it over again
