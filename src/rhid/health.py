@@ -33,7 +33,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from rhid.model import Proxy
-from rhid.stats import Observation, ProxyStatus
+from rhid.stats import NEVER_POLLED, Observation, ProxyStatus
 
 
 class Health(enum.Enum):
@@ -81,7 +81,7 @@ class ProxyState:
     up_count: int = 0
     down_count: int = 0
     since: float = 0.0
-    last_status: str = "never polled"
+    last_status: str = NEVER_POLLED
     seen: bool = False
     vanished: bool = False
     transitions: int = 0

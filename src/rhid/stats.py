@@ -88,6 +88,22 @@ class Snapshot:
 
 
 ABSENT = ProxyStatus(Observation.ABSENT, "absent")
+NEVER_POLLED = "never polled"
+
+
+def in_words(status: str) -> str:
+    """A proxy's last status for people: HAProxy's word quoted, rhid's own words as they are.
+
+    rhid's words for a poll that got no usable answer all start with "HAProxy" (``HAProxy
+    unreachable``, ``HAProxy's reply unreadable`` ...); HAProxy's own statuses never do.
+    """
+    if status.startswith("HAProxy"):
+        return f"{status}: HAProxy said nothing of it"
+    if status == ABSENT.status:
+        return "HAProxy has no such proxy"
+    if status == NEVER_POLLED:
+        return "not polled yet"
+    return f"HAProxy last said {status!r}"
 
 
 def poll_command(master: bool, typemask: int = FRONTENDS | BACKENDS | SERVERS) -> bytes:

@@ -23,7 +23,7 @@ from rhid.errors import StatusUnavailableError
 from rhid.model import Network, Proxy, Route, route_order
 from rhid.plan import Plan
 from rhid.rules import RuleSet, render_rule
-from rhid.stats import ABSENT
+from rhid.stats import in_words
 
 SOCKET_NAME = "rhid.sock"
 MAX_REQUEST_BYTES = 256
@@ -189,7 +189,7 @@ def target_problems(
                 f"{proxy} ({where}) vanished from HAProxy (renamed or removed by a reload?); "
                 f"it keeps its last health only for a while: fix the rule or HAProxy's config"
             )
-        elif not state.seen and state.last_status == ABSENT.status:
+        elif state.never_seen:
             found.append(f"{proxy} ({where}): HAProxy has no such proxy; it counts as down")
     return found
 
@@ -234,7 +234,7 @@ def parse_reply(path: str, data: bytes) -> dict[str, Any]:
 
 def _target_line(target: dict[str, Any]) -> str:
     return (
-        f"      {target['proxy']:<24} {target['health']:<8} HAProxy says {target['haproxy_status']!r}; "
+        f"      {target['proxy']:<24} {target['health']:<8} {in_words(target['haproxy_status'])}; "
         f"down {target['down_count']}/{target['fall']}, up {target['up_count']}/{target['rise']}"
     )
 

@@ -120,7 +120,7 @@ def test_rhid_status_shows_live_counters_between_re_plans(rhid: Daemon, serve: S
 
     def counting() -> str | None:
         text = rhid_status(rhid.dir).stdout
-        return text if "HAProxy says 'DOWN'; down " in text else None
+        return text if "HAProxy last said 'DOWN'; down " in text else None
 
     text = wait_for("the fall count in rhid status", counting, 10)
     assert "down 0/1000" not in text
