@@ -49,7 +49,10 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.rules = rules
-        self.thresholds = health.Thresholds(settings.fall, settings.rise, settings.vanished_keep)
+        # Counts advance at most once per fast poll (with 10% slack for the clock's rounding), so
+        # --fall N lasts at least N-1 fast intervals however many event-woken polls a burst brings.
+        spacing = 0.9 * min(settings.fast_interval or DEFAULT_FAST_INTERVAL, settings.interval)
+        self.thresholds = health.Thresholds(settings.fall, settings.rise, settings.vanished_keep, spacing)
         self.notifier = service.Notifier()
         self.haproxy = haproxy or HAProxySide.of(settings)
         self.bird = bird_side or BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)

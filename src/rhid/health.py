@@ -55,6 +55,9 @@ class Thresholds:
     fall: int = 3
     rise: int = 1
     vanished_keep: float = DEFAULT_VANISHED_KEEP
+    # A running count advances at most once per `spacing` seconds: polls woken by a burst of HAProxy
+    # events 10 ms apart must not turn `fall` 3 into 20 ms (it is a debounce, not a count of reads).
+    spacing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.fall < 1 or self.rise < 1:
@@ -86,6 +89,7 @@ class ProxyState:
     vanished: bool = False
     transitions: int = 0
     vanished_since: float | None = None
+    counted_at: float = float("-inf")  # when the running up or down count last advanced
 
     @property
     def never_seen(self) -> bool:
@@ -150,13 +154,18 @@ def step(
     else:
         state = replace(state, seen=True, vanished=False, vanished_since=None)
     state = replace(state, last_status=status)
+    early = now - state.counted_at < thresholds.spacing  # too soon to advance a running count
     if observation is Observation.UP:
-        state = replace(state, up_count=min(state.up_count + 1, thresholds.rise), down_count=0)
+        up = state.up_count if state.up_count and early else state.up_count + 1
+        counted = now if up != state.up_count else state.counted_at
+        state = replace(state, up_count=min(up, thresholds.rise), down_count=0, counted_at=counted)
         if state.health is not Health.UP and state.up_count >= thresholds.rise:
             state = replace(state, health=Health.UP, since=now, transitions=state.transitions + 1)
             events.append(WentUp(status))
     else:
-        state = replace(state, down_count=min(state.down_count + 1, thresholds.fall), up_count=0)
+        down = state.down_count if state.down_count and early else state.down_count + 1
+        counted = now if down != state.down_count else state.counted_at
+        state = replace(state, down_count=min(down, thresholds.fall), up_count=0, counted_at=counted)
         if state.health is not Health.DOWN and state.down_count >= thresholds.fall:
             state = replace(state, health=Health.DOWN, since=now, transitions=state.transitions + 1)
             events.append(WentDown(status))

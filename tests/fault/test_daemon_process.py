@@ -60,6 +60,7 @@ def test_a_refused_reload_shows_as_a_problem_and_a_restart_runs_on_the_last_good
     rhid.rules.write_text(BAD_RULES)  # what `systemctl reload` refuses in ExecReload: no SIGHUP reaches rhid
 
     def invalid_on_disk() -> subprocess.CompletedProcess[str] | None:
+        rhid.notify.collect()  # read what rhid tells systemd, as systemd does
         done = rhid_status(rhid.dir)
         return done if "on disk is invalid" in done.stdout else None
 

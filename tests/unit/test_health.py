@@ -249,3 +249,21 @@ def test_one_cause_is_one_log_line() -> None:
     }
     assert lines[2].fields["keeps"] == "up"
     assert summarize([]) == []
+
+
+def test_a_burst_of_polls_advances_a_count_once_per_spacing() -> None:
+    """Polls 10 ms apart (an event burst) advance a fall count once per `spacing`: fall 3 takes 2 spacings."""
+    thresholds = Thresholds(fall=3, rise=1, spacing=0.09)
+    up = ProxyStatus(Observation.UP, "UP")
+    down = ProxyStatus(Observation.DOWN, "DOWN")
+    state, _ = step(ProxyState(), up, 0.0, thresholds)
+    went_down_at = None
+    for tick in range(1, 40):
+        now = tick * 0.01
+        state, events = step(state, down, now, thresholds)
+        if events and went_down_at is None:
+            went_down_at = now
+    assert went_down_at is not None
+    assert went_down_at >= 0.01 + 2 * 0.09 - 1e-9, went_down_at
+    state, events = step(state, up, 0.4, thresholds)
+    assert state.health.value == "up", "rise 1 is not delayed: a count that starts advances at once"
