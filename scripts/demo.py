@@ -40,11 +40,10 @@ MODES = {
 FOOTNOTE = """\
     event wake-up: each ring read that holds a state change wakes a poll at once (polls woken so
     are at least 10 ms apart), and while a proxy's fall count runs rhid polls every 0.1 s. Fall 3
-    counts three down polls: about 0.2 s when rhid reads the change in one go (a frontend paused,
-    a server's check failing), less when one action reaches it in several reads, since each read's
-    poll counts: disabling be_app's two servers logs a line per server, then 'backend be_app has
-    no server available!', and took 0.12 s in 8 of 12 runs, 0.21 s in the others. A server whose
-    health check fails is seen by HAProxy first, after its own `inter 100ms fall 1` check."""
+    counts three down polls, and a count advances at most once per fast poll (0.09 s), so a
+    withdrawal takes about 0.2 s however many reads one action reaches rhid in (disabling be_app's
+    two servers logs a line per server, then 'backend be_app has no server available!'). A server
+    whose health check fails is seen by HAProxy first, after its own `inter 100ms fall 1` check."""
 
 
 def show(instance: Lab, title: str) -> None:
