@@ -243,6 +243,7 @@ def test_a_directory_in_place_of_the_status_socket_does_not_stop_routing(rhid: D
     """If rhid.sock cannot be removed (a directory of that name), rhid routes on without `rhid status`."""
     (rhid.dir / "rhid.sock").mkdir(parents=True)
     serve(rhid.haproxy, fakes.replying(GOOD))
+    serve(rhid.bird, fakes.FakeBird(rhid.dir).handler())  # a BIRD that confirms the stop's withdrawal
     rhid.start("10.0.0.1 = all(b:be)\n")
     rhid.notify.wait("READY=1")
     assert "route 10.0.0.1/32 blackhole;" in rhid.file()
