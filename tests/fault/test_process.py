@@ -307,3 +307,33 @@ def test_a_ring_full_of_traffic_costs_bounded_reads_and_is_named(rhid: Daemon, s
     assert events["bytes"] >= 100_000 * len(TRAFFIC)
     assert events["reads"] <= 150 * took + 20, (events, took)
     assert rhid.names().count("haproxy.events_noisy") == 1
+
+
+def started_configure(bird: fakes.FakeBird) -> bool:
+    return bool(bird.configures)
+
+
+@pytest.mark.parametrize(("concurrent", "code"), [(False, 5), (True, 0)], ids=["bird-busy", "bird-answers"])
+def test_sigterm_during_a_slow_configure_withdraws_at_once(
+    rhid: Daemon, serve: Serve, concurrent: bool, code: int
+) -> None:
+    """15.5: SIGTERM while BIRD takes 20 s over a configure empties the files within ~1 s and exits
+    within the 10 s bound: 0 when BIRD confirmed the withdrawal (on a second connection), 5 when not."""
+    bird = fakes.FakeBird(rhid.dir, delays={0: 20.0})
+    serve(rhid.haproxy, fakes.replying(GOOD))
+    serve(rhid.bird, bird.handler(), concurrent=concurrent)
+    rhid.start("10.0.0.1 = all(b:be)\n")
+    wait_for("the slow configure", lambda: started_configure(bird), 10)
+    assert "route 10.0.0.1/32 blackhole;" in rhid.file()
+    assert rhid.proc is not None
+    stopped = time.monotonic()
+    rhid.proc.send_signal(signal.SIGTERM)
+    wait_for("the files emptied", lambda: "route " not in rhid.file(), 1.5)
+    assert rhid.proc.wait(12) == code
+    assert time.monotonic() - stopped < 11.0
+    stops = [e for e in rhid.events() if e["event"] == "daemon.stopping"]
+    assert stops, rhid.names()
+    if code == 0:
+        assert stops[-1]["bird"] == "confirmed", stops
+    else:
+        assert stops[-1]["bird"].startswith("not confirmed"), stops
