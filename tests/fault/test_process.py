@@ -336,4 +336,4 @@ def test_sigterm_during_a_slow_configure_withdraws_at_once(
     if code == 0:
         assert stops[-1]["bird"] == "confirmed", stops
     else:
-        assert stops[-1]["bird"].startswith("not confirmed"), stops
+        assert str(stops[-1]["bird"]).startswith("not confirmed"), stops
