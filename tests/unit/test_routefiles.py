@@ -15,6 +15,7 @@ from rhid.routefiles import (
     parse_routes,
     read_announced,
     render_routes,
+    rewrite_in_place,
     write_atomically,
 )
 
@@ -80,3 +81,18 @@ def test_atomic_write_leaves_no_temp_and_is_readable_by_bird(tmp_path: Path) -> 
     assert path.read_text() == "new\n"
     assert path.stat().st_mode & 0o777 == FILE_MODE
     assert os.listdir(tmp_path) == ["vol1.ipv4.conf"]
+
+
+def test_a_smaller_file_is_rewritten_in_place_and_a_larger_one_is_not(tmp_path: Path) -> None:
+    """rewrite_in_place overwrites the same inode, cut to size; it refuses text longer than the file."""
+    path = tmp_path / "vol1.ipv4.conf"
+    path.write_text(render_routes([N("10.0.0.1/32"), N("10.0.0.2/32")]))
+    inode = path.stat().st_ino
+    smaller = render_routes([N("10.0.0.2/32")])
+    assert rewrite_in_place(path, smaller)
+    assert path.read_text() == smaller
+    assert path.stat().st_ino == inode, "no new file: no new block needed"
+    assert path.stat().st_mode & 0o777 == FILE_MODE
+    assert not rewrite_in_place(path, render_routes([N("10.0.0.1/32"), N("10.0.0.3/32")]))
+    assert path.read_text() == smaller, "untouched"
+    assert not rewrite_in_place(tmp_path / "absent.ipv4.conf", smaller)
