@@ -50,6 +50,7 @@ CHEAP_FAILURE = 0.05  # seconds: a failed attempt faster than this is retried on
 MIN_CONFIGURE_GAP = 0.1  # seconds between two configures (BIRD 3.4 survived storms with this gap)
 STOP_BOUND = 10.0  # seconds the final configure of a stop may take (systemd's TimeoutStopSec=15s)
 SETTLE_POLL = 0.05  # seconds between show status while a stop waits for a reconfiguration to end
+LONG_RECONFIGURATION = 10.0  # seconds: BIRD reconfiguring longer than this is a problem to page for
 
 
 class Withdrawal(enum.Enum):
@@ -109,6 +110,8 @@ class BirdSide:
         self.differing: dict[Channel, str] = {}  # channels whose routes in BIRD differ from the files
         self.mismatches = 0  # verifies in a row that found BIRD differing from the files
         self.reconfiguring = False  # BIRD is applying a configuration (0004, or show status says so)
+        self.reconfiguring_since = 0.0
+        self.last_sync = 0.0
         self.refused: str | None = None  # BIRD's refusal of the last configure, until one is accepted
         self.garbled: str | None = None
         self.last_configure = -MIN_CONFIGURE_GAP  # time.monotonic() of the last configure sent
@@ -237,6 +240,7 @@ class BirdSide:
         """Make BIRD apply the files if it has not, and check what it really announces."""
         if not self.backoff.ready(now):
             return
+        self.last_sync = now
         started = time.monotonic()
         try:
             bird_status = birdwire.parse_status(self.client.request(birdwire.SHOW_STATUS))
@@ -287,6 +291,7 @@ class BirdSide:
         if not bird_status.running:
             if not self.reconfiguring:
                 log.info("bird.reconfiguring", then="configure or verify once BIRD is up and running")
+                self.reconfiguring_since = now
             self.reconfiguring = True
             return False
         if self.reconfiguring:
@@ -333,6 +338,8 @@ class BirdSide:
         code = self.configure(now)
         log.debug("bird.configured", code=code, why=why)
         if code != birdwire.RECONFIGURED:  # 0004/0005: accepted, still in progress
+            if not self.reconfiguring:
+                self.reconfiguring_since = now
             self.reconfiguring = True  # no configure, no verify until show status says it is done
             self.next_verify = now
             return True
@@ -490,6 +497,12 @@ class BirdSide:
                 f"BIRD's routes for {channel.protocol} differ from rhid's file {self.path(channel)} "
                 f"after a re-configure: {detail}"
                 for channel, detail in sorted(self.differing.items())
+            )
+        if self.reconfiguring and self.last_sync - self.reconfiguring_since > LONG_RECONFIGURATION:
+            found.append(
+                f"BIRD has been reconfiguring for {self.last_sync - self.reconfiguring_since:.0f} s "
+                "(show status: not 'Daemon is up and running'); rhid sends no configure until it is done, "
+                "so route changes wait: look at `birdc show protocols` for a protocol that does not stop"
             )
         if self.refused is not None:
             found.append(

@@ -370,3 +370,23 @@ def test_no_configure_is_ever_queued_behind_a_reconfiguration(
         assert instance.report()["in_sync"] is True
     finally:
         server.close()
+
+
+def test_a_reconfiguration_that_never_ends_is_waited_out_and_reported(
+    tmp_path: Path, daemon: Callable[[], BirdSide]
+) -> None:
+    """18.3: while BIRD stays in 'Reconfiguration in progress' rhid sends no second configure; after
+    10 s it is a problem an operator is paged for."""
+    instance = daemon()
+    bird = fakes.FakeBird(tmp_path / "rhid", busy_for=60.0)
+    server = fakes.FakeServer(tmp_path / "bird.ctl", bird.handler())
+    try:
+        instance.sync(CHANNELS, 0.0)
+        two = parse_rules("10.0.0.1, 10.0.0.2 = always\n")
+        for moment in (5.0, 11.0):
+            instance.apply(plan.decide(two, {}, instance.announced(), instance.owned, moment), moment)
+        assert len(bird.configures) == 1
+        assert instance.report()["in_sync"] is False
+        assert [p for p in problems_of(instance) if "reconfiguring for 11 s" in p], problems_of(instance)
+    finally:
+        server.close()
