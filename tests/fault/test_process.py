@@ -337,3 +337,33 @@ def test_sigterm_during_a_slow_configure_withdraws_at_once(
         assert stops[-1]["bird"] == "confirmed", stops
     else:
         assert str(stops[-1]["bird"]).startswith("not confirmed"), stops
+
+
+def flapping() -> fakes.Handler:
+    """An HAProxy whose backend alternates UP and DOWN at every poll."""
+    polls = [0]
+
+    def handler(conn: socket.socket, _: threading.Event) -> None:
+        fakes.read_request(conn)
+        polls[0] += 1
+        conn.sendall(GOOD if polls[0] % 2 else GOOD.replace(b"UP", b"DOWN"))
+
+    return handler
+
+
+def test_a_storm_of_flips_never_queues_a_configure_behind_bird_3s_reconfiguration(
+    rhid: Daemon, serve: Serve
+) -> None:
+    """18.3: health flipping at every 0.1 s poll, against a BIRD that answers 0004 and reconfigures
+    for 0.3 s: rhid never sends a configure BIRD would queue (0005), and keeps configuring."""
+    bird = fakes.FakeBird(rhid.dir, busy_for=0.3)
+    serve(rhid.haproxy, flapping())
+    serve(rhid.bird, bird.handler())
+    rhid.start("10.0.0.1 = all(b:be)\n", "--fall", "1", "--rise", "1")
+    rhid.notify.wait("READY=1")
+    time.sleep(3.0)
+    assert rhid.proc is not None
+    assert rhid.proc.poll() is None
+    assert rhid.names().count("route.withdrawn") >= 10, "the storm happened"
+    assert bird.queued == 0, "a configure reached BIRD while it was reconfiguring"
+    assert len(bird.configures) >= 4, bird.configures
