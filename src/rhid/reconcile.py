@@ -477,8 +477,8 @@ class BirdSide:
         found: list[str] = []
         if self.reachable is False:
             found.append(
-                f"BIRD is unreachable ({self.last_error}): rhid's files are current, BIRD reads them "
-                "when it is back"
+                f"BIRD is unreachable ({self.last_error}): rhid keeps its files current, BIRD reads "
+                "them when it is back"
             )
         if self.garbled is not None:
             found.append(f"BIRD's control socket {self.client.path} answers garbage: {self.garbled}")
