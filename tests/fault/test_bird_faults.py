@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import signal
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -13,7 +16,7 @@ from structlog.testing import capture_logs
 from rhid import plan, service
 from rhid.bird import BirdClient
 from rhid.daemon import Daemon
-from rhid.errors import BirdProtocolError, BirdUnavailableError, FatalError
+from rhid.errors import BirdInterruptedError, BirdProtocolError, BirdUnavailableError, FatalError
 from rhid.model import Channel
 from rhid.reconcile import BirdSide
 from rhid.rules import parse_rules
@@ -389,4 +392,32 @@ def test_a_reconfiguration_that_never_ends_is_waited_out_and_reported(
         assert instance.report()["in_sync"] is False
         assert [p for p in problems_of(instance) if "reconfiguring for 11 s" in p], problems_of(instance)
     finally:
+        server.close()
+
+
+def test_a_stop_signal_abandons_a_wait_on_bird_and_a_sighup_does_not(tmp_path: Path) -> None:
+    """15.5: waiting on a silent BIRD, a pending SIGHUP does not interrupt; a SIGTERM does, at once."""
+    path = tmp_path / "bird.ctl"
+
+    def slow() -> bytes:
+        time.sleep(1.5)
+        return b"0003 Reconfigured\n"
+
+    server = fakes.FakeServer(path, fakes.bird({"configure": slow}))
+    reader, writer = socket.socketpair()
+    try:
+        client = BirdClient(str(path), 2.0)
+        client.interrupt = reader
+        client.connect()
+        writer.send(bytes([signal.SIGHUP]))
+        threading.Timer(0.5, lambda: writer.send(bytes([signal.SIGTERM]))).start()
+        started = time.monotonic()
+        with pytest.raises(BirdInterruptedError):
+            client.request("configure", timeout=4.0)
+        assert 0.5 <= time.monotonic() - started < 0.8, "interrupted by the SIGTERM, not the SIGHUP"
+        assert not client.connected, "the abandoned connection is closed"
+        assert reader.recv(8) == bytes([signal.SIGHUP, signal.SIGTERM]), "the signals are left to the loop"
+    finally:
+        reader.close()
+        writer.close()
         server.close()
