@@ -421,3 +421,21 @@ def test_a_stop_signal_abandons_a_wait_on_bird_and_a_sighup_does_not(tmp_path: P
         reader.close()
         writer.close()
         server.close()
+
+
+def test_configures_are_at_least_100_ms_apart(tmp_path: Path, daemon: Callable[[], BirdSide]) -> None:
+    """18.3: a change every 20 ms against a BIRD that answers 0003 at once still gets configures
+    no closer than 100 ms, and BIRD ends with the last plan."""
+    instance = daemon()
+    bird = fakes.FakeBird(tmp_path / "rhid")
+    server = fakes.FakeServer(tmp_path / "bird.ctl", bird.handler())
+    try:
+        for flip in range(30):
+            instance.apply(storm_plan(flip % 2 == 1), time.monotonic())
+            time.sleep(0.02)
+        gaps = [b - a for a, b in itertools.pairwise(bird.configures)]
+        assert len(gaps) >= 5, bird.configures
+        assert min(gaps) >= 0.1, gaps
+        assert bird.routes == {"vol1": ["10.0.0.1/32"]}
+    finally:
+        server.close()
