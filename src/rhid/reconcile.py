@@ -114,7 +114,7 @@ class BirdSide:
         self.last_sync = 0.0
         self.refused: str | None = None  # BIRD's refusal of the last configure, until one is accepted
         self.garbled: str | None = None
-        self.last_configure = -MIN_CONFIGURE_GAP  # time.monotonic() of the last configure sent
+        self.last_configure = -MIN_CONFIGURE_GAP  # time.monotonic() when the last configure ended
         self.last_error: str | None = None
         self.backoff = Backoff()
 
@@ -355,12 +355,14 @@ class BirdSide:
 
     def configure(self, now: float, timeout: float | None = None) -> int:
         """One ``configure``: BIRD re-reads its config and rhid's files. Returns BIRD's success code.
-        Sent at least MIN_CONFIGURE_GAP after the previous one (a sleep of at most that)."""
+        Sent at least MIN_CONFIGURE_GAP after the previous one ended (a sleep of at most that)."""
         gap = self.last_configure + MIN_CONFIGURE_GAP - time.monotonic()
         if gap > 0:
             time.sleep(gap)
-        self.last_configure = time.monotonic()
-        reply = self.client.request(birdwire.CONFIGURE, timeout=timeout or self.configure_timeout)
+        try:
+            reply = self.client.request(birdwire.CONFIGURE, timeout=timeout or self.configure_timeout)
+        finally:
+            self.last_configure = time.monotonic()  # the gap runs from the end of this one
         if reply.code not in birdwire.CONFIGURE_DONE:
             self.refused = f"{reply.code:04d} {reply.text}"
             raise BirdRefusedError(reply.code, reply.text)
