@@ -525,8 +525,7 @@ class BirdSide:
             and self.reachable is True
             and not self.write_errors
             and not self.missing_protocols
-            and not self.differing
-            and not self.reconfiguring,
+            and not self.differing,  # a reconfiguration under way is not news (BIRD 3: often, briefly)
             "missing_protocols": sorted(self.missing_protocols),
             "write_error": write_error or None,
             "last_error": self.last_error,
