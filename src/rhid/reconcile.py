@@ -94,6 +94,8 @@ class BirdSide:
         on_disk = routefiles.read_announced(directory)
         self.written: dict[Channel, frozenset[Network]] = dict(on_disk.announced)
         self.foreign = set(on_disk.foreign)  # files holding lines rhid did not write: rewrite them
+        # what each file looked like when rhid last wrote (or read) it: a change is someone else's
+        self.stamps = {channel: _stamp(self.path(channel)) for channel in self.written}
         for warning in on_disk.warnings:
             log.warning("files.strange", detail=warning)
         self.changed_at: dict[Route, float] = {}
@@ -180,6 +182,7 @@ class BirdSide:
             log.info("files.write_recovered", path=str(path))
         self.foreign.discard(channel)
         self.written[channel] = prefixes
+        self.stamps[channel] = _stamp(path)
         self.in_sync = False
         return True
 
@@ -220,12 +223,15 @@ class BirdSide:
         return complete
 
     def _rewrite_differing(self) -> None:
-        """Rewrite, from the plan, each file whose routes BIRD has differently (a line added to the
-        file by hand, say), so that the re-configure applies rhid's routes and nothing else."""
-        for channel in sorted(self.differing):
+        """Before a configure, rewrite from the plan each file whose routes BIRD has differently, or
+        that someone else changed since rhid wrote it (a line added by hand, say), so that BIRD
+        applies rhid's routes and nothing else."""
+        touched = {c for c in self.written if _stamp(self.path(c)) != self.stamps.get(c)}
+        for channel in sorted(set(self.differing) | touched):
             prefixes = self.written.get(channel, frozenset())
+            why = "BIRD differed from the plan" if channel in self.differing else "changed by someone else"
             if self._write_file(channel, prefixes):
-                log.info("files.rewritten", path=str(self.path(channel)), why="BIRD differed from the plan")
+                log.info("files.rewritten", path=str(self.path(channel)), why=why)
 
     # ---- BIRD ------------------------------------------------------------------------------------
 
@@ -531,6 +537,15 @@ class BirdSide:
             "last_error": self.last_error,
             "problems": self.problems(),
         }
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """A file's identity and content stamp (inode, size, mtime), or None when it does not exist."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _sample(items: list[str], limit: int = 5) -> str:

@@ -167,6 +167,7 @@ class FakeBird:
         self.configures: list[float] = []  # when each configure arrived (time.monotonic())
         self.queued = 0
         self.routes: dict[str, list[str]] = {}
+        self.applied: list[dict[str, list[str]]] = []  # the routes of every configure, in order
         self.lock = threading.Lock()
 
     def reconfigure(self) -> None:
@@ -184,6 +185,7 @@ class FakeBird:
                 self.routes[protocol] = [
                     line.split()[1] for line in path.read_text().splitlines() if line.startswith("route ")
                 ]
+            self.applied.append(dict(self.routes))
 
     def configure(self) -> bytes:
         delay = self.delays.get(len(self.configures), 0.0)

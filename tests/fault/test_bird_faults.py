@@ -439,3 +439,25 @@ def test_configures_are_at_least_100_ms_apart(tmp_path: Path, daemon: Callable[[
         assert bird.routes == {"vol1": ["10.0.0.1/32"]}
     finally:
         server.close()
+
+
+def test_a_hand_edited_file_is_rewritten_before_rhid_configures(tmp_path: Path) -> None:
+    """15.7: a line added by hand to one file never reaches BIRD through rhid's configure for a
+    change in another file: the edited file is rewritten from the plan first."""
+    both = parse_rules("10.0.0.1 = always\n2001:db8::1 = always\n")
+    side = BirdSide(tmp_path / "rhid", BirdClient(str(tmp_path / "bird.ctl"), 2.0))
+    bird = fakes.FakeBird(tmp_path / "rhid")
+    server = fakes.FakeServer(tmp_path / "bird.ctl", bird.handler(("vol1", "vol1_v6")))
+    try:
+        side.apply(plan.decide(both, {}, set(), frozenset(), 0.0), 0.0)
+        assert bird.applied[-1] == {"vol1": ["10.0.0.1/32"], "vol1_v6": ["2001:db8::1/128"]}
+        v4 = tmp_path / "rhid" / "vol1.ipv4.conf"
+        v4.write_text(v4.read_text() + "route 10.9.9.9/32 blackhole;\n")
+        only_v4 = parse_rules("10.0.0.1 = always\n")  # the IPv6 route goes: a change in the other file
+        side.apply(plan.decide(only_v4, {}, side.announced(), side.owned, 1.0), 1.0)
+        assert len(bird.applied) == 2
+        assert bird.applied[-1] == {"vol1": ["10.0.0.1/32"], "vol1_v6": []}
+        assert "10.9.9.9" not in v4.read_text()
+    finally:
+        side.client.close()
+        server.close()
