@@ -121,6 +121,8 @@ class BirdClient:
     def _receive(self, sock: socket.socket, deadline: float) -> bytes:
         """One read before `deadline`, calling `keepalive` every `keepalive_every` s while waiting;
         BirdInterruptedError as soon as a stop signal is pending on `interrupt`."""
+        if self.interrupt is not None and self.interrupt.fileno() < 0:
+            self.interrupt = None  # the loop that owned it has ended
         if self.keepalive is None and self.interrupt is None:
             return sockets.receive(sock, deadline, READ_CHUNK)
         next_keepalive = time.monotonic() + self.keepalive_every
