@@ -121,42 +121,44 @@ class BirdClient:
     def _receive(self, sock: socket.socket, deadline: float) -> bytes:
         """One read before `deadline`, calling `keepalive` every `keepalive_every` s while waiting;
         BirdInterruptedError as soon as a stop signal is pending on `interrupt`."""
-        if self.interrupt is not None and self.interrupt.fileno() < 0:
-            self.interrupt = None  # the loop that owned it has ended
-        if self.keepalive is None and self.interrupt is None:
+        interrupt = self._watched()
+        if self.keepalive is None and interrupt is None:
             return sockets.receive(sock, deadline, READ_CHUNK)
-        next_keepalive = time.monotonic() + self.keepalive_every
+        next_keepalive = time.monotonic() + self.keepalive_every if self.keepalive else deadline
         peek_at = 0.0  # when to look at the signal socket again (0: select on it)
         while True:
             now = time.monotonic()
             if now >= deadline:
                 raise TimeoutError
-            until = deadline
-            if self.keepalive is not None:
-                until = min(until, next_keepalive)
+            until = min(deadline, next_keepalive)
             watched = [sock]
-            if self.interrupt is not None:
-                if now >= peek_at:
-                    if stop_pending(self.interrupt):
-                        raise BirdInterruptedError(
-                            self.path, "stopped waiting: rhid received a stop signal", "interrupted"
-                        )
-                    watched.append(self.interrupt)
-                    peek_at = 0.0
-                else:
-                    until = min(until, peek_at)
+            if interrupt is not None and now >= peek_at:
+                self._stop_if_signalled(interrupt)
+                watched.append(interrupt)
+            elif interrupt is not None:
+                until = min(until, peek_at)
             readable, _, _ = select.select(watched, [], [], max(0.0, until - now))
             if sock in readable:
                 sock.settimeout(max(deadline - time.monotonic(), 0.001))
                 return sock.recv(READ_CHUNK)
-            if self.interrupt is not None and self.interrupt in readable:
-                peek_at = time.monotonic()  # peek now; if only a SIGHUP is there, again in a while
-                if not stop_pending(self.interrupt):
-                    peek_at += INTERRUPT_POLL
-                continue
-            if self.keepalive is not None and time.monotonic() >= next_keepalive:
+            if interrupt is not None and interrupt in readable:
+                # a stop signal: raised at the top of the loop; only a SIGHUP: peek again in a while
+                peek_at = time.monotonic() + (0.0 if stop_pending(interrupt) else INTERRUPT_POLL)
+            elif self.keepalive is not None and time.monotonic() >= next_keepalive:
                 self.keepalive()
                 next_keepalive = time.monotonic() + self.keepalive_every
+
+    def _watched(self) -> socket.socket | None:
+        """The signal socket to watch while waiting, if the loop that owns it still runs."""
+        if self.interrupt is not None and self.interrupt.fileno() < 0:
+            self.interrupt = None
+        return self.interrupt
+
+    def _stop_if_signalled(self, interrupt: socket.socket) -> None:
+        if stop_pending(interrupt):
+            raise BirdInterruptedError(
+                self.path, "stopped waiting: rhid received a stop signal", "interrupted"
+            )
 
     def close(self) -> None:
         """Close the connection, if any."""
