@@ -27,13 +27,20 @@ from rhid.errors import CannotRunError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
 from rhid.model import Proxy
-from rhid.reconcile import BirdSide
+from rhid.reconcile import BirdSide, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
 
 log = structlog.get_logger("rhid")
 
 EVENT_GAP = 0.01  # seconds: event-triggered polls are at least this far apart (a log flood cannot spin us)
+EXIT_NOT_CONFIRMED = 5  # stop with --on-stop withdraw: files emptied, BIRD did not confirm (in time)
+EXIT_NOT_WITHDRAWN = 6  # stop with --on-stop withdraw: an include file could not be emptied
+STOP_EXIT = {
+    Withdrawal.CONFIRMED: 0,
+    Withdrawal.UNCONFIRMED: EXIT_NOT_CONFIRMED,
+    Withdrawal.NOT_ON_DISK: EXIT_NOT_WITHDRAWN,
+}
 
 
 class Daemon:
@@ -212,9 +219,14 @@ class Daemon:
             found.append(self.restart_needed)
         return tuple(found)
 
-    def shut_down(self, now: float) -> None:
+    def shut_down(self, now: float) -> int:
         """Apply --on-stop (withdraw everything: empty files + configure; or hold), except that a
-        stop systemd does as half of a restart applies --on-restart (default hold: no flap)."""
+        stop systemd does as half of a restart applies --on-restart (default hold: no flap).
+
+        A withdrawal is made durable first (the emptied files on disk: BIRD applies them at its
+        next configure or start whatever happens next), then confirmed by BIRD within
+        reconcile.STOP_BOUND seconds, well inside systemd's TimeoutStopSec. The exit status says
+        how it went: 0 confirmed (or hold), EXIT_NOT_CONFIRMED, EXIT_NOT_WITHDRAWN."""
         self.notifier.send("STOPPING=1")
         action = self.settings.on_stop
         if action == "withdraw" and self.settings.on_restart == "hold" and service.restarting():
@@ -222,9 +234,10 @@ class Daemon:
             log.info("daemon.restarting", on_restart="hold")
         if action == "hold":
             log.info("daemon.stopping", on_stop="hold", announced=self.bird.count)
-            return
+            return 0
         final = plan.decide(self.rules, self.states, self.bird.announced(), self.bird.owned, now)
-        self.bird.stop(final.withdrawn("rhid stopping (--on-stop withdraw)"), now)
+        outcome = self.bird.stop(final.withdrawn("rhid stopping (--on-stop withdraw)"), now)
+        return STOP_EXIT[outcome]
 
     def answer(self, request: bytes) -> bytes:
         """The reply to one `rhid status` request line."""
@@ -264,6 +277,7 @@ class Daemon:
             service.signals() as signals,
             control.control_socket(self.settings.bird_dir / status.SOCKET_NAME) as server,
         ):
+            self.bird.watch(signals)  # a stop signal abandons any wait on BIRD (a slow configure)
             next_tick = last_cycle = time.monotonic()
             try:
                 while True:
@@ -302,8 +316,7 @@ class Daemon:
                     if server is not None:
                         server.serve(ready, writable, now, self.answer)
                     if signals in ready and self.take_signals(service.drain(signals)):
-                        self.shut_down(now)
-                        return 0
+                        return self.shut_down(now)
             finally:
                 self.haproxy.close_stream()
 
