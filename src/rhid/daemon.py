@@ -210,11 +210,11 @@ class Daemon:
         )
         if self.rule_file.problem is not None:
             found.append(
-                f"{path} on disk is invalid ({self.rule_file.problem}); rhid runs on {running_on}: "
+                f"{path} on disk is invalid ({self.rule_file.problem}); in force: {running_on}: "
                 "fix the file (rhid check), then systemctl reload hapee-extras-rhi"
             )
         elif self.origin is not None and self.origin.copy_loaded_at is not None:
-            found.append(f"rhid runs on {running_on}; {path} is valid now: systemctl reload hapee-extras-rhi")
+            found.append(f"in force: {running_on}; {path} is valid now: systemctl reload hapee-extras-rhi")
         if self.restart_needed is not None:
             found.append(self.restart_needed)
         return tuple(found)

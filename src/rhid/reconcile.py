@@ -517,7 +517,7 @@ class BirdSide:
         if self.reconfiguring and self.last_sync - self.reconfiguring_since > LONG_RECONFIGURATION:
             found.append(
                 f"BIRD has been reconfiguring for {self.last_sync - self.reconfiguring_since:.0f} s "
-                "(show status: not 'Daemon is up and running'); rhid sends no configure until it is done, "
+                "(show status: not 'Daemon is up and running'); no configure is sent until it is done, "
                 "so route changes wait: look at `birdc show protocols` for a protocol that does not stop"
             )
         if self.refused is not None:

@@ -77,7 +77,7 @@ def test_a_refused_reload_shows_as_a_problem_and_a_restart_runs_on_the_last_good
     rhid.notify.wait("READY=1")
     done = rhid_status(rhid.dir)
     assert done.returncode == 4
-    assert "rhid runs on the last good copy of the rules" in done.stdout
+    assert "in force: the last good copy of the rules" in done.stdout
     serve(rhid.haproxy, fakes.replying(DOWN))
     wait_for("the route withdrawn: the held route is watched", lambda: "10.0.0.1/32" not in rhid.file(), 10)
 
