@@ -209,8 +209,9 @@ class Daemon:
             else "the rules it loaded before"
         )
         if self.rule_file.problem is not None:
+            refused = "the last reload failed: " if self.reload_result.startswith("failed") else ""
             found.append(
-                f"{path} on disk is invalid ({self.rule_file.problem}); in force: {running_on}: "
+                f"{refused}{path} on disk is invalid ({self.rule_file.problem}); in force: {running_on}: "
                 "fix the file (rhid check), then systemctl reload hapee-extras-rhi"
             )
         elif self.origin is not None and self.origin.copy_loaded_at is not None:
