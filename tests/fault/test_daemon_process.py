@@ -161,31 +161,21 @@ def test_a_refused_status_connection_is_exit_3(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-@pytest.fixture
-def open_root() -> Iterator[Path]:
-    """A temp dir an unprivileged user may traverse (pytest's own is 0700, root's)."""
-    root = Path(tempfile.mkdtemp(prefix="rhid-open-"))
-    root.chmod(0o755)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run rhid as another user")
 @pytest.mark.parametrize("make", ["root-owned", "missing-under-root-owned"])
-def test_a_bird_dir_rhid_cannot_write_is_one_line_exit_1(open_root: Path, make: str) -> None:
+def test_a_bird_dir_rhid_cannot_write_is_one_line_exit_1(public_dir: Path, make: str) -> None:
     """`rhid run` with a --bird-dir it may not create or write says so in one line (exit 1), no traceback."""
-    rules = open_root / "hapee-rhi.cfg"
+    rules = public_dir / "hapee-rhi.cfg"
     rules.write_text("10.0.0.1 = all(b:be)\n")
     rules.chmod(0o644)
-    locked = open_root / "locked"
+    locked = public_dir / "locked"
     locked.mkdir(mode=0o755)
     bird_dir = locked if make == "root-owned" else locked / "rhid"
     done = subprocess.run(
         [shutil.which("setpriv") or "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         sys.executable, "-m", "rhid", "run", "-c", str(rules), "--haproxy-socket", str(open_root / "h.sock"),
-         "--bird-socket", str(open_root / "b.ctl"), "--bird-dir", str(bird_dir), "--log-format", "json"],
+         sys.executable, "-m", "rhid", "run", "-c", str(rules),
+         "--haproxy-socket", str(public_dir / "h.sock"), "--bird-socket", str(public_dir / "b.ctl"),
+         "--bird-dir", str(bird_dir), "--log-format", "json"],
         capture_output=True, text=True, timeout=20, check=False,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
     )  # fmt: skip
@@ -199,9 +189,9 @@ def test_a_bird_dir_rhid_cannot_write_is_one_line_exit_1(open_root: Path, make: 
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private mount namespace")
-def test_a_stalled_journald_never_freezes_routing(rhid: Daemon, serve: Serve, open_root: Path) -> None:
+def test_a_stalled_journald_never_freezes_routing(rhid: Daemon, serve: Serve, public_dir: Path) -> None:
     """journald's queue full and never read: rhid starts, keeps cycling, and withdraws when HAProxy dies."""
-    journal_dir = open_root / "run" / "systemd" / "journal"
+    journal_dir = public_dir / "run" / "systemd" / "journal"
     journal_dir.mkdir(parents=True)
     journald = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     journald.bind(str(journal_dir / "socket"))
@@ -220,7 +210,7 @@ def test_a_stalled_journald_never_freezes_routing(rhid: Daemon, serve: Serve, op
         # A private mount namespace in which /run is the test's: rhid's journald is the stalled socket.
         rhid.proc = subprocess.Popen(
             [shutil.which("unshare") or "/usr/bin/unshare", "--mount", "--propagation", "private",
-             "sh", "-c", 'mount --bind "$0" /run && exec "$@"', str(open_root / "run"), *argv],
+             "sh", "-c", 'mount --bind "$0" /run && exec "$@"', str(public_dir / "run"), *argv],
             env={**os.environ, "NOTIFY_SOCKET": str(rhid.notify.path)},
         )  # fmt: skip
         rhid.notify.wait("READY=1", timeout=20)

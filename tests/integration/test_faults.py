@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,17 +38,6 @@ def running(tmp_path: Path) -> Iterator[Lab]:
         instance.start_rhid(RULES, "--interval", "0.2", "--fall", "2")
         instance.wait_peer_routes(BOTH)
         yield instance
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    """A directory other users can traverse (pytest's own temp dirs are private)."""
-    path = Path(tempfile.mkdtemp(prefix="rhid-perm-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def test_c1_bad_rules_at_start_exit_before_ready(tmp_path: Path) -> None:
