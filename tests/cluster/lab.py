@@ -58,12 +58,12 @@ def ip(*args: str) -> str:
 
 
 def process_start(pid: int) -> str | None:
-    """The start time of process `pid` (clock ticks since boot), or None if there is none."""
+    """The start time of process `pid` (clock ticks since boot), or None if it is gone (or a zombie)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    return None if fields[0] in {"Z", "X"} else fields[19]
 
 
 def namespace_pids(namespace: str) -> list[int]:

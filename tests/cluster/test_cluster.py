@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -9,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.lab import Cluster, cluster
-from tests.integration.lab import wait_for
+from tests.cluster.lab import Cluster, cluster, ip, namespace_pids, process_start, remove_namespace
+from tests.integration.lab import Lab, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +57,55 @@ def test_a_node_whose_backends_fail_leaves_the_ecmp_route_and_comes_back(running
     returned = running.wait_nexthops(BOTH, timeout=10)
     after_recovery = requests_after(running, returned)
     assert set(after_recovery) == BOTH, f"not both nodes carry traffic again: {after_recovery}"
+
+
+CRASHING_LAB = """
+import sys, time
+from pathlib import Path
+from tests.cluster.lab import Cluster
+from tests.integration.lab import Lab
+instance = Cluster(Lab(Path(sys.argv[1])))
+instance.build()
+instance.start_router()
+print(" ".join(instance.namespaces.values()), flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_crashed_labs_namespaces_and_daemons_are_removed_by_the_next_lab(tmp_path: Path) -> None:
+    """A lab SIGKILLed mid-run leaves namespaces and a BIRD; the next lab removes both, not its own."""
+    (tmp_path / "crashed").mkdir()
+    (tmp_path / "next").mkdir()
+    crashed = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_LAB, str(tmp_path / "crashed")],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    assert crashed.stdout is not None
+    left = crashed.stdout.readline().decode().split()
+    crashed.stdout.close()
+    try:
+        router = next(name for name in left if name.endswith("-router"))
+        daemons = namespace_pids(router)
+        assert daemons, "the crashed lab's router BIRD is not running"
+        crashed.kill()
+        crashed.wait()
+        assert set(left) <= namespaces(), "the crash took the namespaces with it: nothing to prove"
+        following = Cluster(Lab(tmp_path / "next"))
+        try:
+            following.build()
+            present = namespaces()
+            assert not set(left) & present, "the crashed lab's namespaces are still there"
+            assert set(following.namespaces.values()) <= present
+            assert not [pid for pid in daemons if process_start(pid)], "the crashed lab's BIRD runs on"
+        finally:
+            following.close()
+    finally:
+        crashed.kill()
+        crashed.wait()
+        for name in set(left) & namespaces():
+            remove_namespace(name)
+
+
+def namespaces() -> set[str]:
+    return {line.split()[0] for line in ip("netns", "list").splitlines() if line.split()}
