@@ -9,7 +9,7 @@ its end:
     <start, CLOCK_MONOTONIC seconds> <duration seconds> <outcome>
 
 The outcome is the first word of a 200 answer's body (the backend's node name), else ``http<code>``,
-``refused``, ``reset``, ``timeout``, ``garbled`` or ``oserror<errno>``. CLOCK_MONOTONIC is shared
+``refused``, ``reset``, ``timeout``, ``empty``, ``garbled`` or ``oserror<errno>``. CLOCK_MONOTONIC is shared
 by every network namespace, so the lab compares these times with its own. SIGTERM flushes and stops.
 """
 
@@ -38,6 +38,8 @@ async def exchange(host: str, port: int) -> str:
             answer += chunk
     finally:
         writer.close()
+    if not answer:
+        return "empty"  # the connection closed before any answer
     head, _, body = answer.partition(b"\r\n\r\n")
     status = head.split(b" ", 2)
     if len(status) < 2 or not status[0].startswith(b"HTTP/") or not status[1].isdigit():
