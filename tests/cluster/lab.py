@@ -220,6 +220,7 @@ class Node:
                     "    timeout connect 1s",
                     "    timeout client 5s",
                     "    timeout server 5s",
+                    "    timeout check 1s",  # a check of a loaded machine is slow, not failed
                     "frontend fe_http",
                     f"    bind {SERVICE_IP}:{SERVICE_PORT}",
                     "    default_backend be_app",
@@ -275,21 +276,29 @@ class Node:
     def bird_ctl(self) -> Path:
         return self.lab.ctl(self.proc("bird"))
 
-    def start_bird(self) -> None:
+    def write_bird_config(self, extra: str = "", export: str = 'proto = "vol1"') -> Path:
+        """The speaker's bird.conf: rhid's snippet, `extra` protocols, a session to the router."""
         self.bird_dir.mkdir(exist_ok=True)
         config = self.dir / "bird.conf"
         config.write_text(
             f"router id {self.address};\n"
             "protocol device {}\n"
             + bird_snippet(parse_rules(RULES), str(self.bird_dir))
+            + extra
             + "protocol bgp uplink {\n"
             f"  local {self.address} as {NODE_AS};\n"
             f"  neighbor {self.router_address} as {ROUTER_AS};\n"
             f"  hold time {HOLD_TIME}; keepalive time 1;\n"
             "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
-            '  ipv4 { import none; export where proto = "vol1"; next hop self; };\n'
+            f"  ipv4 {{ import none; export where {export}; next hop self; }};\n"
             "}\n"
         )
+        return config
+
+    def start_bird(self) -> None:
+        config = self.dir / "bird.conf"
+        if not config.exists():
+            self.write_bird_config()
         ctl = str(self.bird_ctl)
         self.spawn("bird", [BIRD, "-f", "-c", str(config), "-s", ctl, "-P", str(self.dir / "bird.pid")])
         wait_for(f"{self.name}'s BIRD", lambda: self.lab.birdc(self.proc("bird"), "show status"), 10)
