@@ -33,10 +33,12 @@ enabled; only socat comes from Debian (apt-get, if missing), as the check script
 A stop that leaves the route announced (anycast-healthchecker does, on SIGTERM) is counted for
 STOP_TIMEOUT seconds; then the bench empties the tool's prefix list, as an operator would.
 
-For each event: the requests that failed (by start time, from the action until SETTLE seconds after
-the router's route reached its expected state), the outage window (first to last failed request,
-by start time), and when the router's route changed (its BIRD table, polled every 10 ms). Prints a
-table and writes JSON; asserts nothing.
+For each event: the requests that failed among those that ended between the action and SETTLE
+seconds after the router's route reached its expected state (a request that started just before
+the action and ran into it is the action's), the outage window (first to last failed request, by
+start time), when the router's table first showed the expected paths ("route ms", its BIRD table
+polled every 10 ms) and how many times the paths changed in the window ("changes": 0 is the aim of
+a reload). Prints a table and writes JSON; asserts nothing.
 
     python bench/cluster.py [--repeat 5] [--modes events,vendor,events1,ahc,exabgp]
                             [--scenarios backends,kill,stop,reload,hang] [--rate 200] [--timeout 1]
@@ -138,7 +140,9 @@ class Event:
     scenario: str
     mode: str
     start: float
+    expect: list[str]
     end: float = 0.0
+    reached_ms: float | None = None  # when the router's table first showed `expect` (not for reload)
     route_changes: list[tuple[float, list[str]]] = field(default_factory=list)
     failed: int = 0
     requests: int = 0
@@ -149,7 +153,9 @@ class Event:
     failed_at: list[tuple[float, str]] = field(default_factory=list)  # ms after the action, outcome
 
     def measure(self, traffic: Traffic, watch: RouteWatch) -> None:
-        requests = traffic.between(self.start, self.end)
+        """A request belongs to the window in which it ended: a failure is the event's it ran into."""
+        requests = [r for r in traffic.read() if self.start <= r.start + r.duration < self.end]
+        requests.sort(key=lambda r: r.start)
         failed = [r for r in requests if not r.ok]
         self.requests, self.failed = len(requests), len(failed)
         self.outage_ms = round((failed[-1].start - failed[0].start) * 1000, 1) if failed else 0.0
@@ -160,6 +166,8 @@ class Event:
             (round((t - self.start) * 1000, 1), sorted(hops))
             for t, hops in watch.between(self.start, self.end)
         ]
+        if self.scenario not in {"reload", "none"}:
+            self.reached_ms = next((t for t, hops in self.route_changes if hops == self.expect), None)
 
 
 class Tool:
@@ -359,7 +367,7 @@ class Bench:
     ) -> bool:
         """Act on node1, wait for the router to forward to `expect`, let it settle; record the window.
         False if the route never got there within `timeout` (the failures are counted until then)."""
-        event = Event(scenario, mode, time.monotonic())
+        event = Event(scenario, mode, time.monotonic(), sorted(expect))
         act()
         reached = True
         if expect == BOTH and scenario == "reload":
@@ -372,6 +380,8 @@ class Bench:
                 event.note = (
                     f"the router still forwarded to {sorted(self.instance.nexthops())} after {timeout} s"
                 )
+            else:  # the watch polls BIRD every 10 ms: let it see the change inside this window
+                wait_for("the route watch", lambda: self.watch.changes[-1][1] == expect, 5)
         time.sleep(SETTLE)
         event.end = time.monotonic()
         self.events.append(event)
@@ -445,7 +455,7 @@ def summarize(events: list[Event]) -> dict[str, dict[str, dict[str, Any]]]:
             group: list[Event] = data.pop("events")
             failed = [float(e.failed) for e in group]
             outage = [e.outage_ms for e in group]
-            first_change = [e.route_changes[0][0] for e in group if e.route_changes]
+            first_change = [e.reached_ms for e in group if e.reached_ms is not None]
             data.update(
                 n=len(group),
                 failed={"p50": percentile(failed, 0.5), "p90": percentile(failed, 0.9), "max": max(failed)},
