@@ -422,6 +422,7 @@ class Bench:
             if not self.step("stop", mode, stop, NODE2, timeout=STOP_TIMEOUT):
                 tool.clean_up(node1)
                 self.instance.wait_nexthops(set(NODE2))
+                wait_for("the route watch", lambda: self.watch.changes[-1][1] == NODE2, 5)
             self.step("back:stop", mode, start, BOTH)
         elif name == "reload":
             self.step("reload", mode, node1.reload_haproxy, BOTH)
