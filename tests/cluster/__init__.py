@@ -1,0 +1,1 @@
+"""The cluster lab: two HAProxy nodes with rhid behind a router with ECMP, and real client traffic."""
