@@ -107,7 +107,7 @@ class Daemon:
     def poll_interval(self) -> float:
         """The fast interval while a proxy is between states (see Settings.fast_interval), else --interval."""
         fast = self.settings.fast_interval
-        if fast is None and self.haproxy.streaming:
+        if fast is None and (self.haproxy.streaming or self.haproxy.has_ring):
             fast = DEFAULT_FAST_INTERVAL
         if fast is not None and any(health.in_transition(state) for state in self.states.values()):
             return min(fast, self.settings.interval)

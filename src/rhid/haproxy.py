@@ -233,6 +233,7 @@ class HAProxySide:
         self.stream_backoff = Backoff()
         self.stream_noisy = False
         self.paused_until = 0.0
+        self.streamed = False
 
     @classmethod
     def of(cls, settings: Settings) -> HAProxySide:
@@ -317,6 +318,12 @@ class HAProxySide:
         """True while the event stream is open."""
         return self.stream is not None
 
+    @property
+    def has_ring(self) -> bool:
+        """True once a ring was streamed: HAProxy has one, even while the stream is down (HAProxy
+        died or reloaded), so the event wake-up's fast polls still apply."""
+        return self.streamed
+
     def waitable(self, now: float) -> EventStream | None:
         """The stream to select on now, or None (closed, or paused after a read of traffic)."""
         return self.stream if self.stream is not None and now >= self.paused_until else None
@@ -343,10 +350,12 @@ class HAProxySide:
             self._note("unavailable", reason=str(exc))
             self.stream_backoff.failed(now)
             return
+        self.streamed = True
         self._note("streaming", ring=choice.ring, chosen_as=choice.why)
 
     def read_stream(self, now: float) -> bool:
-        """Read the stream; True when a line says a server, backend or frontend changed.
+        """Read the stream; True when a line says a server, backend or frontend changed, or when the
+        stream ended (HAProxy reloaded or died: a poll tells which).
 
         A read of complete lines without a state change (traffic logs in the ring) pauses reading for
         EVENT_READ_GAP, so a busy ring costs at most 1/EVENT_READ_GAP reads a second however many
@@ -361,7 +370,7 @@ class HAProxySide:
             self.close_stream()
             self._note("unavailable", reason=str(exc))
             self.stream_backoff.failed(now)
-            return False
+            return True  # the stream's end is news: HAProxy reloaded or died; poll at once
         self.stream_backoff.succeeded()
         if block and not self.stream_noisy and stats.is_noisy(block):
             self.stream_noisy = True

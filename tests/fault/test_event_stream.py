@@ -127,3 +127,35 @@ def test_auto_streams_the_operators_ring_not_haproxy_3_2s_dpapi(tmp_path: Path) 
         side.close_stream()
     finally:
         server.close()
+
+
+def closing_after(seconds: float) -> fakes.Handler:
+    """Accept the stream, stay silent for `seconds`, then close it (HAProxy died or reloaded)."""
+
+    def handler(conn: socket.socket, stopping: threading.Event) -> None:
+        fakes.read_request_line(conn)
+        stopping.wait(seconds)
+
+    return handler
+
+
+def test_the_end_of_the_stream_wakes_a_poll_and_fast_polls_stay(tmp_path: Path) -> None:
+    """When HAProxy's stream ends (it died), rhid polls at once, and a fall count keeps the fast interval."""
+    (tmp_path / "d").mkdir()
+    rules = parse_rules("10.0.0.1 = all(b:a)\n")
+    path = tmp_path / "haproxy.sock"
+    settings = Settings("r", str(path), "/none", tmp_path / "d", interval=1.0, events="rhid")
+    server = fakes.FakeServer(path, closing_after(0.1))
+    try:
+        side = HAProxySide.of(settings)
+        daemon = Daemon(settings, rules, haproxy=side)
+        side.ensure_stream(0.0)
+        assert side.stream is not None
+        ready, _, _ = select.select([side.stream], [], [], 5.0)
+        assert ready, "the stream ended"
+        assert side.read_stream(1.0), "its end wakes a poll"
+        assert not side.streaming
+        daemon.states = dict(FALLING)
+        assert daemon.poll_interval() == 0.1, "HAProxy has a ring: the fall count runs at the fast interval"
+    finally:
+        server.close()
