@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,9 +25,12 @@ from rhid.haproxy import fetch
 from rhid.rules import RuleSet, parse_rules
 
 T = TypeVar("T")
-BIRD = shutil.which("bird") or "/usr/sbin/bird"
-BIRDC = shutil.which("birdc") or "/usr/sbin/birdc"
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+# The programs under test: Debian 12's by default; scripts/stacks.sh names other stacks' here.
+HAPROXY = os.environ.get("RHID_HAPROXY") or "/usr/sbin/haproxy"
+BIRD = os.environ.get("RHID_BIRD") or "/usr/sbin/bird"
+BIRDC = os.environ.get("RHID_BIRDC") or "/usr/sbin/birdc"
+# The BIRD executable itself when RHID_BIRD is a wrapper: test_bird_names reads its keywords.
+BIRD_EXECUTABLE = os.environ.get("RHID_BIRD_EXECUTABLE") or BIRD
 SPEAKER_ADDRESS = "127.0.0.1"
 PEER_ADDRESS = "127.0.0.2"
 
