@@ -76,6 +76,12 @@ def test_every_name_bird_refuses_rhid_refuses_too(tmp_path: Path) -> None:
     assert refused_by_bird(tmp_path, accepted_by_rhid) == []
 
 
+def test_hex_names_rhid_accepts_are_accepted_by_bird(tmp_path: Path) -> None:
+    """Runs of hex digits of every length up to 64 that rhid takes are names to BIRD, not byte strings."""
+    runs = [digits[:length] for digits in ("ab" * 32, "a0" * 32, "f" * 64) for length in range(1, 65)]
+    assert refused_by_bird(tmp_path, [run for run in runs if names.is_bird_symbol(run)]) == []
+
+
 def test_names_rhid_accepts_are_accepted_by_bird(tmp_path: Path) -> None:
     """Random names that pass rhid's check also pass `bird -p`: no false acceptances."""
     rng = random.Random(2026)
