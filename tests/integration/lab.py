@@ -232,7 +232,8 @@ class Lab:
         )
         wait_for("speaker's control socket", lambda: self.birdc("speaker", "show status") is not None, 10)
 
-    def start_peer(self) -> None:
+    def start_peer(self, extra: str = "") -> None:
+        """The upstream router; `extra` is appended to its config (more protocols a test needs)."""
         speaker_port = self.ports["speaker_bgp"]
         peer_port = self.ports["peer_bgp"]
         config = self.root / "peer.conf"
@@ -246,7 +247,7 @@ class Lab:
             "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
             "  ipv4 { import all; export none; };\n"
             "  ipv6 { import all; export none; };\n"
-            "}\n"
+            "}\n" + extra
         )
         self.spawn("peer", [BIRD, "-f", "-c", str(config), "-s", str(self.ctl("peer")), "-P", "peer.pid"])
         wait_for("peer's control socket", lambda: self.birdc("peer", "show status") is not None, 10)
