@@ -27,13 +27,20 @@ from rhid.errors import CannotRunError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
 from rhid.model import Proxy
-from rhid.reconcile import BirdSide
+from rhid.reconcile import BirdSide, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
 
 log = structlog.get_logger("rhid")
 
 EVENT_GAP = 0.01  # seconds: event-triggered polls are at least this far apart (a log flood cannot spin us)
+EXIT_NOT_CONFIRMED = 5  # stop with --on-stop withdraw: files emptied, BIRD did not confirm (in time)
+EXIT_NOT_WITHDRAWN = 6  # stop with --on-stop withdraw: an include file could not be emptied
+STOP_EXIT = {
+    Withdrawal.CONFIRMED: 0,
+    Withdrawal.UNCONFIRMED: EXIT_NOT_CONFIRMED,
+    Withdrawal.NOT_ON_DISK: EXIT_NOT_WITHDRAWN,
+}
 
 
 class Daemon:
@@ -49,7 +56,10 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.rules = rules
-        self.thresholds = health.Thresholds(fall=settings.fall, rise=settings.rise)
+        # Counts advance at most once per fast poll (with 10% slack for the clock's rounding), so
+        # --fall N lasts at least N-1 fast intervals however many event-woken polls a burst brings.
+        spacing = 0.9 * min(settings.fast_interval or DEFAULT_FAST_INTERVAL, settings.interval)
+        self.thresholds = health.Thresholds(settings.fall, settings.rise, settings.vanished_keep, spacing)
         self.notifier = service.Notifier()
         self.haproxy = haproxy or HAProxySide.of(settings)
         self.bird = bird_side or BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)
@@ -81,11 +91,8 @@ class Daemon:
         """One complete cycle: HAProxy read, health stepped, plan made, BIRD reconciled; tell systemd."""
         observed = self.haproxy.observe(self.rules.proxies, now)
         self.states, events, moved = health.observe(self.states, observed, now, self.thresholds)
-        for proxy, event, state in events:
-            name, level, extra = health.describe(event, state)
-            getattr(log, level)(
-                name, proxy=str(proxy), status=state.last_status, transitions=state.transitions, **extra
-            )
+        for line in health.summarize(events):  # one cause, one line: not one per proxy
+            getattr(log, line.level)(line.name, **line.fields)
         if moved or self.replan:
             self.plan = plan.decide(self.rules, self.states, self.bird.announced(), self.bird.owned, now)
         self.replan = not self.bird.apply(self.plan, now)  # a file not written: hand it over again
@@ -202,19 +209,25 @@ class Daemon:
             else "the rules it loaded before"
         )
         if self.rule_file.problem is not None:
+            refused = "the last reload failed: " if self.reload_result.startswith("failed") else ""
             found.append(
-                f"{path} on disk is invalid ({self.rule_file.problem}); rhid runs on {running_on}: "
+                f"{refused}{path} on disk is invalid ({self.rule_file.problem}); in force: {running_on}: "
                 "fix the file (rhid check), then systemctl reload hapee-extras-rhi"
             )
         elif self.origin is not None and self.origin.copy_loaded_at is not None:
-            found.append(f"rhid runs on {running_on}; {path} is valid now: systemctl reload hapee-extras-rhi")
+            found.append(f"in force: {running_on}; {path} is valid now: systemctl reload hapee-extras-rhi")
         if self.restart_needed is not None:
             found.append(self.restart_needed)
         return tuple(found)
 
-    def shut_down(self, now: float) -> None:
+    def shut_down(self, now: float) -> int:
         """Apply --on-stop (withdraw everything: empty files + configure; or hold), except that a
-        stop systemd does as half of a restart applies --on-restart (default hold: no flap)."""
+        stop systemd does as half of a restart applies --on-restart (default hold: no flap).
+
+        A withdrawal is made durable first (the emptied files on disk: BIRD applies them at its
+        next configure or start whatever happens next), then confirmed by BIRD within
+        reconcile.STOP_BOUND seconds, well inside systemd's TimeoutStopSec. The exit status says
+        how it went: 0 confirmed (or hold), EXIT_NOT_CONFIRMED, EXIT_NOT_WITHDRAWN."""
         self.notifier.send("STOPPING=1")
         action = self.settings.on_stop
         if action == "withdraw" and self.settings.on_restart == "hold" and service.restarting():
@@ -222,9 +235,10 @@ class Daemon:
             log.info("daemon.restarting", on_restart="hold")
         if action == "hold":
             log.info("daemon.stopping", on_stop="hold", announced=self.bird.count)
-            return
+            return 0
         final = plan.decide(self.rules, self.states, self.bird.announced(), self.bird.owned, now)
-        self.bird.stop(final.withdrawn("rhid stopping (--on-stop withdraw)"), now)
+        outcome = self.bird.stop(final.withdrawn("rhid stopping (--on-stop withdraw)"), now)
+        return STOP_EXIT[outcome]
 
     def answer(self, request: bytes) -> bytes:
         """The reply to one `rhid status` request line."""
@@ -264,6 +278,7 @@ class Daemon:
             service.signals() as signals,
             control.control_socket(self.settings.bird_dir / status.SOCKET_NAME) as server,
         ):
+            self.bird.watch(signals)  # a stop signal abandons any wait on BIRD (a slow configure)
             next_tick = last_cycle = time.monotonic()
             try:
                 while True:
@@ -302,8 +317,7 @@ class Daemon:
                     if server is not None:
                         server.serve(ready, writable, now, self.answer)
                     if signals in ready and self.take_signals(service.drain(signals)):
-                        self.shut_down(now)
-                        return 0
+                        return self.shut_down(now)
             finally:
                 self.haproxy.close_stream()
 

@@ -9,6 +9,7 @@
     ├── UnavailableError    a peer could not be reached or timed out
     │   ├── HAProxyUnavailableError
     │   ├── BirdUnavailableError
+    │   │   └── BirdInterruptedError  (a stop signal arrived while rhid waited on BIRD)
     │   └── StatusUnavailableError   (the daemon, for `rhid status`)
     ├── BirdRefusedError    BIRD understood a command and refused it (its code says why)
     └── CannotRunError      rhid cannot start; the operator must act (the message says how)
@@ -144,6 +145,11 @@ class HAProxyUnavailableError(UnavailableError):
 
 class BirdUnavailableError(UnavailableError):
     """BIRD's control socket could not be used."""
+
+
+class BirdInterruptedError(BirdUnavailableError):
+    """rhid stopped waiting for BIRD's reply because SIGTERM or SIGINT arrived (the connection is
+    dropped: BIRD finishes the command on its own, rhid does not know how it ended)."""
 
 
 class BirdRefusedError(RhidError):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from rhid import health
 from rhid.model import Channel, Network, Proxy, Route
 from rhid.rules import Rule, RuleSet
+from rhid.stats import in_words
 
 
 class RouteState(enum.Enum):
@@ -133,5 +134,6 @@ def explain(rule: Rule | None, states: Mapping[Proxy, health.ProxyState]) -> str
     parts = []
     for proxy in condition.operands:
         state = states.get(proxy, health.INITIAL)
-        parts.append(f"{proxy} is {state.health.value} (HAProxy last said {state.last_status!r})")
+        gone = "vanished from HAProxy; " if state.vanished else ""
+        parts.append(f"{proxy} is {state.health.value} ({gone}{in_words(state.last_status)})")
     return f"{condition.aggregate.value}: " + ", ".join(parts)

@@ -94,6 +94,9 @@ class Settings:
     fast_interval: float | None = None
     # An HAProxy whose replies stay unreadable counts as down after this long (see the README).
     unreadable_down_after: float = 30.0
+    # A proxy seen before and now absent (renamed or removed by an HAProxy reload) keeps its last
+    # status this long, then counts as down like one never seen.
+    vanished_keep: float = 60.0
     bird_timeout: float = 2.0  # show status / show route
     configure_timeout: float = 30.0  # BIRD 1.6 needs seconds for 100k static routes (quadratic diff)
     haproxy_socket_source: str = "default"  # --haproxy-socket, $HAPEE_LB_SOCKET, a file, or default

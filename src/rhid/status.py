@@ -23,7 +23,7 @@ from rhid.errors import StatusUnavailableError
 from rhid.model import Network, Proxy, Route, route_order
 from rhid.plan import Plan
 from rhid.rules import RuleSet, render_rule
-from rhid.stats import ABSENT
+from rhid.stats import in_words
 
 SOCKET_NAME = "rhid.sock"
 MAX_REQUEST_BYTES = 256
@@ -152,22 +152,16 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
         "routes": routes,
         "problems": [
             *facts.notes,
-            *_peer_problems("HAProxy", facts.haproxy),
-            *_peer_problems("BIRD", facts.bird),
+            *_peer_problems(facts.haproxy),
+            *_peer_problems(facts.bird),
             *target_problems(facts.rules, facts.states, wall),
         ],
     }
 
 
-def _peer_problems(name: str, report: Mapping[str, Any]) -> list[str]:
-    """What a peer's report says an operator should look at: the edge's own sentences."""
-    if "problems" in report:
-        return list(report["problems"])
-    if report["state"] not in {"reachable", "not polled", "not contacted"}:
-        return [f"{name} is {report['state']}"]
-    if report.get("in_sync") is False:
-        return [f"{name} is not in sync with rhid's files"]
-    return []
+def _peer_problems(report: Mapping[str, Any]) -> list[str]:
+    """What a peer's report says an operator should be paged for: the edge's own sentences."""
+    return list(report["problems"])
 
 
 def target_problems(
@@ -189,7 +183,7 @@ def target_problems(
                 f"{proxy} ({where}) vanished from HAProxy (renamed or removed by a reload?); "
                 f"it keeps its last health only for a while: fix the rule or HAProxy's config"
             )
-        elif not state.seen and state.last_status == ABSENT.status:
+        elif state.never_seen:
             found.append(f"{proxy} ({where}): HAProxy has no such proxy; it counts as down")
     return found
 
@@ -234,7 +228,7 @@ def parse_reply(path: str, data: bytes) -> dict[str, Any]:
 
 def _target_line(target: dict[str, Any]) -> str:
     return (
-        f"      {target['proxy']:<24} {target['health']:<8} HAProxy says {target['haproxy_status']!r}; "
+        f"      {target['proxy']:<24} {target['health']:<8} {in_words(target['haproxy_status'])}; "
         f"down {target['down_count']}/{target['fall']}, up {target['up_count']}/{target['rise']}"
     )
 
@@ -251,10 +245,6 @@ def render(document: dict[str, Any]) -> str:
         f"haproxy: {haproxy['state']} ({haproxy['socket']})" + _error(haproxy),
         f"bird:    {_bird_state(bird)} ({bird['socket']})" + _error(bird),
     ]
-    if bird.get("missing_protocols"):
-        lines.append(
-            f"         BIRD lacks protocol(s): {', '.join(bird['missing_protocols'])} (see rhid bird-config)"
-        )
     lines.append(f"routes:  {document['announced']} announced, {document['withdrawn']} withdrawn")
     lines.extend(f"PROBLEM: {problem}" for problem in problems(document))
     for route in document["routes"]:

@@ -60,6 +60,7 @@ def test_a_refused_reload_shows_as_a_problem_and_a_restart_runs_on_the_last_good
     rhid.rules.write_text(BAD_RULES)  # what `systemctl reload` refuses in ExecReload: no SIGHUP reaches rhid
 
     def invalid_on_disk() -> subprocess.CompletedProcess[str] | None:
+        rhid.notify.collect()  # read what rhid tells systemd, as systemd does
         done = rhid_status(rhid.dir)
         return done if "on disk is invalid" in done.stdout else None
 
@@ -76,7 +77,7 @@ def test_a_refused_reload_shows_as_a_problem_and_a_restart_runs_on_the_last_good
     rhid.notify.wait("READY=1")
     done = rhid_status(rhid.dir)
     assert done.returncode == 4
-    assert "rhid runs on the last good copy of the rules" in done.stdout
+    assert "in force: the last good copy of the rules" in done.stdout
     serve(rhid.haproxy, fakes.replying(DOWN))
     wait_for("the route withdrawn: the held route is watched", lambda: "10.0.0.1/32" not in rhid.file(), 10)
 
@@ -120,7 +121,7 @@ def test_rhid_status_shows_live_counters_between_re_plans(rhid: Daemon, serve: S
 
     def counting() -> str | None:
         text = rhid_status(rhid.dir).stdout
-        return text if "HAProxy says 'DOWN'; down " in text else None
+        return text if "HAProxy last said 'DOWN'; down " in text else None
 
     text = wait_for("the fall count in rhid status", counting, 10)
     assert "down 0/1000" not in text

@@ -89,7 +89,7 @@ def test_live_health_and_counters_are_shown_between_re_plans() -> None:
     """A target whose fall count runs shows HAProxy's latest word and its count, not the plan's."""
     falling = observed(LIVE[A], DOWN, DOWN)
     text = status.render(document(live={**LIVE, A: falling}))
-    assert "HAProxy says 'DOWN'; down 2/3" in text
+    assert "HAProxy last said 'DOWN'; down 2/3" in text
     assert "b:a is up (HAProxy last said 'DOWN')" in text
 
 
@@ -122,3 +122,16 @@ def test_one_route_is_explained_by_address() -> None:
 def test_an_error_reply_renders_as_one_line() -> None:
     """The daemon's error document is one 'rhid:' line."""
     assert status.render({"error": "bad request"}) == "rhid: bad request"
+
+
+def test_rhids_own_words_are_never_quoted_as_haproxys() -> None:
+    """With HAProxy unreachable, a target reads 'HAProxy unreachable', never "HAProxy says 'HAProxy ...'"."""
+    unreachable = ProxyStatus(Observation.DOWN, "HAProxy unreachable")
+    dead = observed(LIVE[A], unreachable, unreachable, unreachable)
+    text = status.render(document(live={**LIVE, A: dead}, planned={**LIVE, A: dead}))
+    assert "HAProxy unreachable: HAProxy said nothing of it; down 3/3" in text
+    assert "said 'HAProxy" not in text
+    assert "b:a is down (HAProxy unreachable: HAProxy said nothing of it)" in text
+    never = status.render(document(live={}, planned={}))
+    assert "not polled yet" in never
+    assert "'never polled'" not in never
