@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,9 +25,12 @@ from rhid.haproxy import fetch
 from rhid.rules import RuleSet, parse_rules
 
 T = TypeVar("T")
-BIRD = shutil.which("bird") or "/usr/sbin/bird"
-BIRDC = shutil.which("birdc") or "/usr/sbin/birdc"
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+# The programs under test: Debian 12's by default; scripts/stacks.sh names other stacks' here.
+HAPROXY = os.environ.get("RHID_HAPROXY") or "/usr/sbin/haproxy"
+BIRD = os.environ.get("RHID_BIRD") or "/usr/sbin/bird"
+BIRDC = os.environ.get("RHID_BIRDC") or "/usr/sbin/birdc"
+# The BIRD executable itself when RHID_BIRD is a wrapper: test_bird_names reads its keywords.
+BIRD_EXECUTABLE = os.environ.get("RHID_BIRD_EXECUTABLE") or BIRD
 SPEAKER_ADDRESS = "127.0.0.1"
 PEER_ADDRESS = "127.0.0.2"
 
@@ -230,7 +232,8 @@ class Lab:
         )
         wait_for("speaker's control socket", lambda: self.birdc("speaker", "show status") is not None, 10)
 
-    def start_peer(self) -> None:
+    def start_peer(self, extra: str = "") -> None:
+        """The upstream router; `extra` is appended to its config (more protocols a test needs)."""
         speaker_port = self.ports["speaker_bgp"]
         peer_port = self.ports["peer_bgp"]
         config = self.root / "peer.conf"
@@ -244,7 +247,7 @@ class Lab:
             "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
             "  ipv4 { import all; export none; };\n"
             "  ipv6 { import all; export none; };\n"
-            "}\n"
+            "}\n" + extra
         )
         self.spawn("peer", [BIRD, "-f", "-c", str(config), "-s", str(self.ctl("peer")), "-P", "peer.pid"])
         wait_for("peer's control socket", lambda: self.birdc("peer", "show status") is not None, 10)

@@ -42,6 +42,11 @@ def test_valid_bird_symbols(name: str) -> None:
         ("protocol", "BIRD keyword"),
         ("all", "BIRD keyword"),
         ("a0" * 16, "hex byte string"),
+        ("a0" * 10, "hex byte string"),  # BIRD 3.4.0's bound
+        ("policy", "BIRD keyword"),  # BIRD 3's keywords, not BIRD 2.0's
+        ("system", "BIRD keyword"),
+        ("net_type", "BIRD keyword"),  # BIRD 2.17's too
+        ("worker", "BIRD keyword"),  # BIRD 3.4's
     ],
 )
 def test_invalid_bird_symbols(name: str, fragment: str) -> None:
@@ -52,9 +57,10 @@ def test_invalid_bird_symbols(name: str, fragment: str) -> None:
 
 
 def test_odd_length_hex_is_a_symbol() -> None:
-    """Only an even run of 32+ hex digits is a byte string (measured on BIRD 2.0.12)."""
+    """Only an even run of 20+ hex digits is a byte string (measured on BIRD 2.0.12 to 3.4.0)."""
     assert names.bird_symbol_problem("a" * 33, "table") is None
     assert names.bird_symbol_problem("a" * 31, "table") is None
+    assert names.bird_symbol_problem("a0" * 9, "table") is None
 
 
 def test_require_bird_symbol_is_loud() -> None:
