@@ -1,9 +1,13 @@
-"""The Debian package under real systemd: install, enable, reload, watchdog, restart, upgrade, stop,
-remove and purge, in a Debian 12 container booted with systemd-nspawn.
+"""The Debian package under real systemd: built on Debian's minimal base, then install, enable,
+reload, watchdog, restart, upgrade, stop, remove and purge, in a Debian 12 container booted with
+systemd-nspawn.
 
-The container runs Debian's own haproxy, bird2 and python3-* (the versions the package depends
-on); a BIRD peer on the host's loopback is the upstream router whose table proves what the network
-sees. The tests run in order on one container, as an operator's session would.
+The package is built by scripts/build-deb.sh in a root holding only `debootstrap --variant=minbase`
+and a clone of the repository. The container holds the same base plus systemd, Debian's haproxy
+and bird2, nothing else (no dbus, no python3 libraries: the package brings what it needs), and its
+HAProxy's socket is the vendor's (/var/run/hapee-extras/hapee-lb.sock, group hapee). A BIRD peer
+on the host's loopback is the upstream router whose table proves what the network sees. The tests
+run in order on one container, as an operator's session would.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import pytest
 from rhid.birdconf import bird_snippet
 from rhid.rules import parse_rules
 from tests.integration.lab import PEER_ADDRESS, SPEAKER_ADDRESS, Lab, free_port, wait_for
-from tests.system.container import Container, debootstrap, remove_root, tool
+from tests.system.container import Container, build_in_root, copy_root, minimal_root, node_root, remove_root
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]  # building and debootstrapping take minutes
 
@@ -30,6 +34,7 @@ UNIT = "hapee-extras-rhi"
 RULES = "10.70.0.1 = all(b:be_app)\n10.70.0.2 = all(b:be_b)\n"
 NEW_RULES = "10.70.0.1 = all(b:be_app)\n10.70.0.3 = all(b:be_b)\n"
 BOTH = {"10.70.0.1/32", "10.70.0.2/32"}
+SOCKET = "/var/run/hapee-extras/hapee-lb.sock"  # HAProxy Enterprise's, rhid's default
 
 
 class Node:
@@ -45,7 +50,7 @@ class Node:
 
     def haproxy(self, command: str) -> None:
         """An operator's command on the node's HAProxy admin socket (through rhid's own client)."""
-        code = f"from rhid.haproxy import fetch; print(fetch('/run/haproxy/admin.sock', b'{command}\\n', 5))"
+        code = f"from rhid.haproxy import fetch; print(fetch('{SOCKET}', b'{command}\\n', 5))"
         self.run("python3", "-c", code)
 
     def main_pid(self) -> int:
@@ -81,17 +86,11 @@ class Node:
         assert looks >= seconds * 5, f"only {looks} looks at the peer in {seconds} s"
 
 
-def build_package(log: Path) -> Path:
-    with log.open("ab") as out:
-        subprocess.run([tool("bash"), str(ROOT / "scripts" / "build-deb.sh")], cwd=ROOT, stdout=out,
-                       stderr=subprocess.STDOUT, check=True, timeout=900)  # fmt: skip
-    return max((ROOT / "dist").glob("rhid_*_all.deb"), key=lambda path: path.stat().st_mtime)
-
-
 def haproxy_config(frontend_port: int, server_port: int) -> str:
-    """Debian's haproxy, its stats socket where Debian puts it, a dedicated ring at level notice."""
+    """Debian's haproxy, its stats socket where and as HAProxy Enterprise puts it (group hapee, which
+    no package of this node knows), a dedicated ring at level notice."""
     return f"""global
-    stats socket /run/haproxy/admin.sock mode 660 level admin group haproxy
+    stats socket {SOCKET} mode 660 level admin group hapee
     user haproxy
     group haproxy
     log ring@rhid local0 notice
@@ -130,10 +129,13 @@ def bird_config(speaker_port: int, peer_port: int) -> str:
 def node() -> Iterator[Node]:
     with tempfile.TemporaryDirectory(prefix="rhid-system-", dir="/var/tmp") as tmp:
         work = Path(tmp)
-        deb = build_package(work / "build.log")
-        root = work / "root"
-        debootstrap(root, work / "debootstrap.log")
+        base, root = work / "base", work / "root"
+        minimal_root(base, work / "debootstrap.log")
+        copy_root(base, root, work / "debootstrap.log")
+        deb = build_in_root(ROOT, base, work / "build.log")
         (root / "var/tmp" / deb.name).write_bytes(deb.read_bytes())
+        remove_root(base)
+        node_root(root, work / "node.log")
         container = Container(root, work / "nspawn.log")
         peer = Lab(work)
         try:
@@ -154,6 +156,12 @@ def test_install_neither_enables_nor_starts_and_ships_no_live_rule(node: Node) -
     node.run("apt-get", "update")
     installed = node.run("apt-get", "install", "-y", str(node.deb)).stdout
     assert re.search(r"^Setting up procps", installed, re.M), "a dependency came from Debian's archive"
+    assert re.search(r"^Setting up python3-systemd", installed, re.M), (
+        "a dependency came from Debian's archive"
+    )
+    assert node.run("dpkg-query", "-W", "dbus", check=False).returncode != 0, (
+        "no D-Bus: the package needs none"
+    )
     assert node.run("systemctl", "is-enabled", UNIT, check=False).stdout.strip() == "disabled"
     assert node.run("systemctl", "is-active", UNIT, check=False).stdout.strip() == "inactive"
     assert "rhid" in node.run("id", "rhid").stdout
@@ -167,18 +175,29 @@ def test_install_neither_enables_nor_starts_and_ships_no_live_rule(node: Node) -
 
 def test_enable_now_is_active_only_after_the_first_cycle(node: Node) -> None:
     """`systemctl enable --now` returns once rhid is READY, which is after its first complete cycle:
-    the routes are in BIRD by then, and reach the peer."""
+    the routes are in BIRD by then, and reach the peer. BIRD starts with rhid's snippet and the unit
+    starts while /run/rhid does not exist; rhid joins group hapee, which owns HAProxy's socket; the
+    options in RHID_ARGS of /etc/default/hapee-extras-rhi reach `rhid run`."""
+    node.run("groupadd", "--system", "hapee")
+    node.run("install", "-d", "-o", "haproxy", "-g", "hapee", "-m", "2750", "/run/hapee-extras")
     node.container.write("/etc/haproxy/haproxy.cfg", haproxy_config(free_port(), free_port()))
     node.container.write(
         "/etc/bird/bird.conf", bird_config(node.peer.ports["speaker_bgp"], node.peer.ports["peer_bgp"])
     )
+    node.run("rm", "-rf", "/run/rhid")  # as after a reboot once the package's tmpfiles entry is gone
     node.run("systemctl", "restart", "haproxy", "bird")
     node.peer.start_peer()
     node.peer.wait_established()
     node.container.write("/etc/hapee-extras/hapee-rhi.cfg", RULES)
-    node.container.write("/etc/default/hapee-extras-rhi", 'HAPEE_LB_SOCKET="/run/haproxy/admin.sock"\n')
+    defaults = node.run("cat", "/etc/default/hapee-extras-rhi").stdout
+    assert "RHID_ARGS=" in defaults, "the shipped file documents RHID_ARGS"
+    node.container.write("/etc/default/hapee-extras-rhi", defaults + 'RHID_ARGS="--fall 2 --rise 1"\n')
+    node.run("test", "!", "-e", "/run/rhid")
     node.run("systemctl", "enable", "--now", UNIT)
     assert node.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
+    assert "hapee" in node.run("id", "-nG", "rhid").stdout.split()
+    cmdline = node.run("cat", f"/proc/{node.main_pid()}/cmdline").stdout.split("\0")
+    assert cmdline[-5:-1] == ["--fall", "2", "--rise", "1"], cmdline
     speaker = node.run("birdc", "show", "route", "protocol", "vol1").stdout
     assert "10.70.0.1/32" in speaker, "in BIRD before READY"
     assert "10.70.0.2/32" in speaker, "in BIRD before READY"
@@ -268,14 +287,32 @@ def test_stop_withdraws(node: Node) -> None:
     assert "daemon.restarting" not in node.events()[-5:]
 
 
+def test_an_upgrade_leaves_a_stopped_node_stopped(node: Node) -> None:
+    """A package upgrade of an enabled but stopped node (in maintenance) does not start it: its
+    routes stay withdrawn."""
+    assert node.run("systemctl", "is-enabled", UNIT).stdout.strip() == "enabled"
+    node.run("apt-get", "install", "-y", "--reinstall", str(node.deb))
+    assert node.run("systemctl", "is-active", UNIT, check=False).stdout.strip() == "inactive"
+    node.routes_stay(set(), 2.0)
+
+
 def test_remove_stops_and_purge_removes_the_configuration(node: Node) -> None:
-    """`apt remove` stops the service (routes withdrawn); `apt purge` removes its configuration."""
+    """`apt remove` stops the service (routes withdrawn) and warns about a bird.conf whose includes
+    would keep BIRD from starting without /run/rhid; with rhid's snippet BIRD still starts;
+    `apt purge` removes rhid's configuration."""
     node.run("systemctl", "start", UNIT)
     node.peer.wait_peer_routes(BOTH)
-    node.run("apt-get", "remove", "-y", "rhid")
+    current = node.run("cat", "/etc/bird/bird.conf").stdout
+    node.container.write("/etc/bird/bird.conf", current.replace("/run/rhi[d]/", "/run/rhid/"))
+    removed = node.run("apt-get", "remove", "-y", "rhid")
+    assert 'includes "/run/rhid/..." files' in removed.stdout + removed.stderr
     node.peer.wait_peer_routes(set())
     assert node.run("systemctl", "is-active", UNIT, check=False).stdout.strip() != "active"
     assert node.run("test", "-e", "/etc/hapee-extras/hapee-rhi.cfg", check=False).returncode == 0
+    node.container.write("/etc/bird/bird.conf", current)
+    node.run("rm", "-rf", "/run/rhid")  # as at the next boot
+    node.run("systemctl", "restart", "bird")
+    assert "Reconfigured" in node.run("birdc", "configure").stdout
     node.run("apt-get", "purge", "-y", "rhid")
     for path in ["/etc/hapee-extras/hapee-rhi.cfg", "/etc/default/hapee-extras-rhi"]:
         assert node.run("test", "-e", path, check=False).returncode != 0, path
