@@ -125,22 +125,19 @@ def build_in_root(repo: Path, root: Path, log: Path) -> Path:
 
 
 def node_root(root: Path, log: Path) -> None:
-    """The minimal base plus PACKAGES, as an operator's node has them before rhid."""
-    policy = root / POLICY
-    policy.write_text("#!/bin/sh\nexit 101\n")  # nothing starts while the root is not booted
-    policy.chmod(0o755)
-    in_root(root, "apt-get update", ["apt-get", "update", "-q"], log, timeout=300)
+    """The minimal base plus PACKAGES, as an operator's node has them before rhid, installed by
+    scripts/apt.sh (the README's commands install with it): it must leave haproxy and bird disabled
+    (and, since it forbids starts while it installs, not running: the booted tests check that)."""
+    shutil.copy(Path(__file__).parents[2] / "scripts" / "apt.sh", root / "tmp" / "apt.sh")
     in_root(
-        root, f"apt-get install {' '.join(PACKAGES)}",
-        ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "--no-install-recommends",
-         *PACKAGES],
+        root, f"apt_ensure {' '.join(PACKAGES)}",
+        ["bash", "-c", 'source /tmp/apt.sh && apt_ensure node "$@"', "node", *PACKAGES],
         log, timeout=900,
     )  # fmt: skip
-    policy.unlink()
-    # The system's own haproxy and bird must not start with Debian's stock configs (bird's would
-    # program the shared network's kernel table): the test writes theirs, then starts them.
-    for unit in ("haproxy.service", "bird.service"):
-        (root / "etc/systemd/system/multi-user.target.wants" / unit).unlink(missing_ok=True)
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    left = [unit for unit in ("haproxy.service", "bird.service") if (wants / unit).exists()]
+    if left or (root / POLICY).exists():
+        pytest.fail(f"scripts/apt.sh left {left} enabled or {POLICY} behind; see {log}", pytrace=False)
     # nspawn keeps no CAP_NET_ADMIN on the host's network, which BIRD asks to keep when it drops to
     # user bird; inside the container it runs as root (it cannot change the host's routes without
     # that capability either) and hands its socket to group bird as Debian's does.

@@ -153,6 +153,9 @@ def test_install_neither_enables_nor_starts_and_ships_no_live_rule(node: Node) -
     """`apt install ./rhid_*.deb` pulls its dependencies from Debian, creates the user and /run/rhid,
     installs the unit disabled, and a conffile whose example rules are all commented out (the
     service would refuse to start on it)."""
+    for service in ("haproxy", "bird"):  # as scripts/apt.sh installed them: programs, no services
+        assert node.run("systemctl", "is-enabled", service, check=False).stdout.strip() == "disabled"
+        assert node.run("systemctl", "is-active", service, check=False).stdout.strip() == "inactive"
     node.run("apt-get", "update")
     installed = node.run("apt-get", "install", "-y", str(node.deb)).stdout
     assert re.search(r"^Setting up procps", installed, re.M), "a dependency came from Debian's archive"
