@@ -128,10 +128,10 @@ def node_root(root: Path, log: Path) -> None:
     """The minimal base plus PACKAGES, as an operator's node has them before rhid, installed by
     scripts/apt.sh (the README's commands install with it): it must leave haproxy and bird disabled
     (and, since it forbids starts while it installs, not running: the booted tests check that)."""
-    shutil.copy(Path(__file__).parents[2] / "scripts" / "apt.sh", root / "tmp" / "apt.sh")
+    shutil.copy(Path(__file__).parents[2] / "scripts" / "apt.sh", root / "var/tmp" / "apt.sh")
     in_root(
         root, f"apt_ensure {' '.join(PACKAGES)}",
-        ["bash", "-c", 'source /tmp/apt.sh && apt_ensure node "$@"', "node", *PACKAGES],
+        ["bash", "-c", 'source /var/tmp/apt.sh && apt_ensure node "$@"', "node", *PACKAGES],
         log, timeout=900,
     )  # fmt: skip
     wants = root / "etc/systemd/system/multi-user.target.wants"
