@@ -1,5 +1,6 @@
-"""Debian 12 roots holding only Debian's minimal base: one builds the .deb with scripts/build-deb.sh,
-one is booted under real systemd with systemd-nspawn to test the package.
+"""Debian roots holding only Debian's minimal base: a Debian 12 one builds the .deb with
+scripts/build-deb.sh; a Debian 12 and a Debian 13 one are booted under real systemd with
+systemd-nspawn to test the package.
 
 The base is made with `debootstrap --variant=minbase` from the Debian archive this machine's apt
 already uses (read from its sources, never named here). The containers share the host's network,
@@ -22,6 +23,7 @@ import pytest
 # What an operator's node has before rhid: systemd, Debian's haproxy and bird2. Nothing else (no
 # dbus, no python3 libraries): `apt install ./rhid_*.deb` must bring whatever rhid needs.
 PACKAGES = ["systemd", "systemd-sysv", "haproxy", "bird2"]
+SUITES = ["bookworm", "trixie"]  # Debian 12 and 13: the .deb built on 12 installs on both
 SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]
 POLICY = "usr/sbin/policy-rc.d"
 
@@ -54,7 +56,8 @@ def run_logged(what: str, argv: list[str], log: Path, timeout: float, cwd: Path 
 
 
 def debian_mirror() -> str:
-    """The URI this machine's apt uses for Debian's main archive (deb822 or one-line sources)."""
+    """The URI this machine's apt uses for Debian's main archive (deb822 or one-line sources), found
+    by its bookworm entry; the same archive serves trixie."""
     for path in SOURCES:
         if not path.exists():
             continue
@@ -70,24 +73,22 @@ def debian_mirror() -> str:
     raise AssertionError("no Debian bookworm archive in this machine's apt sources")
 
 
-def minimal_root(root: Path, log: Path) -> None:
-    """Debian's minimal base (debootstrap --variant=minbase bookworm) at `root`, nothing else.
+def minimal_root(root: Path, suite: str, log: Path) -> None:
+    """Debian's minimal base (debootstrap --variant=minbase SUITE) at `root`, nothing else.
 
-    For a developer's repeated runs, $RHID_SYSTEM_ROOT names such a root made earlier (copied, never
-    used in place); CI always makes a fresh one."""
-    cached = os.environ.get("RHID_SYSTEM_ROOT")
+    For a developer's repeated runs, $RHID_SYSTEM_ROOT (Debian 12) and $RHID_SYSTEM_ROOT_TRIXIE
+    (Debian 13) name such roots made earlier (copied, never used in place); CI always makes fresh ones."""
+    cached = os.environ.get(
+        "RHID_SYSTEM_ROOT" if suite == "bookworm" else f"RHID_SYSTEM_ROOT_{suite.upper()}"
+    )
     if cached:
-        run_logged("copying $RHID_SYSTEM_ROOT", [tool("cp"), "-a", cached, str(root)], log, 300)
+        run_logged(f"copying {cached}", [tool("cp"), "-a", cached, str(root)], log, 300)
     else:
         run_logged(
-            "debootstrap --variant=minbase bookworm",
-            [tool("debootstrap"), "--variant=minbase", "bookworm", str(root), debian_mirror()],
+            f"debootstrap --variant=minbase {suite}",
+            [tool("debootstrap"), "--variant=minbase", suite, str(root), debian_mirror()],
             log, 900,
         )  # fmt: skip
-
-
-def copy_root(source: Path, root: Path, log: Path) -> None:
-    run_logged(f"copying {source.name}", [tool("cp"), "-a", str(source), str(root)], log, 300)
 
 
 def in_root(root: Path, what: str, argv: list[str], log: Path, *, timeout: float, chdir: str = "/") -> None:

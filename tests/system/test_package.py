@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -25,7 +26,7 @@ import pytest
 from rhid.birdconf import bird_snippet
 from rhid.rules import parse_rules
 from tests.integration.lab import PEER_ADDRESS, SPEAKER_ADDRESS, Lab, free_port, wait_for
-from tests.system.container import Container, build_in_root, copy_root, minimal_root, node_root, remove_root
+from tests.system.container import SUITES, Container, build_in_root, minimal_root, node_root, remove_root
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]  # building and debootstrapping take minutes
 
@@ -126,27 +127,43 @@ def bird_config(speaker_port: int, peer_port: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[Node]:
+def work() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="rhid-system-", dir="/var/tmp") as tmp:
-        work = Path(tmp)
-        base, root = work / "base", work / "root"
-        minimal_root(base, work / "debootstrap.log")
-        copy_root(base, root, work / "debootstrap.log")
-        deb = build_in_root(ROOT, base, work / "build.log")
-        (root / "var/tmp" / deb.name).write_bytes(deb.read_bytes())
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="module")
+def deb(work: Path) -> Path:
+    """The .deb, built once by scripts/build-deb.sh on Debian 12's minimal base, and installed on
+    every suite's node (build once, install many)."""
+    base = work / "build-root"
+    try:
+        minimal_root(base, "bookworm", work / "build.log")
+        built = build_in_root(ROOT, base, work / "build.log")
+        return Path(shutil.copy(built, work / built.name))
+    finally:
         remove_root(base)
-        node_root(root, work / "node.log")
-        container = Container(root, work / "nspawn.log")
-        peer = Lab(work)
-        try:
-            container.boot()
-            peer.ports["speaker_bgp"] = free_port(SPEAKER_ADDRESS)
-            peer.ports["peer_bgp"] = free_port(PEER_ADDRESS)
-            yield Node(container, peer, Path("/var/tmp") / deb.name)
-        finally:
-            container.shut_down()
-            peer.close()
-            remove_root(root)
+
+
+@pytest.fixture(scope="module", params=SUITES)
+def node(request: pytest.FixtureRequest, work: Path, deb: Path) -> Iterator[Node]:
+    suite: str = request.param
+    root, log = work / f"root-{suite}", work / f"{suite}.log"
+    (work / suite).mkdir()
+    container = Container(root, work / f"nspawn-{suite}.log")
+    peer = Lab(work / suite)
+    try:
+        minimal_root(root, suite, log)
+        node_root(root, log)
+        shutil.copy(deb, root / "var/tmp" / deb.name)
+        container.boot()
+        peer.ports["speaker_bgp"] = free_port(SPEAKER_ADDRESS)
+        peer.ports["peer_bgp"] = free_port(PEER_ADDRESS)
+        yield Node(container, peer, Path("/var/tmp") / deb.name)
+    finally:
+        container.shut_down()
+        peer.close()
+        remove_root(root)
 
 
 def test_install_neither_enables_nor_starts_and_ships_no_live_rule(node: Node) -> None:
