@@ -214,7 +214,6 @@ def test_enable_now_is_active_only_after_the_first_cycle(node: Node) -> None:
     node.run("test", "!", "-e", "/run/rhid")
     node.run("systemctl", "enable", "--now", UNIT)
     assert node.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
-    assert "hapee" in node.run("id", "-nG", "rhid").stdout.split()
     cmdline = node.run("cat", f"/proc/{node.main_pid()}/cmdline").stdout.split("\0")
     assert cmdline[-5:-1] == ["--fall", "2", "--rise", "1"], cmdline
     speaker = node.run("birdc", "show", "route", "protocol", "vol1").stdout
@@ -222,6 +221,7 @@ def test_enable_now_is_active_only_after_the_first_cycle(node: Node) -> None:
     assert "10.70.0.2/32" in speaker, "in BIRD before READY"
     node.peer.wait_peer_routes(BOTH)
     assert node.run("rhid", "status").returncode == 0
+    assert "hapee" in node.run("id", "-nG", "rhid").stdout.split()
 
 
 def test_reload_moves_one_route_and_a_bad_file_changes_nothing(node: Node) -> None:
