@@ -198,12 +198,15 @@ class Container:
         return result
 
     def spawn(self, *argv: str) -> subprocess.Popen[bytes]:
-        """Start a command inside the container without waiting for it (its output is dropped)."""
-        return subprocess.Popen(
+        """Start a command inside the container without waiting for it (its output is dropped);
+        shut_down reaps it if the test did not."""
+        process = subprocess.Popen(
             [tool("nsenter"), "-t", str(self.pid), "-a", *argv],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        self.spawned.append(process)
+        return process
 
     def write(self, path: str, text: str) -> None:
         """Write a file inside the container."""
