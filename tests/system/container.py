@@ -51,7 +51,7 @@ def run_logged(what: str, argv: list[str], log: Path, timeout: float, cwd: Path 
         else:
             returncode = result.returncode
     if returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         pytest.fail(f"{what} failed ({returncode}); the last lines of {log.name}:\n{tail}", pytrace=False)
 
 
