@@ -6,11 +6,15 @@
 # (WHO names the calling script in what it prints.) Debian's haproxy and bird2 start and enable
 # their services, with stock configs, as they are installed; these scripts install them only as
 # programs for the demo and the tests to start on loopback. So while apt runs, a policy-rc.d forbids
-# every service start, and afterwards each service unit that a package installed *by this call*
-# enabled is disabled again. Packages that were installed before are left exactly as they were.
+# their start (no other service's), and afterwards the service units that haproxy or bird2 enabled, if *this
+# call* installed them, are disabled again. Packages that were installed before are left exactly as
+# they were.
 # Undo: `systemctl enable --now haproxy bird` if you do want Debian's services.
 
 APT_POLICY=/usr/sbin/policy-rc.d
+# Packages whose installation starts and enables a daemon with a stock config, which the demo and
+# the tests need only as programs. (Other packages' units, systemd's own for one, are left alone.)
+APT_DAEMONS=(haproxy bird2)
 
 apt_ensure() {
     local who=$1 package
@@ -31,7 +35,8 @@ apt_quietly() {
     local before after policy_added=
     before=$(_apt_installed)
     if [ ! -e "$APT_POLICY" ]; then
-        printf '#!/bin/sh\n# %s: no service starts while it installs packages\nexit 101\n' "$who" >"$APT_POLICY"
+        printf '#!/bin/sh\n# %s: haproxy and bird do not start while it installs packages\n%s\n' "$who" \
+            'case "$1" in haproxy | haproxy.service | bird | bird.service) exit 101 ;; esac; exit 0' >"$APT_POLICY"
         chmod 755 "$APT_POLICY"
         policy_added=1
         trap 'rm -f "$APT_POLICY"' EXIT  # also if apt is interrupted
@@ -43,7 +48,8 @@ apt_quietly() {
     fi
     if [ -n "$policy_added" ]; then rm -f "$APT_POLICY" && trap - EXIT; fi
     after=$(_apt_installed)
-    _apt_disable_new_services "$who" "$(comm -13 <(echo "$before") <(echo "$after"))"
+    _apt_disable_new_services "$who" "$(comm -12 <(comm -13 <(echo "$before") <(echo "$after")) \
+        <(printf '%s\n' "${APT_DAEMONS[@]}" | sort))"
     return "$status"
 }
 
