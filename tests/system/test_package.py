@@ -276,6 +276,37 @@ def test_restart_and_upgrade_do_not_withdraw(node: Node) -> None:
     node.routes_stay(BOTH, 1.0)
 
 
+def test_the_documented_group_override_works(node: Node) -> None:
+    """The README's drop-in (reset ExecStartPre= and SupplementaryGroups=, then name the groups)
+    gives rhid its sockets' groups without the helper: HAProxy is read, the routes hold."""
+    dropin = f"/etc/systemd/system/{UNIT}.service.d"
+    node.run("gpasswd", "-d", "rhid", "hapee")
+    node.run("mkdir", "-p", dropin)
+    node.container.write(
+        f"{dropin}/groups.conf",
+        "[Service]\nExecStartPre=\nSupplementaryGroups=\nSupplementaryGroups=bird hapee\n",
+    )
+    try:
+        node.run("systemctl", "daemon-reload")
+        node.run("systemctl", "restart", UNIT)
+        assert "hapee" not in node.run("id", "-nG", "rhid").stdout.split(), "the helper did not run"
+        gid = node.run("getent", "group", "hapee").stdout.split(":")[2]
+        status = node.run("cat", f"/proc/{node.main_pid()}/status").stdout
+        groups = re.search(r"^Groups:(.*)$", status, re.M)
+        assert groups, status
+        assert gid in groups.group(1).split(), status
+        node.haproxy("disable server be_b/s1")
+        node.peer.wait_peer_routes({"10.70.0.1/32"})
+        node.haproxy("enable server be_b/s1")
+        node.peer.wait_peer_routes(BOTH)
+    finally:
+        node.run("rm", "-rf", dropin)
+        node.run("systemctl", "daemon-reload")
+    node.run("systemctl", "restart", UNIT)
+    assert "hapee" in node.run("id", "-nG", "rhid").stdout.split(), "the helper ran again"
+    node.peer.wait_peer_routes(BOTH)
+
+
 def test_a_hung_loop_is_restarted_by_the_watchdog(node: Node) -> None:
     """SIGSTOP to rhid's main process: systemd's watchdog kills and restarts it; routes held meanwhile."""
     pid = node.main_pid()
