@@ -14,7 +14,7 @@
 APT_POLICY=/usr/sbin/policy-rc.d
 # Packages whose installation starts and enables a daemon with a stock config, which the demo and
 # the tests need only as programs. (Other packages' units, systemd's own for one, are left alone.)
-APT_DAEMONS=(haproxy bird2)
+APT_DAEMONS=(haproxy bird2 bird3)
 
 apt_ensure() {
     local who=$1 package

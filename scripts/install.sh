@@ -2,7 +2,7 @@
 # Install what rhid's demo (bash scripts/install.sh) or its tests (bash scripts/install.sh --tests)
 # need on a Debian 12 or 13 machine, as root, and a virtualenv in .venv with rhid (and, for the
 # tests, its test tools) from the Python package index.
-#   demo:    Debian's haproxy and bird2 as programs (the demo starts its own, on loopback), python3
+#   demo:    Debian's haproxy and bird2 (or an installed bird3) as programs (the demo starts its own, on loopback), python3
 #            with venv, and the build deps of systemd-python (gcc, libsystemd-dev, pkg-config).
 #   --tests: also debootstrap and systemd-nspawn (tests/system boots the .deb under systemd) and
 #            man-db (systemd-analyze verify checks Documentation=man:rhid(8)).
@@ -20,7 +20,11 @@ case "${1:-}" in
     *) echo "usage: bash scripts/install.sh [--tests]" >&2; exit 2 ;;
 esac
 
-APT_PACKAGES=(haproxy bird2 systemd libsystemd-dev pkg-config gcc python3 python3-venv python3-dev)
+# BIRD 2 (Debian 12 and 13), or the BIRD 3 a Debian 13 machine may already have: the two conflict,
+# and installing bird2 would remove it.
+bird=bird2
+if dpkg-query -W -f='${Status}' bird3 2>/dev/null | grep -q "install ok installed"; then bird=bird3; fi
+APT_PACKAGES=(haproxy "$bird" systemd libsystemd-dev pkg-config gcc python3 python3-venv python3-dev)
 if [ -n "$tests" ]; then
     APT_PACKAGES+=(debootstrap systemd-container  # tests/system boots the .deb under systemd
                    git                            # ... after building it from a clone in a minimal root
