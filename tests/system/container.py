@@ -22,8 +22,14 @@ import pytest
 
 # What an operator's node has before rhid: systemd, Debian's haproxy and bird2. Nothing else (no
 # dbus, no python3 libraries): `apt install ./rhid_*.deb` must bring whatever rhid needs.
-PACKAGES = ["systemd", "systemd-sysv", "haproxy", "bird2"]
-SUITES = ["bookworm", "trixie"]  # Debian 12 and 13: the .deb built on 12 installs on both
+PACKAGES = ["systemd", "systemd-sysv", "haproxy"]
+# The nodes: Debian 12 and 13 with bird2, and Debian 13 with bird3 (the package recommends
+# `bird2 | bird3`); the .deb built on Debian 12 installs on each.
+NODES = {
+    "bookworm": ("bookworm", "bird2"),
+    "trixie": ("trixie", "bird2"),
+    "trixie-bird3": ("trixie", "bird3"),
+}
 SOURCES = [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]
 POLICY = "usr/sbin/policy-rc.d"
 
@@ -125,14 +131,14 @@ def build_in_root(repo: Path, root: Path, log: Path) -> Path:
     return debs[-1]
 
 
-def node_root(root: Path, log: Path) -> None:
-    """The minimal base plus PACKAGES, as an operator's node has them before rhid, installed by
+def node_root(root: Path, bird: str, log: Path) -> None:
+    """The minimal base plus PACKAGES and `bird`, as an operator's node has them before rhid, installed by
     scripts/apt.sh (the README's commands install with it): it must leave haproxy and bird disabled
     (and, since it forbids starts while it installs, not running: the booted tests check that)."""
     shutil.copy(Path(__file__).parents[2] / "scripts" / "apt.sh", root / "var/tmp" / "apt.sh")
     in_root(
-        root, f"apt_ensure {' '.join(PACKAGES)}",
-        ["bash", "-c", 'source /var/tmp/apt.sh && apt_ensure node "$@"', "node", *PACKAGES],
+        root, f"apt_ensure {' '.join(PACKAGES)} {bird}",
+        ["bash", "-c", 'source /var/tmp/apt.sh && apt_ensure node "$@"', "node", *PACKAGES, bird],
         log, timeout=900,
     )  # fmt: skip
     wants = root / "etc/systemd/system/multi-user.target.wants"

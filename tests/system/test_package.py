@@ -1,13 +1,14 @@
 """The Debian package under real systemd: built on Debian's minimal base, then install, enable,
-reload, watchdog, restart, upgrade, stop, remove and purge, in a Debian 12 container booted with
-systemd-nspawn.
+reload, watchdog, restart, upgrade, stop, remove and purge, in containers booted with
+systemd-nspawn: Debian 12 with bird2, Debian 13 with bird2, Debian 13 with bird3.
 
-The package is built by scripts/build-deb.sh in a root holding only `debootstrap --variant=minbase`
-and a clone of the repository. The container holds the same base plus systemd, Debian's haproxy
-and bird2, nothing else (no dbus, no python3 libraries: the package brings what it needs), and its
-HAProxy's socket is the vendor's (/var/run/hapee-extras/hapee-lb.sock, group hapee). A BIRD peer
-on the host's loopback is the upstream router whose table proves what the network sees. The tests
-run in order on one container, as an operator's session would.
+The package is built once by scripts/build-deb.sh in a root holding only Debian 12's
+`debootstrap --variant=minbase` and a clone of the repository. Each node holds its suite's minimal
+base plus systemd, Debian's haproxy and bird2 or bird3, nothing else (no dbus, no python3
+libraries: the package brings what it needs), and its HAProxy's socket is the vendor's
+(/var/run/hapee-extras/hapee-lb.sock, group hapee). A BIRD peer on the host's loopback is the
+upstream router whose table proves what the network sees. The tests run in order on one node, as
+an operator's session would, then again on the next node.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pytest
 from rhid.birdconf import bird_snippet
 from rhid.rules import parse_rules
 from tests.integration.lab import PEER_ADDRESS, SPEAKER_ADDRESS, Lab, free_port, wait_for
-from tests.system.container import SUITES, Container, build_in_root, minimal_root, node_root, remove_root
+from tests.system.container import NODES, Container, build_in_root, minimal_root, node_root, remove_root
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]  # building and debootstrapping take minutes
 
@@ -135,7 +136,7 @@ def work() -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def deb(work: Path) -> Path:
     """The .deb, built once by scripts/build-deb.sh on Debian 12's minimal base, and installed on
-    every suite's node (build once, install many)."""
+    every node (build once, install many)."""
     base = work / "build-root"
     try:
         minimal_root(base, "bookworm", work / "build.log")
@@ -145,16 +146,17 @@ def deb(work: Path) -> Path:
         remove_root(base)
 
 
-@pytest.fixture(scope="module", params=SUITES)
+@pytest.fixture(scope="module", params=sorted(NODES))
 def node(request: pytest.FixtureRequest, work: Path, deb: Path) -> Iterator[Node]:
-    suite: str = request.param
-    root, log = work / f"root-{suite}", work / f"{suite}.log"
-    (work / suite).mkdir()
-    container = Container(root, work / f"nspawn-{suite}.log")
-    peer = Lab(work / suite)
+    name: str = request.param
+    suite, bird = NODES[name]
+    root, log = work / f"root-{name}", work / f"{name}.log"
+    (work / name).mkdir()
+    container = Container(root, work / f"nspawn-{name}.log")
+    peer = Lab(work / name)
     try:
         minimal_root(root, suite, log)
-        node_root(root, log)
+        node_root(root, bird, log)
         shutil.copy(deb, root / "var/tmp" / deb.name)
         container.boot()
         peer.ports["speaker_bgp"] = free_port(SPEAKER_ADDRESS)
