@@ -36,10 +36,29 @@ MODES = {
     "event wake-up": ["--haproxy-events", "rhid", "--interval", "1", "--fall", "3", "--rise", "1"],
 }
 
+# What the event wake-up's timing comes from (measured: see the README, "Fast polls").
+FOOTNOTE = """\
+    event wake-up: each ring read that holds a state change wakes a poll at once (polls woken so
+    are at least 10 ms apart), and while a proxy's fall count runs rhid polls every 0.1 s. Fall 3
+    counts three down polls, and a count advances at most once per fast poll (0.09 s), so a
+    withdrawal takes about 0.2 s however many reads one action reaches rhid in (disabling be_app's
+    two servers logs a line per server, then 'backend be_app has no server available!'). A server
+    whose health check fails is seen by HAProxy first, after its own `inter 100ms fall 1` check."""
+
 
 def show(instance: Lab, title: str) -> None:
     routes = sorted(instance.peer_routes())
     print(f"    {title}: the upstream router has {', '.join(routes) or '(no routes)'}")
+
+
+def show_status(instance: Lab) -> None:
+    """Run `rhid status` as an operator would, once, while a route is withdrawn."""
+    shown = instance.rhid("status", "--bird-dir", str(instance.bird_dir))
+    print("\n    What the operator sees (in production just `rhid status`): every route, since when and why.")
+    print(f"    $ rhid status --bird-dir {instance.bird_dir}")
+    print("    " + (shown.stdout + shown.stderr).rstrip().replace("\n", "\n    "))
+    verdict = "nothing needs attention" if shown.returncode == 0 else "see the PROBLEM lines"
+    print(f"    (exit status {shown.returncode}: {verdict})\n")
 
 
 def steps(instance: Lab) -> list[tuple[str, Callable[[], object], set[str]]]:
@@ -71,11 +90,13 @@ def run_mode(instance: Lab, mode: str) -> list[float]:
             10,
         )
     took = []
-    for title, action, expected in steps(instance):
+    for index, (title, action, expected) in enumerate(steps(instance)):
         action()
         seconds = instance.wait_peer_routes(expected, timeout=30)
         took.append(seconds)
         show(instance, f"{title}, {seconds:.2f} s later")
+        if mode == next(iter(MODES)) and index == 0:
+            show_status(instance)
     instance.stop(f"rhid {mode}", signal.SIGTERM)
     instance.wait_peer_routes(set(), timeout=30)
     show(instance, "rhid stopped (SIGTERM: --on-stop withdraw)")
@@ -109,9 +130,7 @@ def main() -> int:
             vendor, woken = (results[mode][index] for mode in MODES)
             print(f"    {title:<36} {vendor:>14.2f} {woken:>14.2f}")
         print("\n    vendor timing: poll every 1 s, down after 3 down polls (hapee-extras-rhi's defaults)")
-        print("    event wake-up: a state change in HAProxy's ring wakes a poll at once; fall 3 then takes")
-        print("    fast polls 0.1 s apart. A server whose health check fails is seen by HAProxy first, after")
-        print("    its own `inter 100ms fall 1` check.")
+        print(FOOTNOTE)
 
         print("\nWhat rhid logged with the event wake-up (one event per transition):")
         for event in instance.events("rhid event wake-up"):

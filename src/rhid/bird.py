@@ -4,19 +4,39 @@ rhid does with BIRD (files, ``configure``, verify, backoff) is `rhid.reconcile.B
 The client keeps one persistent connection, one command in flight, deadlines on every read. It
 never sends ``help``, ``quit`` or ``exit`` (BIRD does not answer them). Any EOF, timeout or
 garbled reply closes the connection; the next request reconnects and reads a fresh greeting.
+
+While it waits for a reply it also watches the daemon's signal socket (`interrupt`, from
+`rhid.service.signals`): a pending SIGTERM or SIGINT abandons the wait at once
+(BirdInterruptedError), so a ``configure`` BIRD takes long over never keeps rhid from withdrawing
+on ``systemctl stop``. It only peeks: the loop still reads and handles the signal. A pending SIGHUP
+does not interrupt (a reload can wait for the reply); the socket is then peeked every
+`INTERRUPT_POLL` seconds, since it stays readable until the loop drains it.
 """
 
 from __future__ import annotations
 
+import select
+import signal
 import socket
 import time
 from collections.abc import Callable
 
 from rhid import birdwire, sockets
-from rhid.errors import BirdProtocolError, BirdUnavailableError, FatalError
+from rhid.errors import BirdInterruptedError, BirdProtocolError, BirdUnavailableError, FatalError
 
 READ_CHUNK = 256 * 1024
 KEEPALIVE_EVERY = 1.0  # seconds between keepalive calls while waiting on BIRD (watchdog: 10 s)
+INTERRUPT_POLL = 0.1  # seconds between peeks at the signal socket while only a SIGHUP is pending
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+def stop_pending(interrupt: socket.socket) -> bool:
+    """True when the signal socket holds a SIGTERM or SIGINT the loop has not read yet (peeked only)."""
+    try:
+        pending = interrupt.recv(64, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except (BlockingIOError, InterruptedError):
+        return False
+    return any(byte in STOP_SIGNALS for byte in pending)
 
 
 class BirdClient:
@@ -33,6 +53,7 @@ class BirdClient:
         self.timeout = timeout
         self.keepalive = keepalive
         self.keepalive_every = keepalive_every
+        self.interrupt: socket.socket | None = None  # the daemon's signal socket, once it runs
         self._sock: socket.socket | None = None
         self._reader = birdwire.ReplyReader()
         self.greeting = ""
@@ -98,18 +119,46 @@ class BirdClient:
             raise
 
     def _receive(self, sock: socket.socket, deadline: float) -> bytes:
-        """One read before `deadline`, calling `keepalive` every `keepalive_every` s while waiting."""
+        """One read before `deadline`, calling `keepalive` every `keepalive_every` s while waiting;
+        BirdInterruptedError as soon as a stop signal is pending on `interrupt`."""
+        interrupt = self._watched()
+        if self.keepalive is None and interrupt is None:
+            return sockets.receive(sock, deadline, READ_CHUNK)
+        next_keepalive = time.monotonic() + self.keepalive_every if self.keepalive else deadline
+        peek_at = 0.0  # when to look at the signal socket again (0: select on it)
         while True:
-            if self.keepalive is None:
-                return sockets.receive(sock, deadline, READ_CHUNK)
-            try:
-                return sockets.receive(
-                    sock, min(deadline, time.monotonic() + self.keepalive_every), READ_CHUNK
-                )
-            except TimeoutError:
-                if time.monotonic() >= deadline:
-                    raise
+            now = time.monotonic()
+            if now >= deadline:
+                raise TimeoutError
+            until = min(deadline, next_keepalive)
+            watched = [sock]
+            if interrupt is not None and now >= peek_at:
+                self._stop_if_signalled(interrupt)
+                watched.append(interrupt)
+            elif interrupt is not None:
+                until = min(until, peek_at)
+            readable, _, _ = select.select(watched, [], [], max(0.0, until - now))
+            if sock in readable:
+                sock.settimeout(max(deadline - time.monotonic(), 0.001))
+                return sock.recv(READ_CHUNK)
+            if interrupt is not None and interrupt in readable:
+                # a stop signal: raised at the top of the loop; only a SIGHUP: peek again in a while
+                peek_at = time.monotonic() + (0.0 if stop_pending(interrupt) else INTERRUPT_POLL)
+            elif self.keepalive is not None and time.monotonic() >= next_keepalive:
                 self.keepalive()
+                next_keepalive = time.monotonic() + self.keepalive_every
+
+    def _watched(self) -> socket.socket | None:
+        """The signal socket to watch while waiting, if the loop that owns it still runs."""
+        if self.interrupt is not None and self.interrupt.fileno() < 0:
+            self.interrupt = None
+        return self.interrupt
+
+    def _stop_if_signalled(self, interrupt: socket.socket) -> None:
+        if stop_pending(interrupt):
+            raise BirdInterruptedError(
+                self.path, "stopped waiting: rhid received a stop signal", "interrupted"
+            )
 
     def close(self) -> None:
         """Close the connection, if any."""

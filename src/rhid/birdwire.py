@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rhid.errors import BirdProtocolError
 from rhid.model import Network
@@ -25,7 +25,10 @@ MAX_LINE_BYTES = 64 * 1024
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 GREETING = 1
+RECONFIGURED = 3
 CONFIGURE_DONE = frozenset({3, 4, 5})  # Reconfigured / in progress / queued: all mean "accepted"
+STATUS_REPLY = 13
+RUNNING = "Daemon is up and running"  # show status's last line when no reconfiguration is under way
 CONFIG_REJECTED = 8002
 ACCESS_DENIED = 8007
 SYNTAX_ERROR = 9001
@@ -149,15 +152,18 @@ def parse_route_listing(reply: Reply) -> frozenset[Network]:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """What ``show status`` says about BIRD's life: a change means someone else acted."""
+    """What ``show status`` says about BIRD's life: a change of the two times means someone else
+    acted; `running` is False while a reconfiguration (or a shutdown) is under way, when a
+    ``configure`` would be queued behind it (0005), which BIRD 3.3/3.4 can abort on."""
 
     reboot: str
     reconfiguration: str
+    running: bool = field(default=True, compare=False)
 
 
 def parse_status(reply: Reply) -> Status:
-    """``Last reboot on ...`` and ``Last reconfiguration on ...`` from ``show status``."""
-    if reply.code != 13:
+    """``Last reboot on ...``, ``Last reconfiguration on ...`` and the final 0013 line of ``show status``."""
+    if reply.code != STATUS_REPLY:
         raise BirdProtocolError(f"show status answered {reply.code:04d} {reply.text}")
     found: dict[str, str] = {}
     for _code, text in reply.lines:
@@ -166,7 +172,7 @@ def parse_status(reply: Reply) -> Status:
                 found[key] = text.strip()[len(key) :]
     if len(found) != 2:
         raise BirdProtocolError("show status without 'Last reboot' and 'Last reconfiguration'")
-    return Status(found["Last reboot on "], found["Last reconfiguration on "])
+    return Status(found["Last reboot on "], found["Last reconfiguration on "], reply.text.strip() == RUNNING)
 
 
 def is_unknown_protocol(reply: Reply) -> bool:

@@ -11,9 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rhid import __version__, daemon, log, names, settings, status
+from rhid import __version__, bird, birdwire, daemon, log, names, routefiles, settings, status
 from rhid.birdconf import SAFE_PATH, bird_snippet
-from rhid.errors import RuleError, RuleFileError, StatusUnavailableError
+from rhid.errors import (
+    BirdProtocolError,
+    BirdUnavailableError,
+    CannotRunError,
+    RuleError,
+    RuleFileError,
+    StatusUnavailableError,
+)
+from rhid.instance import instance_lock
 from rhid.model import ProxyKind
 from rhid.rules import DEFAULT_RULES_PATH, RuleSet, load_rules
 
@@ -118,6 +126,13 @@ def bird_config(path: str, bird_dir: str, *, out: TextIO, err: TextIO) -> int:
         return EXIT_UNREADABLE
     if isinstance(rules, RuleError):
         return EXIT_INVALID
+    if not rules.rules:
+        print(
+            f"rhid: {path} has no rules, so BIRD needs no protocol for rhid yet: write the rules "
+            "(rhid check), then run rhid bird-config again",
+            file=err,
+        )
+        return EXIT_INVALID
     out.write(bird_snippet(rules, bird_dir))
     return EXIT_OK
 
@@ -141,6 +156,39 @@ def show_status(bird_dir: str, prefix: str | None, *, as_json: bool, out: TextIO
         print(f"rhid: no rule announces {prefix}", file=err)
         return EXIT_INVALID
     return EXIT_PROBLEM if status.problems(document) else EXIT_OK
+
+
+def withdraw(bird_dir: str, bird_socket: str, timeout: float, *, out: TextIO, err: TextIO) -> int:
+    """``rhid withdraw``: empty every include file in `bird_dir` and have BIRD apply it, while no rhid
+    runs there (the unit's OnFailure= safety net: routes never outlive the rhid that watches them)."""
+    directory = Path(bird_dir)
+    try:
+        with instance_lock(directory):
+            on_disk = routefiles.read_announced(directory)
+            for channel in sorted(on_disk.announced):
+                routefiles.write_atomically(
+                    directory / routefiles.file_name(channel), routefiles.render_routes([])
+                )
+    except CannotRunError as exc:
+        print(f"rhid: {exc}", file=err)
+        return EXIT_INVALID
+    except OSError as exc:
+        print(f"rhid: cannot empty the files in {bird_dir}: {exc.strerror or exc}", file=err)
+        return EXIT_INVALID
+    count = sum(map(len, on_disk.announced.values()))
+    client = bird.BirdClient(bird_socket, timeout)
+    try:
+        reply = client.request(birdwire.CONFIGURE, timeout=timeout)
+    except (BirdUnavailableError, BirdProtocolError) as exc:
+        print(f"rhid: {count} route(s) withdrawn from the files; BIRD not told: {exc}", file=err)
+        return EXIT_UNREADABLE
+    finally:
+        client.close()
+    if reply.code not in birdwire.CONFIGURE_DONE:
+        print(f"rhid: BIRD refused configure: {reply.code:04d} {reply.text}", file=err)
+        return EXIT_INVALID
+    print(f"rhid: {count} route(s) withdrawn; BIRD reconfigured ({reply.text})", file=out)
+    return EXIT_OK
 
 
 MAX_DURATION = 86400.0  # a day: any longer period is a typo, and would overflow deadlines
@@ -182,7 +230,8 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
 def start(args: argparse.Namespace) -> int:
     """``rhid run``: build the settings, set up logging, serve until SIGTERM."""
     log.configure(args.log_level, args.log_format)
-    haproxy_socket, source = settings.find_haproxy_socket(args.haproxy_socket, settings.environment())
+    files = tuple(args.defaults_file or settings.ENVIRONMENT_FILES)
+    haproxy_socket, source = settings.find_haproxy_socket(args.haproxy_socket, settings.environment(), files)
     daemon.log.info("haproxy.socket", path=haproxy_socket, source=source)
     return daemon.run(
         settings.Settings(
@@ -200,6 +249,10 @@ def start(args: argparse.Namespace) -> int:
             fast_interval=args.fast_interval,
             on_restart=args.on_restart,
             unreadable_down_after=args.unreadable_down_after,
+            haproxy_socket_source=source,
+            defaults=settings.read_defaults(files),
+            defaults_files=files,
+            vanished_keep=args.vanished_keep,
         )
     )
 
@@ -211,8 +264,12 @@ EPILOG = """exit status:
      has no rule for the prefix asked
   2  wrong usage: an unknown option or a value out of range
   3  the rule file cannot be read, or `rhid status` cannot reach the daemon
-  4  `rhid status`: the daemon runs but reports a problem (a failed reload, HAProxy or BIRD
-     unreachable, BIRD not in sync); each is printed as a PROBLEM line
+  4  `rhid status`: the daemon runs but reports a problem (the rule file on disk invalid, a
+     proxy HAProxy does not have, HAProxy or BIRD unreachable or refusing, a BIRD protocol
+     missing, a file rhid cannot write, BIRD not in sync); each is printed as a PROBLEM line
+  5  `rhid run` stopped with --on-stop withdraw: the files are emptied but BIRD did not
+     confirm in time (it applies them at its next configure or start)
+  6  `rhid run` stopped with --on-stop withdraw, and an include file could not be emptied
 """
 
 
@@ -249,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"{' or '.join(settings.ENVIRONMENT_FILES)}, then {settings.DEFAULT_HAPROXY_SOCKET})",
     )
     run_parser.add_argument(
+        "--defaults-file",
+        action="append",
+        metavar="PATH",
+        help=f"where {settings.SOCKET_VARIABLE} and {settings.ARGS_VARIABLE} are set, read at start and "
+        f"at every reload; repeat for several (default: {' and '.join(settings.ENVIRONMENT_FILES)})",
+    )
+    run_parser.add_argument(
         "--bird-socket",
         default=settings.DEFAULT_BIRD_SOCKET,
         metavar="PATH",
@@ -272,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         metavar="RING",
         help="poll at once when this HAProxy log ring reports a state change; auto (default): the "
-        "ring named rhid, else the first ring HAProxy has, if any; none: polling only",
+        "ring named rhid, else the first ring declared in HAProxy's configuration (never one of "
+        "HAProxy's own, such as buf0 or dpapi), if any; none: polling only",
     )
     run_parser.add_argument(
         "--fall",
@@ -294,6 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="SECONDS",
         help="an HAProxy whose replies stay unreadable this long counts as down (default %(default)s)",
+    )
+    run_parser.add_argument(
+        "--vanished-keep",
+        type=_duration,
+        default=60.0,
+        metavar="SECONDS",
+        help="a proxy that HAProxy no longer shows (renamed or removed by a reload) keeps its last "
+        "status this long, then counts as down (default %(default)s)",
     )
     run_parser.add_argument(
         "--on-stop",
@@ -335,6 +408,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status_parser.add_argument("--json", action="store_true", help="print the status document as JSON")
     _add_bird_dir_option(status_parser, "the running daemon's --bird-dir")
+
+    withdraw_parser = command(
+        "withdraw",
+        "withdraw every route rhid's files announce and tell BIRD, while no rhid runs (the unit "
+        "runs it when the service has failed for good)",
+    )
+    _add_bird_dir_option(withdraw_parser, "the directory rhid writes its include files to")
+    withdraw_parser.add_argument(
+        "--bird-socket",
+        default=settings.DEFAULT_BIRD_SOCKET,
+        metavar="PATH",
+        help="BIRD's control socket, unrestricted (default %(default)s)",
+    )
+    withdraw_parser.add_argument(
+        "--timeout",
+        type=_duration,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long BIRD may take to reconfigure (default %(default)s)",
+    )
 
     snippet_parser = command("bird-config", "print the BIRD 2 snippet for the rules' tables")
     _add_config_option(snippet_parser)
@@ -386,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return start(args)
         if args.command == "status":
             return show_status(args.bird_dir, args.prefix, as_json=args.json, out=sys.stdout, err=sys.stderr)
+        if args.command == "withdraw":
+            return withdraw(args.bird_dir, args.bird_socket, args.timeout, out=sys.stdout, err=sys.stderr)
         if args.command == "bird-config":
             return bird_config(args.config, args.bird_dir, out=sys.stdout, err=sys.stderr)
     except BrokenPipeError:

@@ -17,22 +17,30 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
-from rhid import __version__, bird, control, health, plan, routefiles, service, status
+from rhid import __version__, bird, control, health, plan, routefiles, rulefile, service, settings, status
 from rhid.errors import CannotRunError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
 from rhid.model import Proxy
-from rhid.reconcile import BirdSide
-from rhid.rules import RuleSet, load_rules
+from rhid.reconcile import BirdSide, Withdrawal
+from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
 
 log = structlog.get_logger("rhid")
 
 EVENT_GAP = 0.01  # seconds: event-triggered polls are at least this far apart (a log flood cannot spin us)
+EXIT_NOT_CONFIRMED = 5  # stop with --on-stop withdraw: files emptied, BIRD did not confirm (in time)
+EXIT_NOT_WITHDRAWN = 6  # stop with --on-stop withdraw: an include file could not be emptied
+STOP_EXIT = {
+    Withdrawal.CONFIRMED: 0,
+    Withdrawal.UNCONFIRMED: EXIT_NOT_CONFIRMED,
+    Withdrawal.NOT_ON_DISK: EXIT_NOT_WITHDRAWN,
+}
 
 
 class Daemon:
@@ -44,10 +52,14 @@ class Daemon:
         rules: RuleSet,
         haproxy: HAProxySide | None = None,
         bird_side: BirdSide | None = None,
+        origin: rulefile.Loaded | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
-        self.thresholds = health.Thresholds(fall=settings.fall, rise=settings.rise)
+        # Counts advance at most once per fast poll (with 10% slack for the clock's rounding), so
+        # --fall N lasts at least N-1 fast intervals however many event-woken polls a burst brings.
+        spacing = 0.9 * min(settings.fast_interval or DEFAULT_FAST_INTERVAL, settings.interval)
+        self.thresholds = health.Thresholds(settings.fall, settings.rise, settings.vanished_keep, spacing)
         self.notifier = service.Notifier()
         self.haproxy = haproxy or HAProxySide.of(settings)
         self.bird = bird_side or BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)
@@ -57,6 +69,13 @@ class Daemon:
         self.started = self.rules_loaded = time.monotonic()
         self.named_since = dict.fromkeys(rules.routes, self.started)  # when a rule first named each route
         self.reload_result = "none since start"
+        self.rule_file = rulefile.RuleFileWatch(settings.rules_path, allow_empty=settings.allow_empty)
+        self.origin = origin
+        if origin is not None:
+            self.rule_file.loaded(origin)
+            self.keep_copy(origin)
+        self.restart_needed: str | None = None  # a setting changed that only a restart applies
+        self.reload_pending = False  # SIGHUPs are coalesced: one reload, then a cycle, then the next
         self.cycles = 0
         log.info(
             "daemon.started",
@@ -72,15 +91,13 @@ class Daemon:
         """One complete cycle: HAProxy read, health stepped, plan made, BIRD reconciled; tell systemd."""
         observed = self.haproxy.observe(self.rules.proxies, now)
         self.states, events, moved = health.observe(self.states, observed, now, self.thresholds)
-        for proxy, event, state in events:
-            name, level, extra = health.describe(event, state)
-            getattr(log, level)(
-                name, proxy=str(proxy), status=state.last_status, transitions=state.transitions, **extra
-            )
+        for line in health.summarize(events):  # one cause, one line: not one per proxy
+            getattr(log, line.level)(line.name, **line.fields)
         if moved or self.replan:
             self.plan = plan.decide(self.rules, self.states, self.bird.announced(), self.bird.owned, now)
         self.replan = not self.bird.apply(self.plan, now)  # a file not written: hand it over again
         self.cycles += 1
+        self.rule_file.look()
         self.notifier.status(self.summary())
         if self.cycles == 1:
             self.notifier.send("READY=1")
@@ -110,24 +127,107 @@ class Daemon:
         """Re-read the rules; on any error keep everything as it is and say where the file is wrong."""
         self.notifier.send("RELOADING=1")
         at = status.wall_time(now, now, time.time())
+        seen = rulefile.signature(self.settings.rules_path)
         try:
-            rules = load_rules(self.settings.rules_path, allow_empty=self.settings.allow_empty)
+            loaded = rulefile.load(self.settings.rules_path, allow_empty=self.settings.allow_empty)
         except (RuleError, RuleFileError) as exc:
             errors = [d.render() for d in exc.diagnostics] if isinstance(exc, RuleError) else [str(exc)]
-            self.reload_result = f"failed at {at}: {errors[0].splitlines()[0]}"
+            self.rule_file.refused(seen, exc)
+            self.reload_result = f"failed at {at}: {rulefile.first_error(exc)}"
             log.error("rules.reload_failed", errors=errors, kept_rules=len(self.rules.rules))
         else:
-            self.rules, self.rules_loaded, self.replan = rules, now, True
+            changes = compare(self.rules, loaded.rules)
+            rules = loaded.rules
+            self.rules, self.rules_loaded, self.replan, self.origin = rules, now, True, loaded
             self.named_since = {route: self.named_since.get(route, now) for route in rules.routes}
             self.states = health.keep(self.states, rules.proxies)
+            self.rule_file.loaded(loaded)
+            self.keep_copy(loaded)
             self.reload_result = f"ok at {at}"
-            log.info("rules.reloaded", rules=len(rules.rules), routes=len(rules.routes))
+            log.info(
+                "rules.reloaded",
+                rules=len(rules.rules),
+                routes=len(rules.routes),
+                added=changes.added,
+                removed=changes.removed,
+                changed=changes.changed,
+            )
+        self.follow_defaults()
         self.notifier.status(self.summary())
         self.notifier.send("READY=1")
 
-    def shut_down(self, now: float) -> None:
+    def follow_defaults(self) -> None:
+        """Apply what the defaults file changed since the start that a reload can apply (the HAProxy
+        socket), and say what only a restart applies (RHID_ARGS: options of the unit's ExecStart)."""
+        values = settings.read_defaults(self.settings.defaults_files)
+        before = self.settings.defaults
+        where = " or ".join(self.settings.defaults_files)
+        path = values.get(settings.SOCKET_VARIABLE) or settings.DEFAULT_HAPROXY_SOCKET
+        if (
+            values.get(settings.SOCKET_VARIABLE) != before.get(settings.SOCKET_VARIABLE)
+            and self.settings.haproxy_socket_source != "--haproxy-socket"
+            and path != self.settings.haproxy_socket
+        ):
+            self.haproxy.close_stream()
+            self.settings = replace(
+                self.settings,
+                haproxy_socket=path,
+                haproxy_socket_source=where,
+                defaults={**before, settings.SOCKET_VARIABLE: values.get(settings.SOCKET_VARIABLE, "")},
+            )
+            self.haproxy = HAProxySide.of(self.settings)
+            log.info("haproxy.socket", path=path, source=f"{where}, re-read by the reload")
+        args_now, args_then = values.get(settings.ARGS_VARIABLE, ""), before.get(settings.ARGS_VARIABLE, "")
+        restart = (
+            f"{settings.ARGS_VARIABLE} in {where} changed since rhid started ({args_then!r} -> "
+            f"{args_now!r}): only systemctl restart hapee-extras-rhi applies it"
+            if args_now != args_then
+            else None
+        )
+        if restart is not None and restart != self.restart_needed:
+            log.warning("settings.restart_needed", reason=restart)
+        self.restart_needed = restart
+
+    def keep_copy(self, loaded: rulefile.Loaded) -> None:
+        """Keep the rules just read from the file as the last good copy (a restart may need it)."""
+        if loaded.copy_loaded_at is not None:
+            return
+        try:
+            rulefile.keep(self.settings.bird_dir, loaded, time.time())
+        except OSError as exc:
+            log.warning(
+                "rules.copy_failed", path=str(self.settings.bird_dir / rulefile.COPY_NAME), reason=str(exc)
+            )
+
+    def notes(self) -> tuple[str, ...]:
+        """The daemon's own problems, for `rhid status`: the rule file on disk, the rules in force."""
+        found = []
+        path = self.settings.rules_path
+        running_on = (
+            f"the last good copy of the rules (loaded {self.origin.copy_loaded_at}, before a restart)"
+            if self.origin is not None and self.origin.copy_loaded_at is not None
+            else "the rules it loaded before"
+        )
+        if self.rule_file.problem is not None:
+            refused = "the last reload failed: " if self.reload_result.startswith("failed") else ""
+            found.append(
+                f"{refused}{path} on disk is invalid ({self.rule_file.problem}); in force: {running_on}: "
+                "fix the file (rhid check), then systemctl reload hapee-extras-rhi"
+            )
+        elif self.origin is not None and self.origin.copy_loaded_at is not None:
+            found.append(f"in force: {running_on}; {path} is valid now: systemctl reload hapee-extras-rhi")
+        if self.restart_needed is not None:
+            found.append(self.restart_needed)
+        return tuple(found)
+
+    def shut_down(self, now: float) -> int:
         """Apply --on-stop (withdraw everything: empty files + configure; or hold), except that a
-        stop systemd does as half of a restart applies --on-restart (default hold: no flap)."""
+        stop systemd does as half of a restart applies --on-restart (default hold: no flap).
+
+        A withdrawal is made durable first (the emptied files on disk: BIRD applies them at its
+        next configure or start whatever happens next), then confirmed by BIRD within
+        reconcile.STOP_BOUND seconds, well inside systemd's TimeoutStopSec. The exit status says
+        how it went: 0 confirmed (or hold), EXIT_NOT_CONFIRMED, EXIT_NOT_WITHDRAWN."""
         self.notifier.send("STOPPING=1")
         action = self.settings.on_stop
         if action == "withdraw" and self.settings.on_restart == "hold" and service.restarting():
@@ -135,9 +235,10 @@ class Daemon:
             log.info("daemon.restarting", on_restart="hold")
         if action == "hold":
             log.info("daemon.stopping", on_stop="hold", announced=self.bird.count)
-            return
+            return 0
         final = plan.decide(self.rules, self.states, self.bird.announced(), self.bird.owned, now)
-        self.bird.stop(final.withdrawn("rhid stopping (--on-stop withdraw)"), now)
+        outcome = self.bird.stop(final.withdrawn("rhid stopping (--on-stop withdraw)"), now)
+        return STOP_EXIT[outcome]
 
     def answer(self, request: bytes) -> bytes:
         """The reply to one `rhid status` request line."""
@@ -153,14 +254,22 @@ class Daemon:
             rules_loaded=self.rules_loaded,
             reload_result=self.reload_result,
             plan=self.plan,
+            states=self.states,
             since={**self.named_since, **self.bird.changed_at},
             thresholds=self.thresholds,
             haproxy=self.haproxy.report(),
             bird=self.bird.report(),
             now=time.monotonic(),
             wall_now=time.time(),
+            notes=self.notes(),
         )
         return json.dumps(status.document(facts, parsed), indent=1).encode() + b"\n"
+
+    def take_signals(self, signums: list[int]) -> bool:
+        """Note a SIGHUP (coalesced: reloaded once, at the top of the loop); True on SIGTERM/SIGINT."""
+        if signal.SIGHUP in signums:
+            self.reload_pending = True
+        return signal.SIGTERM in signums or signal.SIGINT in signums
 
     def run(self) -> int:
         """Cycle every interval (faster while a proxy is between states, at once on an HAProxy event)
@@ -169,10 +278,18 @@ class Daemon:
             service.signals() as signals,
             control.control_socket(self.settings.bird_dir / status.SOCKET_NAME) as server,
         ):
+            self.bird.watch(signals)  # a stop signal abandons any wait on BIRD (a slow configure)
             next_tick = last_cycle = time.monotonic()
             try:
                 while True:
                     now = time.monotonic()
+                    if self.reload_pending and self.cycles:
+                        # One reload for every SIGHUP that came since the last one, then a cycle before
+                        # the next: a burst of signals cannot keep the loop from polling (and from
+                        # feeding the watchdog).
+                        self.reload_pending = False
+                        self.reload(now)
+                        next_tick = now = time.monotonic()
                     if now >= next_tick:
                         last_cycle = now
                         self.cycle(now)
@@ -191,19 +308,16 @@ class Daemon:
                         readers.append(stream)
                     elif self.haproxy.streaming:
                         wake = min(wake, self.haproxy.paused_until)
+                    if self.reload_pending and self.cycles:
+                        wake = now
                     ready, writable, _ = select.select(readers, writers, [], max(0.0, wake - now))
                     now = time.monotonic()  # after the wait
                     if stream is not None and stream in ready and self.haproxy.read_stream(now):
                         next_tick = min(next_tick, last_cycle + EVENT_GAP)
                     if server is not None:
                         server.serve(ready, writable, now, self.answer)
-                    for signum in service.drain(signals) if signals in ready else []:
-                        if signum == signal.SIGHUP:
-                            self.reload(now)
-                            next_tick = now
-                        elif signum in {signal.SIGTERM, signal.SIGINT}:
-                            self.shut_down(now)
-                            return 0
+                    if signals in ready and self.take_signals(service.drain(signals)):
+                        return self.shut_down(now)
             finally:
                 self.haproxy.close_stream()
 
@@ -211,20 +325,47 @@ class Daemon:
 def run(settings: Settings) -> int:
     """Validate the rules (exit 1 before touching BIRD if they are wrong), then serve."""
     try:
-        rules = load_rules(settings.rules_path, allow_empty=settings.allow_empty)
-    except RuleError as exc:
-        log.error("rules.invalid", errors=[d.render() for d in exc.diagnostics])
-        print(exc.render(), file=sys.stderr)
-        return 1
-    except RuleFileError as exc:
-        log.error("rules.unreadable", error=str(exc))
-        return 3
+        loaded = rulefile.load(settings.rules_path, allow_empty=settings.allow_empty)
+    except (RuleError, RuleFileError) as exc:
+        copy = rulefile.recall(settings.bird_dir, settings.rules_path, allow_empty=settings.allow_empty)
+        if copy is None:
+            return _refuse(exc)
+        log.critical(
+            "rules.invalid_started_on_last_good",
+            error=rulefile.first_error(exc),
+            copy=copy.rules.path,
+            loaded=copy.copy_loaded_at,
+            hint=f"fix {settings.rules_path} (rhid check), then systemctl reload hapee-extras-rhi",
+        )
+        print(
+            f"rhid: {settings.rules_path} is invalid ({rulefile.first_error(exc)}); starting on the last "
+            f"good copy of the rules, loaded {copy.copy_loaded_at}",
+            file=sys.stderr,
+        )
+        loaded = copy
     try:
         bird.check_access(settings.bird_socket, settings.bird_timeout)
-        routefiles.ensure_directory(settings.bird_dir)
+        try:
+            routefiles.ensure_directory(settings.bird_dir)
+        except OSError as exc:
+            raise CannotRunError(
+                f"cannot create --bird-dir {settings.bird_dir}: {exc.strerror or exc} (running as uid "
+                f"{os.getuid()}; it must be a directory rhid may write)"
+            ) from None
         with instance_lock(settings.bird_dir):
-            return Daemon(settings, rules).run()
+            return Daemon(settings, loaded.rules, origin=loaded).run()
     except CannotRunError as exc:
         log.critical("daemon.cannot_run", reason=str(exc))
         print(f"rhid: {exc}", file=sys.stderr)
         return 1
+
+
+def _refuse(exc: RuleError | RuleFileError) -> int:
+    """Say why the rules cannot be loaded at start: exit 1 (invalid) or 3 (unreadable)."""
+    if isinstance(exc, RuleError):
+        log.error("rules.invalid", errors=[d.render() for d in exc.diagnostics])
+        print(exc.render(), file=sys.stderr)
+        return 1
+    log.error("rules.unreadable", error=str(exc))
+    print(f"rhid: cannot read rule file {exc}", file=sys.stderr)
+    return 3

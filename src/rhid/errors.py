@@ -9,6 +9,7 @@
     ├── UnavailableError    a peer could not be reached or timed out
     │   ├── HAProxyUnavailableError
     │   ├── BirdUnavailableError
+    │   │   └── BirdInterruptedError  (a stop signal arrived while rhid waited on BIRD)
     │   └── StatusUnavailableError   (the daemon, for `rhid status`)
     ├── BirdRefusedError    BIRD understood a command and refused it (its code says why)
     └── CannotRunError      rhid cannot start; the operator must act (the message says how)
@@ -54,12 +55,10 @@ class Diagnostic:
             prefix = "..." if start else ""
             source = prefix + source[start:end] + ("..." if end < len(source) else "")
             index = index - start + len(prefix)
-        shown, caret_at = _printable(source, index)
-        lines = [
-            f"{self.path}:{self.line}:{self.col}: {self.message}",
-            f"    {shown}",
-            "    " + caret_at + "^",
-        ]
+        lines = [f"{self.path}:{self.line}:{self.col}: {self.message}"]
+        if source:  # a problem of the whole file (no rules at all) has no line to point into
+            shown, caret_at = _printable(source, index)
+            lines += [f"    {shown}", "    " + caret_at + "^"]
         if self.hint:
             lines.append(f"    hint: {self.hint}")
         return "\n".join(lines)
@@ -146,6 +145,11 @@ class HAProxyUnavailableError(UnavailableError):
 
 class BirdUnavailableError(UnavailableError):
     """BIRD's control socket could not be used."""
+
+
+class BirdInterruptedError(BirdUnavailableError):
+    """rhid stopped waiting for BIRD's reply because SIGTERM or SIGINT arrived (the connection is
+    dropped: BIRD finishes the command on its own, rhid does not know how it ended)."""
 
 
 class BirdRefusedError(RhidError):

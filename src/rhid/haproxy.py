@@ -8,6 +8,7 @@ across polls: after an HAProxy reload, a held connection keeps talking to the ol
 
 from __future__ import annotations
 
+import heapq
 import socket
 import time
 from collections.abc import Collection
@@ -27,14 +28,26 @@ READ_CHUNK = 256 * 1024
 
 
 def fetch(path: str, command: bytes, timeout: float, limit: int = stats.MAX_REPLY_BYTES) -> bytes:
-    """Send one command line, half-close, read to EOF. The whole exchange must fit in `timeout`."""
+    """Send one command line, half-close, read to EOF. The whole exchange must fit in `timeout`.
+
+    A peer that closes before reading the command (EPIPE or ECONNRESET on the send, or a reset
+    before the first byte of a reply: which one depends on timing) is an unavailable HAProxy; a reset
+    in the middle of a reply is a garbled one (fault matrix H6).
+    """
     deadline = time.monotonic() + timeout
     sock = sockets.connect(path, deadline, HAProxyUnavailableError, "HAProxy")
     chunks: list[bytes] = []
     size = 0
     try:
-        sock.sendall(command)
-        sock.shutdown(socket.SHUT_WR)  # required by the master CLI, free on the worker socket
+        try:
+            sock.sendall(command)
+            sock.shutdown(socket.SHUT_WR)  # required by the master CLI, free on the worker socket
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            raise HAProxyUnavailableError(
+                path, _closed(exc, "before reading rhid's command"), "closed"
+            ) from None
         while chunk := sockets.receive(sock, deadline, READ_CHUNK):
             size += len(chunk)
             if size > limit:
@@ -44,11 +57,17 @@ def fetch(path: str, command: bytes, timeout: float, limit: int = stats.MAX_REPL
         # Accepted but silent: the process is hung, and a hung HAProxy cannot serve (counts as down).
         raise HAProxyUnavailableError(path, f"no complete reply within {timeout:.3g} s", "timeout") from None
     except OSError as exc:
+        if not size:
+            raise HAProxyUnavailableError(path, _closed(exc, "before replying"), "closed") from None
         # Reset in the middle of a reply: what arrived says nothing either way (fault matrix H6).
         raise HAProxyProtocolError(f"{path}: connection broken mid-reply: {exc.strerror or exc}") from None
     finally:
         sock.close()
     return b"".join(chunks)
+
+
+def _closed(exc: OSError, when: str) -> str:
+    return f"HAProxy closed the connection {when} ({exc.strerror or exc})"
 
 
 class HAProxyClient:
@@ -92,8 +111,8 @@ class HAProxyClient:
         return stats.poll_command(self.master, stats.typemask_for(wanted, self.servers))
 
 
-def find_ring(path: str, timeout: float) -> str | None:
-    """Ask HAProxy which log ring it has (``show events``); None if it has none."""
+def find_ring(path: str, timeout: float) -> stats.RingChoice:
+    """Ask HAProxy which log rings it has (``show events``) and pick the one to stream, if any."""
     return stats.pick_ring(stats.parse_sinks(fetch(path, b"show events\n", timeout, limit=1 << 20)))
 
 
@@ -168,8 +187,12 @@ class EventStream:
 # once as haproxy.unreachable) is not a new status for thousands of proxies.
 UNREACHABLE = stats.ProxyStatus(stats.Observation.DOWN, "HAProxy unreachable")
 UNREADABLE = stats.ProxyStatus(stats.Observation.UNKNOWN, "HAProxy's reply unreadable")
+# EACCES proves that a process listens, not whether HAProxy serves: not known, like a garbled reply.
+FORBIDDEN = stats.ProxyStatus(stats.Observation.UNKNOWN, "HAProxy's socket: permission denied")
+NOT_KNOWN = {"garbled": UNREADABLE, "forbidden": FORBIDDEN}
 EVENT_READ_GAP = 0.01  # seconds: after a read of only traffic lines, the ring waits this long
 NO_RING_RETRY = 60.0  # seconds between looks for a ring when HAProxy has none
+SAMPLE_SIZE = 10  # proxy names a grouped log line shows (as rhid.health.summarize does)
 
 
 class Poller(Protocol):
@@ -201,9 +224,9 @@ class HAProxySide:
         self.events_setting = events  # a ring name, "auto" or "none"
         self.unreadable_down_after = unreadable_down_after
         self.client: Poller = poller if poller is not None else HAProxyClient(path, timeout)
-        self.state = "not polled"  # reachable, unreachable, garbled
+        self.state = "not polled"  # reachable, unreachable (counts as down), garbled, forbidden (not known)
         self.error: str | None = None
-        self.unreadable_since: float | None = None
+        self.unreadable_since: float | None = None  # since when nothing is known (garbled or forbidden)
         self.reported: set[tuple[Proxy, str]] = set()
         self.stream: EventStream | None = None
         self.stream_note: str | None = None
@@ -228,35 +251,63 @@ class HAProxySide:
         try:
             snapshot = self.client.poll(proxies)
         except HAProxyUnavailableError as exc:
+            if exc.kind == "permission":  # a process listens; whether HAProxy serves is not known
+                fields = sockets.denial(exc.path).fields() if self.state != "forbidden" else {}
+                self._weather("forbidden", f"{exc.path}: {exc.reason}", reason=exc.reason, **fields)
+                return self._not_known(proxies, now, "forbidden")
             self.unreadable_since = None
             self._weather("unreachable", f"{exc.path}: {exc.reason}", reason=exc.reason, path=exc.path)
             return dict.fromkeys(proxies, UNREACHABLE)
         except HAProxyProtocolError as exc:
             self._weather("garbled", str(exc), reason=str(exc))
-            if self.unreadable_since is None:
-                self.unreadable_since = now
-            failed = UNREADABLE
-            if now - self.unreadable_since >= self.unreadable_down_after:
-                limit = self.unreadable_down_after
-                failed = stats.ProxyStatus(
-                    stats.Observation.DOWN, f"HAProxy's replies unreadable for over {limit:g} s"
-                )
-            return dict.fromkeys(proxies, failed)
+            return self._not_known(proxies, now, "garbled")
         if self.client.reloaded_from is not None:
             log.info("haproxy.reloaded", old_pid=self.client.reloaded_from, new_pid=snapshot.pid)
             self.close_stream()  # the stream stays with the old, stopping worker: follow the new one
         self.unreadable_since = None
         self._weather("reachable", None, pid=snapshot.pid)
-        for proxy, status in snapshot.unknown:
+        self._report_unknown(snapshot.unknown)
+        return {proxy: snapshot.status_of(proxy) for proxy in proxies}
+
+    def _report_unknown(self, unknown: tuple[tuple[Proxy, str], ...]) -> None:
+        """Each (proxy, status) HAProxy 2.6 never printed is logged once, one line per status: a new
+        HAProxy printing a new word for 10,000 backends is one line, not 10,000."""
+        new: dict[str, list[Proxy]] = {}
+        for proxy, status in unknown:
             if (proxy, status) not in self.reported:
                 self.reported.add((proxy, status))
-                log.warning("haproxy.unknown_status", proxy=str(proxy), status=status, counts_as="down")
-        return {proxy: snapshot.status_of(proxy) for proxy in proxies}
+                new.setdefault(status, []).append(proxy)
+        for status, proxies in new.items():
+            sample = heapq.nsmallest(SAMPLE_SIZE, (str(proxy) for proxy in proxies))
+            single = {"proxy": sample[0]} if len(proxies) == 1 else {}
+            log.warning(
+                "haproxy.unknown_status",
+                **single,
+                status=status,
+                proxies=sample,
+                count=len(proxies),
+                counts_as="down",
+            )
+
+    def _not_known(
+        self, proxies: Collection[Proxy], now: float, state: str
+    ) -> dict[Proxy, stats.ProxyStatus]:
+        """A poll that says nothing: each proxy not known, until nothing has been known for
+        --unreadable-down-after; from then on, each such poll counts as down."""
+        if self.unreadable_since is None:
+            self.unreadable_since = now
+        failed = NOT_KNOWN[state]
+        if now - self.unreadable_since >= self.unreadable_down_after:
+            limit = self.unreadable_down_after
+            what = "replies unreadable" if state == "garbled" else "socket forbidden to rhid"
+            failed = stats.ProxyStatus(stats.Observation.DOWN, f"HAProxy's {what} for over {limit:g} s")
+        return dict.fromkeys(proxies, failed)
 
     def _weather(self, state: str, error: str | None, **fields: str) -> None:
         self.error = error
         if state != self.state:
-            (log.info if state == "reachable" else log.error)(f"haproxy.{state}", **fields)
+            level = {"reachable": log.info, "forbidden": log.critical}.get(state, log.error)
+            level(f"haproxy.{state}", **fields)
             self.state = state
 
     # ---- the event ring: a wake-up signal only ------------------------------------------------
@@ -279,19 +330,20 @@ class HAProxySide:
             self.stream_backoff.wait_until(float("inf"))
             return
         try:
-            ring = (
-                self.events_setting if self.events_setting != "auto" else find_ring(self.path, self.timeout)
-            )
-            if ring is None:
-                self._note("unavailable", reason="HAProxy has no log ring: polling only")
+            if self.events_setting == "auto":
+                choice = find_ring(self.path, self.timeout)
+            else:
+                choice = stats.RingChoice(self.events_setting, "--haproxy-events")
+            if choice.ring is None:
+                self._note("unavailable", reason=f"{choice.why}: polling only")
                 self.stream_backoff.wait_until(now + NO_RING_RETRY)
                 return
-            self.stream = EventStream(self.path, ring, self.timeout)
+            self.stream = EventStream(self.path, choice.ring, self.timeout)
         except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
             self._note("unavailable", reason=str(exc))
             self.stream_backoff.failed(now)
             return
-        self._note("streaming", ring=ring)
+        self._note("streaming", ring=choice.ring, chosen_as=choice.why)
 
     def read_stream(self, now: float) -> bool:
         """Read the stream; True when a line says a server, backend or frontend changed.
@@ -336,6 +388,24 @@ class HAProxySide:
             self.stream_note = note
             (log.info if note == "streaming" else log.warning)(f"haproxy.events_{note}", **fields)
 
+    def problems(self) -> list[str]:
+        """What is wrong on the HAProxy side, one operator sentence each (`rhid status` prints each
+        as a PROBLEM line); empty when HAProxy answers."""
+        limit = f"--unreadable-down-after, {self.unreadable_down_after:g} s"
+        if self.state == "unreachable":
+            return [f"HAProxy is unreachable ({self.error}): every proxy counts as down"]
+        if self.state == "garbled":
+            return [
+                f"HAProxy's replies are unreadable ({self.error}): nothing is known, routes hold, and "
+                f"count as down once nothing has been readable for {limit}"
+            ]
+        if self.state == "forbidden":
+            return [
+                f"HAProxy's socket refuses rhid ({self.error}): nothing is known, routes hold, and "
+                f"count as down once this has lasted {limit}"
+            ]
+        return []
+
     def report(self) -> dict[str, Any]:
         """What `rhid status` shows of HAProxy."""
         return {
@@ -343,6 +413,7 @@ class HAProxySide:
             "state": self.state,
             "pid": self.client.pid,
             "last_error": self.error if self.state != "reachable" else None,
+            "problems": self.problems(),
             "events": {
                 "state": self.stream_note or ("off" if self.events_setting == "none" else "not started"),
                 "ring": self.stream.ring if self.stream is not None else None,

@@ -6,11 +6,18 @@ that carry no information (PENDING: first check after an HAProxy start or reload
 running; ABSENT for a proxy seen before: it was removed by a reload, and the vendor documents that
 it keeps its last status) leave the state and the counts alone.
 
-    state     observation                 effect
-    any       UP                          down_count = 0; up_count += 1; UP when up_count >= rise
-    any       DOWN, or ABSENT never seen  up_count = 0; down_count += 1; DOWN when down_count >= fall
-    any       PENDING, or ABSENT seen     nothing (and a vanished proxy is reported once)
-    any       UNKNOWN (garbled reply)     nothing: a peer's garbage is never a down observation
+A vanished proxy keeps its last status only for `vanished_keep` seconds (default 60): long enough
+for a reload's brief gap, not for a backend renamed for good, whose route would otherwise depend on
+nothing real for as long as rhid runs. From then on each poll without it counts as down, as for a
+proxy never seen.
+
+    state     observation                         effect
+    any       UP                                  down_count = 0; up_count += 1; UP when up_count >= rise
+    any       DOWN, ABSENT never seen, or ABSENT  up_count = 0; down_count += 1; DOWN when down_count >= fall
+              vanished for vanished_keep or more  (and the expiry is reported once)
+    any       PENDING, or ABSENT seen and         nothing (and a vanished proxy is reported once)
+              vanished for less than vanished_keep
+    any       UNKNOWN (garbled reply)             nothing: a peer's garbage is never a down observation
 
 Counts saturate at their threshold, so a settled proxy is a fixed point: `step` then returns the
 very same state, which keeps a cycle cheap with thousands of proxies. `observe` steps a whole poll.
@@ -21,11 +28,12 @@ the others (damping, guards, drains) get modules of the same shape.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+import heapq
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from rhid.model import Proxy
-from rhid.stats import Observation, ProxyStatus
+from rhid.stats import NEVER_POLLED, Observation, ProxyStatus
 
 
 class Health(enum.Enum):
@@ -36,30 +44,57 @@ class Health(enum.Enum):
     DOWN = "down"
 
 
+DEFAULT_VANISHED_KEEP = 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """How many consecutive observations turn a proxy down (`fall`) or up (`rise`)."""
+    """How many consecutive observations turn a proxy down (`fall`) or up (`rise`), and how long a
+    proxy that vanished keeps its last status (`vanished_keep`, seconds)."""
 
     fall: int = 3
     rise: int = 1
+    vanished_keep: float = DEFAULT_VANISHED_KEEP
+    # A running count advances at most once per `spacing` seconds: polls woken by a burst of HAProxy
+    # events 10 ms apart must not turn `fall` 3 into 20 ms (it is a debounce, not a count of reads).
+    spacing: float = 0.0
 
     def __post_init__(self) -> None:
         if self.fall < 1 or self.rise < 1:
             raise ValueError("fall and rise must be at least 1")
+        if not self.vanished_keep >= 0:
+            raise ValueError("vanished_keep must be 0 or more seconds")
+
+    @property
+    def vanished_status(self) -> str:
+        """What a vanished proxy's last status says once it counts as down."""
+        return f"absent for over {self.vanished_keep:g} s"
 
 
 @dataclass(frozen=True, slots=True)
 class ProxyState:
-    """One proxy's health, its counters and the last thing HAProxy said about it."""
+    """One proxy's health, its counters and the last thing HAProxy said about it.
+
+    `seen`: HAProxy has shown the proxy at least once. `vanished`: seen before, absent from the last
+    poll (a reload removed or renamed it); `vanished_since` is when it went missing (monotonic
+    seconds), None while it is not vanished. A proxy polled but never seen has `seen` False and
+    `last_status` "absent" (`never_seen`)."""
 
     health: Health = Health.UNKNOWN
     up_count: int = 0
     down_count: int = 0
     since: float = 0.0
-    last_status: str = "never polled"
+    last_status: str = NEVER_POLLED
     seen: bool = False
     vanished: bool = False
     transitions: int = 0
+    vanished_since: float | None = None
+    counted_at: float = float("-inf")  # when the running up or down count last advanced
+
+    @property
+    def never_seen(self) -> bool:
+        """True when HAProxy answered but has never shown this proxy (it counts as down)."""
+        return not self.seen and self.last_status == "absent"
 
 
 INITIAL = ProxyState()  # immutable, so every new proxy can share it
@@ -85,11 +120,18 @@ class Vanished:
 
 
 @dataclass(frozen=True, slots=True)
+class VanishedTooLong:
+    """A vanished proxy has been missing for `kept` seconds: from now on it counts as down."""
+
+    kept: float
+
+
+@dataclass(frozen=True, slots=True)
 class NeverSeen:
     """A proxy the rules name has never appeared in HAProxy's output; it counts as down."""
 
 
-Event = WentUp | WentDown | Vanished | NeverSeen
+Event = WentUp | WentDown | Vanished | VanishedTooLong | NeverSeen
 
 
 def step(
@@ -97,35 +139,56 @@ def step(
 ) -> tuple[ProxyState, tuple[Event, ...]]:
     """Apply one observation. Pure: the same inputs always give the same state and events."""
     observation = observed.observation
-    if _steady(state, observed, thresholds):
+    if _steady(state, observed, thresholds) or observation is Observation.UNKNOWN:
         return state, ()  # the common case at scale: nothing changes, no new object
     events: list[Event] = []
-    if observation is Observation.UNKNOWN:
-        return state, ()
+    status = observed.status
     if observation is Observation.ABSENT:
-        if state.seen:
-            if not state.vanished:
-                events.append(Vanished())
-            return replace(state, vanished=True), tuple(events)
-        if state.last_status != "absent":
-            events.append(NeverSeen())
+        held = _absent(state, now, thresholds)
+        if isinstance(held, tuple):
+            return held
+        status, events = held, [] if state.last_status == held else [_missing(state, thresholds)]
         observation = Observation.DOWN
-    elif observation is not Observation.PENDING:
-        state = replace(state, seen=True, vanished=False)
-    if observation is Observation.PENDING:
-        return replace(state, seen=True, vanished=False, last_status=observed.status), ()
-    state = replace(state, last_status=observed.status)
+    elif observation is Observation.PENDING:
+        return replace(state, seen=True, vanished=False, vanished_since=None, last_status=status), ()
+    else:
+        state = replace(state, seen=True, vanished=False, vanished_since=None)
+    state = replace(state, last_status=status)
+    early = now - state.counted_at < thresholds.spacing  # too soon to advance a running count
     if observation is Observation.UP:
-        state = replace(state, up_count=min(state.up_count + 1, thresholds.rise), down_count=0)
+        up = state.up_count if state.up_count and early else state.up_count + 1
+        counted = now if up != state.up_count else state.counted_at
+        state = replace(state, up_count=min(up, thresholds.rise), down_count=0, counted_at=counted)
         if state.health is not Health.UP and state.up_count >= thresholds.rise:
             state = replace(state, health=Health.UP, since=now, transitions=state.transitions + 1)
-            events.append(WentUp(observed.status))
+            events.append(WentUp(status))
     else:
-        state = replace(state, down_count=min(state.down_count + 1, thresholds.fall), up_count=0)
+        down = state.down_count if state.down_count and early else state.down_count + 1
+        counted = now if down != state.down_count else state.counted_at
+        state = replace(state, down_count=min(down, thresholds.fall), up_count=0, counted_at=counted)
         if state.health is not Health.DOWN and state.down_count >= thresholds.fall:
             state = replace(state, health=Health.DOWN, since=now, transitions=state.transitions + 1)
-            events.append(WentDown(observed.status))
+            events.append(WentDown(status))
     return state, tuple(events)
+
+
+def _absent(
+    state: ProxyState, now: float, thresholds: Thresholds
+) -> tuple[ProxyState, tuple[Event, ...]] | str:
+    """A poll without the proxy: the held state (a proxy seen before, vanished for less than
+    `vanished_keep`), or the status under which it counts as down."""
+    if not state.seen:
+        return "absent"
+    if state.vanished_since is None:
+        return replace(state, vanished=True, vanished_since=now), (Vanished(),)
+    if now - state.vanished_since < thresholds.vanished_keep:
+        return state, ()
+    return thresholds.vanished_status  # kept long enough: down, as if never seen
+
+
+def _missing(state: ProxyState, thresholds: Thresholds) -> Event:
+    """The event of a proxy that starts counting as down because HAProxy does not show it."""
+    return VanishedTooLong(thresholds.vanished_keep) if state.seen else NeverSeen()
 
 
 def _steady(state: ProxyState, observed: ProxyStatus, thresholds: Thresholds) -> bool:
@@ -196,4 +259,44 @@ def describe(event: Event, state: ProxyState) -> tuple[str, str, dict[str, str]]
         return "proxy.down", "warning", {}
     if isinstance(event, Vanished):
         return "proxy.vanished", "warning", {"keeps": state.health.value}
+    if isinstance(event, VanishedTooLong):
+        return "proxy.vanished_too_long", "warning", {"kept_for": f"{event.kept:g} s", "counts_as": "down"}
     return "proxy.never_seen", "warning", {"counts_as": "down"}
+
+
+SAMPLE_SIZE = 10  # names a grouped log line shows; `count` says how many there were
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One log line: its event name, its level, and its fields."""
+
+    name: str
+    level: str
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
+    """One cause, one line: the events of one poll grouped by what happened and why (event, level,
+    HAProxy's status and the event's own fields), in the order each group first appears.
+
+    Every line says how many proxies (`count`) and names a sorted sample of at most SAMPLE_SIZE
+    (`proxies`); a group of one also has `proxy` and `transitions`, as before. A dead HAProxy under
+    10,000 rules is then one `proxy.down` line, not 10,000, and `grep proxy.down` still finds it.
+    """
+    groups: dict[tuple[object, ...], list[ProxyEvent]] = {}
+    for item in events:
+        proxy, event, state = item
+        name, level, extra = describe(event, state)
+        key = (name, level, state.last_status, *sorted(extra.items()))
+        groups.setdefault(key, []).append(item)
+    lines = []
+    for members in groups.values():
+        proxy, event, state = members[0]
+        name, level, extra = describe(event, state)
+        sample = heapq.nsmallest(SAMPLE_SIZE, (str(member[0]) for member in members))
+        fields: dict[str, object] = {"status": state.last_status, "proxies": sample, "count": len(members)}
+        if len(members) == 1:
+            fields = {"proxy": str(proxy), **fields, "transitions": state.transitions}
+        lines.append(LogLine(name, level, {**fields, **extra}))
+    return lines

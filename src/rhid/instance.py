@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rhid.errors import AlreadyRunningError
+from rhid.errors import AlreadyRunningError, CannotRunError
 
 LOCK_NAME = ".rhid.lock"
 
@@ -17,7 +17,13 @@ LOCK_NAME = ".rhid.lock"
 def instance_lock(directory: Path) -> Iterator[None]:
     """Hold an exclusive lock on `directory` for the life of the process: one rhid per state directory."""
     path = directory / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise CannotRunError(
+            f"cannot write in --bird-dir {directory}: {exc.strerror or exc} (running as uid {os.getuid()}; "
+            "rhid writes its include files, its lock and its status socket there)"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

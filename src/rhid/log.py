@@ -5,7 +5,8 @@
 * ``console``: readable lines, chosen automatically on a terminal.
 * ``json``: one JSON object per line otherwise.
 
-A logging failure (stdout closed, journald stalled) never reaches the loop: the event is dropped.
+A logging failure (stdout closed, journald stalled) never reaches the loop: the event is dropped
+(and, on the journal, counted in a later `log.dropped` event).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
+import struct
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -68,19 +71,63 @@ class SafeWriter:
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
 
 
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+MAX_FIELD_BYTES = 32 * 1024  # a datagram must fit the socket's buffer: longer values are cut
+
+
+def encode_journal(fields: Mapping[str, str]) -> bytes:
+    """journald's native protocol: ``KEY=value`` lines; a value holding a newline is sent as
+    ``KEY``, a newline, its length as 64-bit little-endian, the bytes, and a newline."""
+    parts: list[bytes] = []
+    for key, value in fields.items():
+        data = value.encode("utf-8", "replace")
+        if len(data) > MAX_FIELD_BYTES:
+            data = data[:MAX_FIELD_BYTES] + b" ... (cut by rhid)"
+        name = key.encode("ascii")
+        if b"\n" in data:
+            parts.append(name + b"\n" + struct.pack("<Q", len(data)) + data + b"\n")
+        else:
+            parts.append(name + b"=" + data + b"\n")
+    return b"".join(parts)
+
+
 class JournalWriter:
-    """A structlog logger that sends each event's fields to journald, and never raises."""
+    """A structlog logger that sends each event's fields to journald, and never blocks or raises.
+
+    The datagram is sent with MSG_DONTWAIT: when journald stops reading and its queue is full, the
+    event is dropped, counted, and the count is logged with the first event that gets through.
+    (systemd's own `journal.send` blocks in that case, and with it the loop: no poll, no watchdog.)
+    """
+
+    def __init__(self, path: str = JOURNAL_SOCKET) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.dropped = 0
 
     def msg(self, **fields: str) -> None:
         """Send one event (structlog passes the final processor's dict as keyword arguments)."""
-        try:
-            from systemd import journal  # noqa: PLC0415 -- only when the journal is in use
+        if self.dropped and self._send(
+            journal_fields({"event": "log.dropped", "level": "warning", "count": self.dropped})
+        ):
+            self.dropped = 0
+        if not self._send(fields):
+            self.dropped += 1
 
-            journal.send(**fields)
-        except (OSError, ValueError, ImportError):
-            pass
+    def _send(self, fields: Mapping[str, str]) -> bool:
+        try:
+            self.sock.sendto(encode_journal(fields), socket.MSG_DONTWAIT, self.path)
+        except OSError:  # EAGAIN: journald stalled; ENOENT/ECONNREFUSED: no journald; EMSGSIZE
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the socket (a new `configure` replaces this writer)."""
+        self.sock.close()
 
     log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+_journal_writers: list[JournalWriter] = []  # the one in use, closed when `configure` replaces it
 
 
 def _to_journal(_: object, __: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
@@ -91,20 +138,27 @@ def _unwrap(_: object, __: str, event: MutableMapping[str, Any]) -> Any:
     return event["fields"]
 
 
-def configure(level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None) -> str:
+def configure(
+    level: str = "info",
+    fmt: LogFormat = "auto",
+    stream: TextIO | None = None,
+    journal_socket: str = JOURNAL_SOCKET,
+) -> str:
     """Route every structlog event to the chosen sink, filtered by `level`. Returns the format used."""
     out = stream if stream is not None else sys.stderr
     if fmt == "auto":
         fmt = "journal" if journal_is_stderr(stream=out) else "console" if _isatty(out) else "json"
-    processors: list[structlog.typing.Processor] = [
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
+    processors: list[structlog.typing.Processor] = [structlog.processors.add_log_level]
     factory: Any
-    if fmt == "journal":
+    while _journal_writers:
+        _journal_writers.pop().close()
+    if fmt == "journal":  # journald stamps every entry itself
         processors += [_to_journal, _unwrap]
-        factory = lambda *_: JournalWriter()  # noqa: E731
+        writer = JournalWriter(journal_socket)
+        _journal_writers.append(writer)
+        factory = lambda *_: writer  # noqa: E731
     else:
+        processors += [structlog.processors.TimeStamper(fmt="iso", utc=True)]
         processors.append(
             structlog.dev.ConsoleRenderer(colors=False)
             if fmt == "console"

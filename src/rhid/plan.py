@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from rhid import health
 from rhid.model import Channel, Network, Proxy, Route
 from rhid.rules import Rule, RuleSet
+from rhid.stats import in_words
 
 
 class RouteState(enum.Enum):
@@ -68,15 +69,17 @@ class Plan:
         """How many routes the plan announces."""
         return sum(1 for decision in self.decisions.values() if decision.announced)
 
-    def reason(self, route: Route) -> str:
+    def reason(self, route: Route, states: Mapping[Proxy, health.ProxyState] | None = None) -> str:
         """Why the route is as it is, in operator words (built on demand: thousands of routes, few
-        of which ever need their reason spelt out). A route the plan does not name has no rule."""
+        of which ever need their reason spelt out). A route the plan does not name has no rule.
+        `states`: live health to quote (`rhid status`), the same verdicts as the plan's between
+        re-plans but HAProxy's latest words; default the health the plan was made from."""
         decision = self.decisions.get(route)
         if decision is None:
             return explain(None, self.states)
         if decision.note is not None:
             return decision.note
-        text = explain(decision.rule, self.states)
+        text = explain(decision.rule, self.states if states is None else states)
         return f"not known yet, kept as it was: {text}" if decision.held else text
 
     def withdrawn(self, note: str) -> Plan:
@@ -131,5 +134,6 @@ def explain(rule: Rule | None, states: Mapping[Proxy, health.ProxyState]) -> str
     parts = []
     for proxy in condition.operands:
         state = states.get(proxy, health.INITIAL)
-        parts.append(f"{proxy} is {state.health.value} (HAProxy last said {state.last_status!r})")
+        gone = "vanished from HAProxy; " if state.vanished else ""
+        parts.append(f"{proxy} is {state.health.value} ({gone}{in_words(state.last_status)})")
     return f"{condition.aggregate.value}: " + ", ".join(parts)

@@ -7,6 +7,15 @@ BIRD's ``include "<dir>/<table>.ipv4*.conf";`` reads them at every start and ``c
 files are the desired state: they are replaced atomically (temp file in the same directory,
 fsync, rename), so BIRD reads the old set or the new one, never half; they survive an rhid crash,
 and rhid reads them back at start-up as "announced", so a restart withdraws nothing healthy.
+
+A withdrawal must not need free space (a full /run would otherwise keep a dead service's route):
+when the atomic replacement fails, `write_routes` removes a file that is to be empty (the wildcard
+include matches nothing and BIRD 2 configures fine: tests/integration/test_faults.py proves it), and
+rewrites a file in place when its new text is no longer than the old one. Overwriting blocks the
+file already has needs none; the file is briefly a mix of the new text and the old one's tail, every
+line of which is a line of one of them or a fragment BIRD rejects whole (8002: BIRD keeps its old
+routes). Nobody reads it in that moment: BIRD reads the files only at a ``configure`` or a start,
+and rhid, the one sender of ``configure`` for its files, sends it only after the fsync.
 """
 
 from __future__ import annotations
@@ -119,6 +128,50 @@ def ensure_directory(directory: Path) -> None:
     directory.chmod(DIRECTORY_MODE)
 
 
+def write_routes(path: Path, prefixes: frozenset[Network]) -> str:
+    """Make `path` announce exactly `prefixes`; returns how: "replaced", "removed" or "rewritten in
+    place". Raises OSError only when no way worked (an announcement that needs space it lacks)."""
+    text = render_routes(prefixes)
+    try:
+        write_atomically(path, text)
+    except OSError:
+        if not prefixes:
+            remove(path)
+            return "removed"
+        if rewrite_in_place(path, text):
+            return "rewritten in place"
+        raise
+    return "replaced"
+
+
+def remove(path: Path) -> None:
+    """Remove `path` (no free space needed) and make the removal durable."""
+    path.unlink(missing_ok=True)
+    _sync_directory(path.parent)
+
+
+def rewrite_in_place(path: Path, text: str) -> bool:
+    """Overwrite `path` with `text` when it is no longer than the file (no new block needed), cut it
+    to size, fsync. False (nothing touched) when the file is missing or shorter than `text`."""
+    data = text.encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        if os.fstat(fd).st_size < len(data):
+            return False
+        written = 0
+        while written < len(data):
+            written += os.pwrite(fd, data[written:], written)
+        os.ftruncate(fd, len(data))
+        os.fchmod(fd, FILE_MODE)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Replace `path` with `text` so that a reader sees either the old file or the new one.
 
@@ -136,7 +189,11 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    directory_fd = os.open(path.parent, os.O_RDONLY)
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    directory_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(directory_fd)
     finally:

@@ -344,6 +344,26 @@ def parse_rules(text: str, path: str = "<rules>", *, allow_empty: bool = False) 
     return compile_rules(parse(text, path), allow_empty=allow_empty)
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a reload changed: routes added, removed, and routes whose condition changed."""
+
+    added: int
+    removed: int
+    changed: int
+
+
+def compare(old: RuleSet, new: RuleSet) -> Changes:
+    """Count what `new` changes against `old`, route by route (a moved line changes nothing)."""
+    before, after = old.by_route, new.by_route
+    kept = before.keys() & after.keys()
+    return Changes(
+        added=len(after.keys() - kept),
+        removed=len(before.keys() - kept),
+        changed=sum(1 for route in kept if before[route].condition != after[route].condition),
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # render: rules -> canonical text
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +15,8 @@ DEFAULT_BIRD_DIR = "/run/rhid"
 DEFAULT_FAST_INTERVAL = 0.1
 ENVIRONMENT_FILES = ("/etc/default/hapee-extras-rhi", "/etc/sysconfig/hapee-extras-rhi")
 SOCKET_VARIABLE = "HAPEE_LB_SOCKET"
+ARGS_VARIABLE = "RHID_ARGS"  # more options for `rhid run`, expanded by the unit's ExecStart
+WATCHED_VARIABLES = (SOCKET_VARIABLE, ARGS_VARIABLE)
 
 # KEY="value", KEY='value' or KEY=value. Values that a shell would expand ($, `, \) or treat as
 # syntax are not matched: rhid does not run a shell, so it skips what it cannot read literally.
@@ -33,6 +35,20 @@ def parse_environment_file(text: str) -> dict[str, str]:
         if match:
             key, double, single, bare = match.groups()
             values[key] = next(value for value in (double, single, bare) if value is not None)
+    return values
+
+
+def read_defaults(files: Sequence[str] = ENVIRONMENT_FILES) -> dict[str, str]:
+    """The variables rhid cares about as the environment files set them now (a later file wins, as
+    with systemd's EnvironmentFile= lines)."""
+    values: dict[str, str] = {}
+    for name in files:
+        try:
+            text = Path(name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found = parse_environment_file(text)
+        values.update({key: found[key] for key in WATCHED_VARIABLES if key in found})
     return values
 
 
@@ -78,8 +94,14 @@ class Settings:
     fast_interval: float | None = None
     # An HAProxy whose replies stay unreadable counts as down after this long (see the README).
     unreadable_down_after: float = 30.0
+    # A proxy seen before and now absent (renamed or removed by an HAProxy reload) keeps its last
+    # status this long, then counts as down like one never seen.
+    vanished_keep: float = 60.0
     bird_timeout: float = 2.0  # show status / show route
     configure_timeout: float = 30.0  # BIRD 1.6 needs seconds for 100k static routes (quadratic diff)
+    haproxy_socket_source: str = "default"  # --haproxy-socket, $HAPEE_LB_SOCKET, a file, or default
+    defaults: Mapping[str, str] = field(default_factory=dict)  # read_defaults() at start
+    defaults_files: tuple[str, ...] = ENVIRONMENT_FILES  # re-read on reload
 
     @property
     def poll_timeout(self) -> float:

@@ -8,12 +8,26 @@ and, only while a first health check may be pending, server rows) and reads the 
 The mapping from HAProxy's status strings to up/down follows the measurements in
 docs/notes/haproxy-runtime-api.md §2.4:
 
-    row        up                         down                                keep the last status
-    FRONTEND   OPEN                       anything else                       -
-    BACKEND    first word UP              anything else                       UP while a checked server is INI
-    (missing)  -                          disabled in the config              removed by an HAProxy reload
+    row        up              down                    keep the last status (not known yet)
+    FRONTEND   OPEN            anything else           -
+    BACKEND    first word UP   anything else           UP while a checked server is INI; DOWN while
+                                                       every checked server is INI (HAProxy 3.1+'s
+                                                       `init-state down` or `fully-down`)
+    (missing)  -               disabled in the config  removed by an HAProxy reload
+
+A checked server is one whose row has a check_status and that is not in maintenance (HAProxy 2.6
+prints no check_status for servers without `check` or in MAINT; a server in MAINT is never counted,
+so that a backend whose servers are all disabled is down, whatever a newer HAProxy prints). INI is
+a first check that has not finished since a start or reload: such a backend is not known yet
+(PENDING), whichever way HAProxy leans meanwhile.
 
 "Keep" is decided later, in `rhid.health`, which knows whether the proxy was ever seen.
+
+HAProxy prints operator and peer text verbatim (`description`, `last_chk`, `check_desc`...), in any
+encoding. The reply is therefore decoded losslessly (latin-1: one code point per byte, so nothing
+fails to decode) and only the fields rhid reads are validated, and only in the rows of the proxies
+the rules name: `Pid` must be ASCII digits; `type`, `status` and `check_status` printable ASCII.
+One odd byte anywhere else never makes a poll unreadable (docs/STYLE.md, 15).
 """
 
 from __future__ import annotations
@@ -46,7 +60,7 @@ class Observation(enum.Enum):
 
     UP = "up"
     DOWN = "down"
-    PENDING = "pending"  # the backend says UP but a first health check is still pending (INI)
+    PENDING = "pending"  # a first health check after a start or reload is still pending (INI)
     ABSENT = "absent"  # no row: removed by a reload, or never existed
     UNKNOWN = "unknown"  # the poll's reply was garbage: it says nothing either way
 
@@ -74,6 +88,22 @@ class Snapshot:
 
 
 ABSENT = ProxyStatus(Observation.ABSENT, "absent")
+NEVER_POLLED = "never polled"
+
+
+def in_words(status: str) -> str:
+    """A proxy's last status for people: HAProxy's word quoted, rhid's own words as they are.
+
+    rhid's words for a poll that got no usable answer all start with "HAProxy" (``HAProxy
+    unreachable``, ``HAProxy's reply unreadable`` ...); HAProxy's own statuses never do.
+    """
+    if status.startswith("HAProxy"):
+        return f"{status}: HAProxy said nothing of it"
+    if status == ABSENT.status:
+        return "HAProxy has no such proxy"
+    if status == NEVER_POLLED:
+        return "not polled yet"
+    return f"HAProxy last said {status!r}"
 
 
 def poll_command(master: bool, typemask: int = FRONTENDS | BACKENDS | SERVERS) -> bytes:
@@ -98,6 +128,21 @@ def typemask_for(wanted: Iterable[Proxy], servers: bool) -> int:
 def is_master_cli_refusal(data: bytes) -> bool:
     """True when a reply is the master CLI refusing a worker command (it then lists `show proc`)."""
     return data.startswith(b"Unknown command") and b"show proc" in data
+
+
+def _printable(value: str) -> bool:
+    """True for printable ASCII (or empty): what HAProxy's own enumerations are made of."""
+    return value.isascii() and value.isprintable()
+
+
+def _check_field(column: str, name: str, value: str) -> str:
+    """`value` if it is printable ASCII, else the peer's garbage: a protocol error naming the row."""
+    if not _printable(value):
+        raise HAProxyProtocolError(f"show stat: {column} of {name!r} is not printable ASCII: {value[:40]!r}")
+    return value
+
+
+_PID = re.compile(r"[0-9]{1,10}")
 
 
 def parse_info(block: str) -> dict[str, str]:
@@ -138,10 +183,12 @@ def frontend_observation(status: str) -> Observation:
     return Observation.UP if status == "OPEN" else Observation.DOWN
 
 
-def backend_observation(status: str, servers_pending: bool) -> Observation:
-    """A BACKEND row is up when its status starts with the word UP, unless checks are still INI."""
+def backend_observation(status: str, servers_pending: bool, all_pending: bool = False) -> Observation:
+    """A BACKEND row is up when its status starts with the word UP, unless a checked server is still
+    INI (`servers_pending`); down otherwise, unless every checked server is still INI (`all_pending`:
+    nothing has been checked yet, as with HAProxy 3.1+'s `init-state down`)."""
     if status.split(" ", 1)[0] != "UP":
-        return Observation.DOWN
+        return Observation.PENDING if all_pending else Observation.DOWN
     return Observation.PENDING if servers_pending else Observation.UP
 
 
@@ -204,7 +251,8 @@ def parse_stat(
     lines = [line for line in body.split("\n") if line.split(",", 1)[0] in names]
     frontends: dict[str, str] = {}
     backends: dict[str, str] = {}
-    pending: set[str] = set()
+    checked: dict[str, int] = {}  # per backend: servers with a check_status
+    pending: dict[str, int] = {}  # per backend: servers whose first check is pending (INI)
     for row in _rows(lines, index):
         name, kind, status = row[name_at], row[kind_at], row[status_at]
         if kind == _TYPE_FRONTEND:
@@ -212,23 +260,37 @@ def parse_stat(
         elif kind == _TYPE_BACKEND:
             backends[name] = status
         elif kind == _TYPE_SERVER:
-            if row[check_at].lstrip("* ") == "INI":
-                pending.add(name)
+            check = _check_field("check_status", name, row[check_at]).lstrip("* ")
+            if check and not _check_field("status", name, status).startswith("MAINT"):
+                checked[name] = checked.get(name, 0) + 1
+                if check == "INI":
+                    pending[name] = pending.get(name, 0) + 1
         elif kind != _TYPE_LISTENER:
             raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
+    _check_statuses(frontends)
+    _check_statuses(backends)
     result: dict[Proxy, ProxyStatus] = {}
     for name, status in frontends.items():
         if name in wanted.frontends:
             result[wanted.frontends[name]] = _status(frontend_observation(status), status)
     for name, status in backends.items():
         if name in wanted.backends:
-            observation = backend_observation(status, name in pending)
+            waiting = pending.get(name, 0)
+            observation = backend_observation(status, waiting > 0, waiting == checked.get(name, 0) > 0)
             shown = f"{status} (first check pending)" if observation is Observation.PENDING else status
             result[wanted.backends[name]] = _status(observation, shown)
     unknown = _unknown(frontends, wanted.frontends, ProxyKind.FRONTEND) + _unknown(
         backends, wanted.backends, ProxyKind.BACKEND
     )
     return result, any(name in wanted.backends for name in pending), unknown
+
+
+def _check_statuses(statuses: dict[str, str]) -> None:
+    """Each distinct status once (a poll of 10,000 proxies sees a handful): printable ASCII."""
+    for status in set(statuses.values()):
+        if not _printable(status):
+            name = next(name for name, value in statuses.items() if value == status)
+            _check_field("status", name, status)
 
 
 def _unknown(
@@ -248,10 +310,7 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
     """The whole reply to `POLL_COMMAND`: ``show info`` block, blank line, CSV, blank line."""
     if len(data) > MAX_REPLY_BYTES:
         raise HAProxyProtocolError(f"reply larger than {MAX_REPLY_BYTES} bytes")
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise HAProxyProtocolError(f"non-ASCII byte at offset {exc.start} of the reply") from None
+    text = data.decode("latin-1")  # lossless: every byte is one code point, nothing fails here
     if not text.endswith("\n\n"):
         raise HAProxyProtocolError("reply truncated: it does not end with an empty line")
     info_block, sep, stat_block = text[:-2].partition("\n\n")
@@ -262,7 +321,7 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
     # Recognised by structure, not by product name: HAProxy Enterprise and forks name themselves
     # otherwise. `show info` must be `Key: value` lines with a numeric Pid, and `show stat` must
     # start with its `# pxname,` header (checked by parse_stat).
-    if not pid.isdigit():
+    if not _PID.fullmatch(pid):
         raise HAProxyProtocolError(f"show info: no numeric 'Pid', got {info_block[:80]!r}")
     index = wanted if isinstance(wanted, ProxyIndex) else ProxyIndex.of(wanted)
     proxies, pending, unknown = parse_stat(stat_block, index)
@@ -306,22 +365,69 @@ def is_noisy(block: bytes) -> bool:
     return match is not None and int(match.group(1)) % 8 >= NOISY_SEVERITY
 
 
-def parse_sinks(data: bytes) -> list[tuple[str, str]]:
-    """``show events`` (no argument): the (name, type) of every event sink HAProxy has."""
+@dataclass(frozen=True, slots=True)
+class Sink:
+    """One event sink of ``show events``: its name, its type (fd, buffer) and its description."""
+
+    name: str
+    kind: str
+    description: str
+
+    @property
+    def declared(self) -> bool:
+        """True for a ring the operator declared in HAProxy's configuration.
+
+        Told by the reply's structure, not by a list of names: HAProxy gives a `ring` section the
+        ring's own name as its description, while the rings HAProxy creates itself carry a fixed
+        description of their own (``buf0``: "in-memory ring buffer"; 3.2's ``dpapi``: "DPAPI ring
+        buffer"), and so will whatever it adds next. A ring whose section sets a `description` cannot
+        be told from HAProxy's own: `auto` leaves it alone (name it with --haproxy-events).
+        """
+        return self.kind == "buffer" and self.description == self.name and self.name not in HAPROXY_RINGS
+
+
+HAPROXY_RINGS = frozenset({"buf0", "dpapi"})  # HAProxy's own rings up to 3.3, never streamed by `auto`
+
+
+def parse_sinks(data: bytes) -> list[Sink]:
+    """``show events`` (no argument): every event sink HAProxy lists, as
+    ``    <name> : type=<type>, <n> dropped, <description>`` lines after a title line. Sinks whose
+    name is outside HAProxy's proxy charset (implicit rings such as ``ring#1``) are left out."""
     sinks = []
     for line in data.decode("ascii", errors="replace").split("\n")[1:]:
         name, sep, rest = line.partition(": type=")
         name = name.strip()
         if sep and is_proxy_name(name):
-            sinks.append((name, rest.split(",", 1)[0]))
+            kind, _, rest = rest.partition(", ")
+            _, _, description = rest.partition(" dropped, ")
+            sinks.append(Sink(name, kind, description))
     return sinks
 
 
 DEDICATED_RING = "rhid"
 
 
-def pick_ring(sinks: list[tuple[str, str]]) -> str | None:
+@dataclass(frozen=True, slots=True)
+class RingChoice:
+    """The ring `auto` streams (None: polling only) and why, in operator words, for the log."""
+
+    ring: str | None
+    why: str
+
+
+def pick_ring(sinks: list[Sink]) -> RingChoice:
     """The ring to stream: one named `rhid` (the dedicated ring the README recommends), else the
-    first buffer sink other than HAProxy's own buf0."""
-    rings = [name for name, kind in sinks if kind == "buffer" and name != "buf0"]
-    return DEDICATED_RING if DEDICATED_RING in rings else next(iter(rings), None)
+    first ring declared in HAProxy's configuration (`Sink.declared`); never one of HAProxy's own."""
+    rings = [sink for sink in sinks if sink.kind == "buffer"]
+    if any(sink.name == DEDICATED_RING for sink in rings):
+        return RingChoice(DEDICATED_RING, "the dedicated ring named rhid")
+    declared = [sink.name for sink in rings if sink.declared]
+    if declared:
+        others = f"; also declared: {', '.join(declared[1:])}" if declared[1:] else ""
+        return RingChoice(declared[0], f"the first ring declared in HAProxy's configuration{others}")
+    untold = [sink.name for sink in rings if sink.name not in HAPROXY_RINGS and not sink.declared]
+    why = "HAProxy has no ring declared in its configuration (its own rings are never streamed)"
+    if untold:
+        names = ", ".join(untold)
+        why += f"; {names} may be HAProxy's own (a description of its own): name one with --haproxy-events"
+    return RingChoice(None, why)

@@ -14,7 +14,7 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from rhid.errors import StatusUnavailableError
 from rhid.model import Network, Proxy, Route, route_order
 from rhid.plan import Plan
 from rhid.rules import RuleSet, render_rule
+from rhid.stats import in_words
 
 SOCKET_NAME = "rhid.sock"
 MAX_REQUEST_BYTES = 256
@@ -65,12 +66,14 @@ class Facts:
     rules_loaded: float
     reload_result: str
     plan: Plan
+    states: Mapping[Proxy, health.ProxyState]  # live health: the plan's is as of its last re-plan
     since: Mapping[Route, float]  # when each route last moved, or was first named by a rule
     thresholds: health.Thresholds
     haproxy: dict[str, Any]
     bird: dict[str, Any]
     now: float  # monotonic, and the wall clock at the same moment
     wall_now: float
+    notes: tuple[str, ...] = ()  # the daemon's own problems (the rule file on disk, its settings)
 
 
 def wall_time(moment: float, now: float, wall_now: float) -> str:
@@ -96,7 +99,7 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
         return wall_time(moment, facts.now, facts.wall_now)
 
     def target(proxy: Proxy) -> dict[str, Any]:
-        state = facts.plan.states.get(proxy, health.INITIAL)
+        state = facts.states.get(proxy, health.INITIAL)
         return {
             "proxy": str(proxy),
             "health": state.health.value,
@@ -123,7 +126,9 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
                 "rule": render_rule(rule),
                 "announced": decision is not None and decision.announced,
                 "held": decision is not None and decision.held,
-                "reason": facts.plan.reason(route) if decision is not None else "not planned yet",
+                "reason": facts.plan.reason(route, facts.states)
+                if decision is not None
+                else "not planned yet",
                 "since": wall(facts.since.get(route, facts.started)),
                 "targets": [target(proxy) for proxy in rule.condition.operands],
             }
@@ -145,7 +150,42 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
         "announced": announced,
         "withdrawn": max(len(facts.rules.routes) - announced, 0),
         "routes": routes,
+        "problems": [
+            *facts.notes,
+            *_peer_problems(facts.haproxy),
+            *_peer_problems(facts.bird),
+            *target_problems(facts.rules, facts.states, wall),
+        ],
     }
+
+
+def _peer_problems(report: Mapping[str, Any]) -> list[str]:
+    """What a peer's report says an operator should be paged for: the edge's own sentences."""
+    return list(report["problems"])
+
+
+def target_problems(
+    rules: RuleSet, states: Mapping[Proxy, health.ProxyState], wall: Callable[[float], str]
+) -> list[str]:
+    """Proxies the rules name that HAProxy does not have: never seen, or vanished since."""
+    lines: dict[Proxy, list[int]] = {}
+    for rule in rules.rules:
+        for proxy in rule.condition.operands:
+            lines.setdefault(proxy, []).append(rule.line)
+    found = []
+    for proxy, at in sorted(lines.items(), key=lambda item: item[1][0]):
+        state = states.get(proxy, health.INITIAL)
+        where = (
+            f"line{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:5]))}{' ...' if len(at) > 5 else ''}"
+        )
+        if state.vanished:
+            found.append(
+                f"{proxy} ({where}) vanished from HAProxy (renamed or removed by a reload?); "
+                f"it keeps its last health only for a while: fix the rule or HAProxy's config"
+            )
+        elif state.never_seen:
+            found.append(f"{proxy} ({where}): HAProxy has no such proxy; it counts as down")
+    return found
 
 
 def fetch(path: str, prefix: str | None, timeout: float = 5.0) -> dict[str, Any]:
@@ -164,15 +204,31 @@ def fetch(path: str, prefix: str | None, timeout: float = 5.0) -> dict[str, Any]
             chunks.append(chunk)
     except TimeoutError:
         raise StatusUnavailableError(path, "the daemon did not answer in time") from None
+    except OSError as exc:  # reset or refused mid-exchange (too many clients at once, a dying daemon)
+        raise StatusUnavailableError(path, f"the connection broke: {exc.strerror or exc}") from None
     finally:
         sock.close()
-    document: dict[str, Any] = json.loads(b"".join(chunks))
+    return parse_reply(path, b"".join(chunks))
+
+
+def parse_reply(path: str, data: bytes) -> dict[str, Any]:
+    """The daemon's JSON reply; an empty, truncated or foreign one means no answer."""
+    if not data:
+        raise StatusUnavailableError(path, "the daemon closed the connection without an answer")
+    try:
+        document = json.loads(data)
+    except ValueError:
+        raise StatusUnavailableError(
+            path, f"the reply is not a status document ({len(data)} bytes)"
+        ) from None
+    if not isinstance(document, dict) or not ("error" in document or "problems" in document):
+        raise StatusUnavailableError(path, "the reply is not a status document (another program?)")
     return document
 
 
 def _target_line(target: dict[str, Any]) -> str:
     return (
-        f"      {target['proxy']:<24} {target['health']:<8} HAProxy says {target['haproxy_status']!r}; "
+        f"      {target['proxy']:<24} {target['health']:<8} {in_words(target['haproxy_status'])}; "
         f"down {target['down_count']}/{target['fall']}, up {target['up_count']}/{target['rise']}"
     )
 
@@ -189,10 +245,6 @@ def render(document: dict[str, Any]) -> str:
         f"haproxy: {haproxy['state']} ({haproxy['socket']})" + _error(haproxy),
         f"bird:    {_bird_state(bird)} ({bird['socket']})" + _error(bird),
     ]
-    if bird.get("missing_protocols"):
-        lines.append(
-            f"         BIRD lacks protocol(s): {', '.join(bird['missing_protocols'])} (see rhid bird-config)"
-        )
     lines.append(f"routes:  {document['announced']} announced, {document['withdrawn']} withdrawn")
     lines.extend(f"PROBLEM: {problem}" for problem in problems(document))
     for route in document["routes"]:
@@ -213,16 +265,8 @@ def _bird_state(bird: dict[str, Any]) -> str:
 
 
 def problems(document: dict[str, Any]) -> list[str]:
-    """What an operator should look at: a failed reload, an unreachable peer, BIRD out of sync."""
-    found = []
-    if document["rules"]["reload"].startswith("failed"):
-        found.append("the last reload failed: the old rules are in force")
-    if document["haproxy"]["state"] != "reachable":
-        found.append(f"HAProxy is {document['haproxy']['state']}")
-    if document["bird"]["state"] != "reachable":
-        found.append(f"BIRD is {document['bird']['state']}")
-    elif not document["bird"]["in_sync"]:
-        found.append("BIRD is not in sync with rhid's files")
+    """What an operator should be paged for (`rhid status` exits 4): the document's own list."""
+    found: list[str] = document["problems"]
     return found
 
 

@@ -151,3 +151,78 @@ def read_request_line(conn: socket.socket) -> bytes:
             break
         data += chunk
     return data
+
+
+class FakeBird:
+    """A BIRD that reads rhid's include files at every ``configure`` and lists their routes, as BIRD
+    does; `delays` makes the n-th configure slow, `busy_for` makes each configure answer 0004 and
+    ``show status`` say ``Reconfiguration in progress`` for that long (BIRD 3). A configure that
+    arrives meanwhile is queued, answered 0005 and counted in `queued`: what rhid must never cause."""
+
+    def __init__(self, directory: Path, delays: Mapping[int, float] | None = None, busy_for: float = 0.0):
+        self.directory = directory
+        self.delays = dict(delays or {})
+        self.busy_for = busy_for
+        self.busy_until = 0.0
+        self.configures: list[float] = []  # when each configure arrived (time.monotonic())
+        self.queued = 0
+        self.routes: dict[str, list[str]] = {}
+        self.applied: list[dict[str, list[str]]] = []  # the routes of every configure, in order
+        self.lock = threading.Lock()
+
+    def reconfigure(self) -> None:
+        """What BIRD does on configure, or when an operator runs `birdc configure`."""
+        with self.lock:
+            now = time.monotonic()
+            self.configures.append(now)
+            if now < self.busy_until:
+                self.queued += 1
+            self.busy_until = max(self.busy_until, now) + self.busy_for
+            self.routes = {}
+            for path in sorted(self.directory.glob("*.ipv[46]*.conf")):
+                table, family = path.name.split(".")[:2]
+                protocol = table if family == "ipv4" else f"{table}_v6"
+                self.routes[protocol] = [
+                    line.split()[1] for line in path.read_text().splitlines() if line.startswith("route ")
+                ]
+            self.applied.append(dict(self.routes))
+
+    def configure(self) -> bytes:
+        delay = self.delays.get(len(self.configures), 0.0)
+        queued = self.queued
+        was_busy = time.monotonic() < self.busy_until
+        self.reconfigure()
+        if delay:
+            time.sleep(delay)
+        if self.queued > queued:
+            return b"0005 Reconfiguration already in progress, queueing new config\n"
+        if self.busy_for or was_busy:
+            return b"0004 Reconfiguration in progress\n"
+        return b"0003 Reconfigured\n"
+
+    def status(self) -> bytes:
+        busy = time.monotonic() < self.busy_until
+        last = b"0013 Reconfiguration in progress\n" if busy else b"0013 Daemon is up and running\n"
+        when = f"{len(self.configures):06d}".encode()
+        return (
+            b"1000-BIRD 3.1.8\n1011-Router ID is 127.0.0.1\n Last reboot on 2026-11-21 07:01:45.925\n"
+            b" Last reconfiguration on 2026-11-21 07:01:55." + when + b"\n" + last
+        )
+
+    def listing(self, protocol: str) -> bytes:
+        lines = [
+            f" {prefix} blackhole [{protocol} 07:01] * (200)" for prefix in self.routes.get(protocol, [])
+        ]
+        if not lines:
+            return b"0000 \n"
+        return ("1007-Table master4:\n" + "\n".join(lines) + "\n0000 \n").encode()
+
+    def handler(self, protocols: tuple[str, ...] = ("vol1",)) -> Handler:
+        """The socket handler, answering `show route protocol P` for each of `protocols`."""
+        script: dict[str, bytes | Callable[[], bytes]] = {
+            "show status": self.status,
+            "configure": self.configure,
+        }
+        for protocol in protocols:
+            script[f"show route protocol {protocol}"] = lambda p=protocol: self.listing(p)  # type: ignore[misc]
+        return bird(script)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import signal
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -12,7 +16,7 @@ from structlog.testing import capture_logs
 from rhid import plan, service
 from rhid.bird import BirdClient
 from rhid.daemon import Daemon
-from rhid.errors import BirdProtocolError, BirdUnavailableError, FatalError
+from rhid.errors import BirdInterruptedError, BirdProtocolError, BirdUnavailableError, FatalError
 from rhid.model import Channel
 from rhid.reconcile import BirdSide
 from rhid.rules import parse_rules
@@ -220,3 +224,240 @@ def test_a_restart_holds_and_a_stop_withdraws(
     Daemon(settings, RULES, bird_side=daemon()).shut_down(0.0)
     text = (tmp_path / "rhid" / "vol1.ipv4.conf").read_text()
     assert ("route 10.0.0.1/32 blackhole;" in text) is kept
+
+
+UNKNOWN = b"9001 syntax error, unexpected CF_SYM_UNDEFINED, expecting CF_SYM_KNOWN or TEXT or ALL\n"
+
+
+def problems_of(side: BirdSide) -> list[str]:
+    report = side.report()
+    problems: list[str] = report["problems"]
+    return problems
+
+
+def test_a_missing_protocol_is_not_in_sync_and_names_the_fix(
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
+) -> None:
+    """16.1: BIRD without rhid's protocol is not in sync, and the problem names it and `rhid bird-config`."""
+    ctl(
+        {
+            "show status": fakes.STATUS,
+            "configure": b"0003 Reconfigured\n",
+            "show route protocol vol1": UNKNOWN,
+        }
+    )
+    instance = daemon()
+    instance.sync(CHANNELS, 0.0)
+    report = instance.report()
+    assert report["state"] == "reachable"
+    assert report["in_sync"] is False
+    assert report["missing_protocols"] == ["vol1"]
+    assert any("vol1" in p and "rhid bird-config" in p for p in report["problems"]), report["problems"]
+
+
+def test_an_unwritable_file_is_not_in_sync_and_names_the_path(
+    tmp_path: Path, ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
+) -> None:
+    """15.8: a file rhid cannot write is reported (write_error, a problem naming the path), not in sync."""
+    ctl(
+        {"show status": fakes.STATUS, "configure": b"0003 Reconfigured\n", "show route protocol vol1": ROUTES}
+    )
+    instance = daemon()
+    instance.sync(CHANNELS, 0.0)
+    assert instance.report()["in_sync"] is True
+    path = tmp_path / "rhid" / "vol1.ipv4.conf"
+    path.unlink()
+    path.mkdir()  # nothing can be written there: not atomically, not in place
+    two = parse_rules("10.0.0.1, 10.0.0.2 = always\n")
+    assert not instance.apply(plan.decide(two, {}, instance.announced(), instance.owned, 1.0), 1.0)
+    report = instance.report()
+    assert report["in_sync"] is False
+    assert report["write_error"] is not None
+    assert str(path) in report["write_error"]
+    assert any(str(path) in p for p in report["problems"]), report["problems"]
+    path.rmdir()
+    assert instance.apply(plan.decide(two, {}, instance.announced(), instance.owned, 2.0), 2.0)
+    assert instance.report()["write_error"] is None, "retried and recovered"
+
+
+def test_problems_name_unreachable_refusing_and_differing_bird(
+    ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
+) -> None:
+    """Each BIRD-side condition worth paging for is one operator sentence in report()["problems"]."""
+    instance = daemon()
+    instance.sync(CHANNELS, 0.0)
+    assert any("unreachable" in p and "bird.ctl" in p for p in problems_of(instance)), problems_of(instance)
+
+    rejected = (
+        b"0002-Reading configuration from /etc/bird/bird.conf\n8002 /etc/bird/bird.conf:13:60 syntax error\n"
+    )
+    ctl({"show status": fakes.STATUS, "configure": rejected})
+    instance.sync(CHANNELS, 1.0)
+    assert [p for p in problems_of(instance) if "refuses configure" in p and "bird.conf:13:60" in p]
+    assert not [p for p in problems_of(instance) if "unreachable" in p]
+
+    other = b"1007-Table master4:\n 10.9.9.9/32 blackhole [vol1 07:01] * (200)\n0000 \n"
+    ctl({"show status": fakes.STATUS, "configure": b"0003 Reconfigured\n", "show route protocol vol1": other})
+    for moment in (2.0, 2.5):  # the first finds the old connection closed, the second reconnects
+        instance.backoff.succeeded()
+        instance.sync(CHANNELS, moment)
+    assert not [p for p in problems_of(instance) if "refuses" in p], "an accepted configure clears it"
+    instance.backoff.succeeded()
+    instance.sync(CHANNELS, 3.0)
+    differing = [p for p in problems_of(instance) if "differ" in p]
+    assert differing, problems_of(instance)
+    assert "10.9.9.9/32" in differing[0]
+    assert "10.0.0.1/32" in differing[0]
+    assert instance.report()["in_sync"] is False
+
+
+def test_a_mismatch_rewrites_the_file_from_the_plan_before_reconfiguring(
+    tmp_path: Path, ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
+) -> None:
+    """15.7: a route BIRD has that the plan lacks: its file is rewritten from the plan, then configured."""
+    instance = daemon()
+    bird = fakes.FakeBird(tmp_path / "rhid")
+    path = tmp_path / "rhid" / "vol1.ipv4.conf"
+    server = fakes.FakeServer(tmp_path / "bird.ctl", bird.handler())
+    try:
+        instance.sync(CHANNELS, 0.0)
+        assert bird.routes == {"vol1": ["10.0.0.1/32"]}
+        path.write_text(path.read_text() + "route 10.9.9.9/32 blackhole;\n")  # added by hand
+        bird.reconfigure()  # and applied by an operator's `birdc configure`
+        assert bird.routes == {"vol1": ["10.0.0.1/32", "10.9.9.9/32"]}
+        for cycle in range(1, 4):
+            instance.sync(CHANNELS, float(cycle))
+        assert "10.9.9.9" not in path.read_text()
+        assert bird.routes == {"vol1": ["10.0.0.1/32"]}
+        assert instance.report()["in_sync"] is True
+    finally:
+        server.close()
+
+
+def storm_plan(announce: bool) -> plan.Plan:
+    route = next(iter(RULES.routes))
+    state = plan.RouteState.ANNOUNCED if announce else plan.RouteState.WITHDRAWN
+    return plan.Plan({route: plan.Decision(state, None)}, frozenset(CHANNELS))
+
+
+def test_no_configure_is_ever_queued_behind_a_reconfiguration(
+    tmp_path: Path, daemon: Callable[[], BirdSide]
+) -> None:
+    """18.3: against a BIRD that answers 0004 and reconfigures for 0.3 s, a storm of changes and an
+    operator's configure never make rhid send a configure BIRD would queue (0005); it converges."""
+    instance = daemon()
+    bird = fakes.FakeBird(tmp_path / "rhid", busy_for=0.3)
+    server = fakes.FakeServer(tmp_path / "bird.ctl", bird.handler())
+    try:
+        started = time.monotonic()
+        flip = 0
+        while time.monotonic() - started < 2.0:
+            flip += 1
+            instance.apply(storm_plan(flip % 2 == 0), time.monotonic())
+            if flip == 30:
+                time.sleep(max(0.0, bird.busy_until - time.monotonic()))
+                bird.reconfigure()  # the operator's `systemctl reload bird`, while BIRD is idle
+                operators = len(bird.configures)
+            time.sleep(0.02)
+        final = storm_plan(True)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and not (instance.report()["in_sync"] and bird.routes.get("vol1")):
+            instance.apply(final, time.monotonic())
+            time.sleep(0.02)
+        assert bird.queued == 0, "a configure reached BIRD while it was reconfiguring"
+        assert len(bird.configures) >= 4, bird.configures
+        assert operators < len(bird.configures), "rhid configured again after the operator's configure"
+        gaps = [b - a for a, b in itertools.pairwise(bird.configures)]
+        assert min(gaps) >= 0.1, gaps
+        assert bird.routes == {"vol1": ["10.0.0.1/32"]}
+        assert instance.report()["in_sync"] is True
+    finally:
+        server.close()
+
+
+def test_a_reconfiguration_that_never_ends_is_waited_out_and_reported(
+    tmp_path: Path, daemon: Callable[[], BirdSide]
+) -> None:
+    """18.3: while BIRD stays in 'Reconfiguration in progress' rhid sends no second configure; after
+    10 s it is a problem an operator is paged for."""
+    instance = daemon()
+    bird = fakes.FakeBird(tmp_path / "rhid", busy_for=60.0)
+    server = fakes.FakeServer(tmp_path / "bird.ctl", bird.handler())
+    try:
+        instance.sync(CHANNELS, 0.0)
+        two = parse_rules("10.0.0.1, 10.0.0.2 = always\n")
+        for moment in (5.0, 11.0):
+            instance.apply(plan.decide(two, {}, instance.announced(), instance.owned, moment), moment)
+        assert len(bird.configures) == 1
+        assert instance.report()["in_sync"] is False
+        assert [p for p in problems_of(instance) if "reconfiguring for 11 s" in p], problems_of(instance)
+    finally:
+        server.close()
+
+
+def test_a_stop_signal_abandons_a_wait_on_bird_and_a_sighup_does_not(tmp_path: Path) -> None:
+    """15.5: waiting on a silent BIRD, a pending SIGHUP does not interrupt; a SIGTERM does, at once."""
+    path = tmp_path / "bird.ctl"
+
+    def slow() -> bytes:
+        time.sleep(1.5)
+        return b"0003 Reconfigured\n"
+
+    server = fakes.FakeServer(path, fakes.bird({"configure": slow}))
+    reader, writer = socket.socketpair()
+    try:
+        client = BirdClient(str(path), 2.0)
+        client.interrupt = reader
+        client.connect()
+        writer.send(bytes([signal.SIGHUP]))
+        threading.Timer(0.5, lambda: writer.send(bytes([signal.SIGTERM]))).start()
+        started = time.monotonic()
+        with pytest.raises(BirdInterruptedError):
+            client.request("configure", timeout=4.0)
+        assert 0.5 <= time.monotonic() - started < 0.8, "interrupted by the SIGTERM, not the SIGHUP"
+        assert not client.connected, "the abandoned connection is closed"
+        assert reader.recv(8) == bytes([signal.SIGHUP, signal.SIGTERM]), "the signals are left to the loop"
+    finally:
+        reader.close()
+        writer.close()
+        server.close()
+
+
+def test_configures_are_at_least_100_ms_apart(tmp_path: Path, daemon: Callable[[], BirdSide]) -> None:
+    """18.3: a change every 20 ms against a BIRD that answers 0003 at once still gets configures
+    no closer than 100 ms, and BIRD ends with the last plan."""
+    instance = daemon()
+    bird = fakes.FakeBird(tmp_path / "rhid")
+    server = fakes.FakeServer(tmp_path / "bird.ctl", bird.handler())
+    try:
+        for flip in range(30):
+            instance.apply(storm_plan(flip % 2 == 1), time.monotonic())
+            time.sleep(0.02)
+        gaps = [b - a for a, b in itertools.pairwise(bird.configures)]
+        assert len(gaps) >= 5, bird.configures
+        assert min(gaps) >= 0.1, gaps
+        assert bird.routes == {"vol1": ["10.0.0.1/32"]}
+    finally:
+        server.close()
+
+
+def test_a_hand_edited_file_is_rewritten_before_rhid_configures(tmp_path: Path) -> None:
+    """15.7: a line added by hand to one file never reaches BIRD through rhid's configure for a
+    change in another file: the edited file is rewritten from the plan first."""
+    both = parse_rules("10.0.0.1 = always\n2001:db8::1 = always\n")
+    side = BirdSide(tmp_path / "rhid", BirdClient(str(tmp_path / "bird.ctl"), 2.0))
+    bird = fakes.FakeBird(tmp_path / "rhid")
+    server = fakes.FakeServer(tmp_path / "bird.ctl", bird.handler(("vol1", "vol1_v6")))
+    try:
+        side.apply(plan.decide(both, {}, set(), frozenset(), 0.0), 0.0)
+        assert bird.applied[-1] == {"vol1": ["10.0.0.1/32"], "vol1_v6": ["2001:db8::1/128"]}
+        v4 = tmp_path / "rhid" / "vol1.ipv4.conf"
+        v4.write_text(v4.read_text() + "route 10.9.9.9/32 blackhole;\n")
+        only_v4 = parse_rules("10.0.0.1 = always\n")  # the IPv6 route goes: a change in the other file
+        side.apply(plan.decide(only_v4, {}, side.announced(), side.owned, 1.0), 1.0)
+        assert len(bird.applied) == 2
+        assert bird.applied[-1] == {"vol1": ["10.0.0.1/32"], "vol1_v6": []}
+        assert "10.9.9.9" not in v4.read_text()
+    finally:
+        side.client.close()
+        server.close()

@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from rhid.daemon import Daemon
 from rhid.haproxy import HAProxySide
 from rhid.health import Health, ProxyState
@@ -15,6 +17,7 @@ from rhid.model import Proxy, ProxyKind
 from rhid.rules import parse_rules
 from rhid.settings import Settings
 from tests.fault import fakes
+from tests.integration.lab import wait_for
 
 A = Proxy(ProxyKind.BACKEND, "a")
 FALLING = {A: ProxyState(Health.UP, down_count=1)}
@@ -75,6 +78,52 @@ def test_a_state_change_split_across_reads_is_not_delayed(tmp_path: Path) -> Non
         assert side.waitable(1.0) is stream, "no pause after half a line"
         select.select([stream], [], [], 2.0)
         assert side.read_stream(1.1), "the completed line is a state change"
+        side.close_stream()
+    finally:
+        server.close()
+
+
+LISTING_3_2 = (
+    b"Supported events sinks are listed below. Add -0(zero), -w(wait), -n(new). Any key to stop.\n"
+    b"    stdout     : type=fd, 0 dropped, standard output (fd#1)\n"
+    b"    stderr     : type=fd, 0 dropped, standard output (fd#2)\n"
+    b"    buf0       : type=buffer, 0 dropped, in-memory ring buffer\n"
+    b"    dpapi      : type=buffer, 0 dropped, DPAPI ring buffer\n"
+    b"    myring     : type=buffer, 0 dropped, myring\n\n"
+)
+
+
+def haproxy_3_2(asked: list[bytes]) -> fakes.Handler:
+    """HAProxy 3.2's `show events` listing; any stream request is kept open, silent."""
+
+    def handler(conn: socket.socket, stopping: threading.Event) -> None:
+        request = fakes.read_request_line(conn)
+        asked.append(request)
+        if request == b"show events\n":
+            conn.sendall(LISTING_3_2)
+        else:
+            stopping.wait(30)
+
+    return handler
+
+
+def test_auto_streams_the_operators_ring_not_haproxy_3_2s_dpapi(tmp_path: Path) -> None:
+    """With HAProxy 3.2's internal `dpapi` ring listed before the operator's, `auto` streams the
+    operator's ring and logs which one it chose and why."""
+    path = tmp_path / "haproxy.sock"
+    asked: list[bytes] = []
+    server = fakes.FakeServer(path, haproxy_3_2(asked), concurrent=True)
+    try:
+        side = HAProxySide(str(path), 1.0, events="auto")
+        with capture_logs() as events:
+            side.ensure_stream(0.0)
+        assert side.stream is not None
+        assert side.stream.ring == "myring"
+        wait_for("the stream request", lambda: len(asked) == 2, 2)
+        assert asked[1] == b"set timeout cli 86400; show events myring -nw\n"
+        [streaming] = [e for e in events if e["event"] == "haproxy.events_streaming"]
+        assert streaming["ring"] == "myring"
+        assert streaming["chosen_as"] == "the first ring declared in HAProxy's configuration"
         side.close_stream()
     finally:
         server.close()

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
 from rhid import health
+from rhid.daemon import Daemon
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
 from rhid.haproxy import HAProxyClient, HAProxySide, fetch
 from rhid.health import Health, ProxyState, Thresholds
 from rhid.model import Proxy, ProxyKind
 from rhid.rules import RuleSet, parse_rules
 from rhid.settings import Settings
+from rhid.sockets import Denial
+from rhid.stats import Snapshot, parse_poll
 from tests.fault import fakes
 
 BE = Proxy(ProxyKind.BACKEND, "be")
@@ -218,3 +223,164 @@ def test_replies_unreadable_for_long_count_as_down(
     serve(server_factory, sock, fakes.replying(GOOD))
     instance.observe(13.0)
     assert instance.states[BE].health is Health.UP
+
+
+class ScriptedPoller:
+    """A client that answers each poll from a script: a reply's bytes, or an error to raise."""
+
+    def __init__(self) -> None:
+        self.master = False
+        self.pid: str | None = None
+        self.reloaded_from: str | None = None
+        self.next: bytes | Exception = GOOD
+
+    def poll(self, wanted: Collection[Proxy]) -> Snapshot:
+        if isinstance(self.next, Exception):
+            raise self.next
+        snapshot = parse_poll(self.next, wanted)
+        self.pid = snapshot.pid
+        return snapshot
+
+
+def test_permission_denied_is_not_known_until_the_unreadable_timer(tmp_path: Path) -> None:
+    """EACCES on HAProxy's socket counts neither way (not a dead HAProxy) until
+    --unreadable-down-after, then as down polls; it is logged once, loudly, with the socket's mode
+    and group, and reported as a problem until HAProxy answers again."""
+    path = tmp_path / "haproxy.sock"
+    path.touch()
+    path.chmod(0o660)
+    poller = ScriptedPoller()
+    side = HAProxySide(str(path), 1.0, unreadable_down_after=10.0, poller=poller)
+    thresholds = Thresholds(fall=2, rise=1)
+    states: Mapping[Proxy, ProxyState] = {}
+
+    def observe(now: float) -> None:
+        nonlocal states
+        states, _, _ = health.observe(states, side.observe(RULES.proxies, now), now, thresholds)
+
+    observe(0.0)
+    assert states[BE].health is Health.UP
+    poller.next = HAProxyUnavailableError(str(path), "permission denied: uid 0 ...", "permission")
+    with capture_logs() as events:
+        for now in range(1, 11):
+            observe(float(now))
+    assert states[BE].health is Health.UP, "9 s of EACCES: not known, held"
+    assert states[BE].down_count == 0
+    assert [(e["event"], e["log_level"]) for e in events] == [("haproxy.forbidden", "critical")]
+    assert events[0]["mode"] == "0660"
+    assert events[0]["path"] == str(path)
+    assert side.report()["state"] == "forbidden"
+    [problem] = side.report()["problems"]
+    assert "refuses rhid" in problem
+    assert str(path) in problem
+    observe(11.0)
+    observe(12.0)
+    assert states[BE].health is Health.DOWN, "past 10 s, two down polls with fall=2"
+    poller.next = GOOD
+    observe(13.0)
+    assert states[BE].health is Health.UP
+    assert side.report()["problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("denial", "expected"),
+    [
+        (Denial("/s", 0o660, "root", "haproxy", 1000, uid_is_owner=False, in_group=False),
+         "uid 1000 needs to be in group 'haproxy' to use it (the socket is mode 0660, owner root,"),
+        (Denial("/s", 0o600, "haproxy", "haproxy", 1000, uid_is_owner=False, in_group=True),
+         "uid 1000 may not use it: the socket is mode 0600, owner haproxy, group haproxy, and its group"),
+        (Denial("/s", 0o660, "root", "haproxy", 1000, uid_is_owner=False, in_group=True),
+         "permission denied although the socket is mode 0660, owner root, group haproxy, which lets"),
+        (Denial("/s", None, "?", "?", 1000, uid_is_owner=False, in_group=False),
+         "a directory above it is closed to uid 1000"),
+    ],
+    ids=["needs-group", "group-may-not-write", "directory", "cannot-stat"],
+)  # fmt: skip
+def test_permission_denied_says_what_to_change(denial: Denial, expected: str) -> None:
+    """The EACCES sentence names the socket's mode, owner and group, and the group rhid needs."""
+    assert expected in denial.sentence()
+    assert denial.fields()["needs_group"] == ("haproxy" if "needs to be in" in expected else "-")
+
+
+def closing_unread(conn: socket.socket, _: threading.Event) -> None:
+    """Accept and close at once, without reading the command (an HAProxy shutting the CLI)."""
+    conn.close()
+
+
+def test_a_send_haproxy_never_reads_is_an_unavailable_haproxy(
+    tmp_path: Path, sock: Path, server_factory: list[fakes.FakeServer]
+) -> None:
+    """A peer that closes before reading the command (EPIPE/ECONNRESET on the send, or a reset before
+    any reply byte) is an unavailable HAProxy that counts as down, never a garbled reply."""
+    serve(server_factory, sock, closing_unread)
+    with pytest.raises(HAProxyUnavailableError) as caught:  # the send itself fails, whatever the timing
+        fetch(str(sock), b"x" * (8 << 20), timeout=5.0)
+    assert caught.value.kind == "closed"
+    for _ in range(20):  # a one-line command: the failure shows on the send or on the first read
+        with pytest.raises(HAProxyUnavailableError) as caught:
+            HAProxyClient(str(sock), 1.0).poll([BE])
+        assert caught.value.kind == "closed"
+    instance = daemon(tmp_path, sock)
+    for now in range(3):
+        instance.observe(float(now))
+    assert instance.side.state == "unreachable"
+    assert instance.states[BE].health is Health.DOWN
+
+
+def test_a_dead_haproxy_under_300_rules_is_one_proxy_down_line(tmp_path: Path) -> None:
+    """With HAProxy unreachable from the start, the daemon's cycle logs one `proxy.down` line with
+    count=300, the cause and a bounded sample of names, not 300 lines (journald's rate limit)."""
+    rules = parse_rules("".join(f"10.2.{i // 250}.{i % 250} = all(b:be{i})\n" for i in range(300)))
+    settings = Settings(
+        "r", str(tmp_path / "gone.sock"), str(tmp_path / "bird.ctl"), tmp_path / "rhid", 0.2, fall=2
+    )
+    (tmp_path / "rhid").mkdir()
+    instance = Daemon(settings, rules)
+    with capture_logs() as events:
+        for now in range(4):
+            instance.cycle(float(now))
+    down = [e for e in events if e["event"] == "proxy.down"]
+    assert len(down) == 1, [e.get("proxy") for e in down][:5]
+    assert down[0]["count"] == 300
+    assert down[0]["status"] == "HAProxy unreachable"
+    assert down[0]["proxies"] == sorted(f"b:be{i}" for i in range(300))[:10]
+    assert not [e for e in events if e["event"].startswith("proxy.") and e["event"] != "proxy.down"]
+    assert {state.health for state in instance.states.values()} == {Health.DOWN}
+
+
+def test_a_reload_with_init_state_down_withdraws_nothing(
+    tmp_path: Path, sock: Path, server_factory: list[fakes.FakeServer]
+) -> None:
+    """After a reload whose servers start DOWN with their first check pending (HAProxy 3.1+'s
+    `init-state down`), the backend's DOWN counts neither way, even with fall 1, until a check ends."""
+    header = b"# pxname,svname,status,type,check_status,\n"
+    reloaded = b"Name: HAProxy\nPid: 43\n\n" + header + b"be,s1,DOWN,2,INI,\nbe,BACKEND,DOWN,1,,\n\n"
+    serve(server_factory, sock, fakes.replying(GOOD))
+    settings = Settings("r", str(sock), str(tmp_path / "b.ctl"), tmp_path / "rhid", 0.2, fall=1)
+    instance = Watcher(settings, RULES)
+    instance.observe(0.0)
+    assert instance.states[BE].health is Health.UP
+    serve(server_factory, sock, fakes.replying(reloaded))
+    for now in range(1, 6):
+        instance.observe(float(now))
+        assert instance.states[BE].health is Health.UP, "a first check pending is not a down poll"
+    assert instance.states[BE].last_status == "DOWN (first check pending)"
+    serve(server_factory, sock, fakes.replying(reloaded.replace(b"DOWN,2,INI", b"DOWN,2,L4CON")))
+    instance.observe(6.0)
+    assert instance.states[BE].health is Health.DOWN, "the first check failed: down"
+
+
+def test_a_new_status_word_for_many_backends_is_one_line(tmp_path: Path) -> None:
+    """A status HAProxy 2.6 never printed, for 300 named backends at once, is one
+    haproxy.unknown_status line with the count and a sample, logged once however many polls."""
+    rules = parse_rules("".join(f"10.3.{i // 250}.{i % 250} = all(b:be{i})\n" for i in range(300)))
+    header = b"Name: HAProxy\nPid: 42\n\n# pxname,svname,status,type,check_status,\n"
+    poller = ScriptedPoller()
+    poller.next = header + b"".join(f"be{i},BACKEND,DEGRADED,1,,\n".encode() for i in range(300)) + b"\n"
+    side = HAProxySide(str(tmp_path / "haproxy.sock"), 1.0, poller=poller)
+    with capture_logs() as events:
+        for now in range(3):
+            side.observe(rules.proxies, float(now))
+    [line] = [e for e in events if e["event"] == "haproxy.unknown_status"]
+    assert (line["status"], line["count"], line["counts_as"]) == ("DEGRADED", 300, "down")
+    assert line["proxies"] == sorted(f"b:be{i}" for i in range(300))[:10]

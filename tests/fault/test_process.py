@@ -243,6 +243,7 @@ def test_a_directory_in_place_of_the_status_socket_does_not_stop_routing(rhid: D
     """If rhid.sock cannot be removed (a directory of that name), rhid routes on without `rhid status`."""
     (rhid.dir / "rhid.sock").mkdir(parents=True)
     serve(rhid.haproxy, fakes.replying(GOOD))
+    serve(rhid.bird, fakes.FakeBird(rhid.dir).handler())  # a BIRD that confirms the stop's withdrawal
     rhid.start("10.0.0.1 = all(b:be)\n")
     rhid.notify.wait("READY=1")
     assert "route 10.0.0.1/32 blackhole;" in rhid.file()
@@ -306,3 +307,66 @@ def test_a_ring_full_of_traffic_costs_bounded_reads_and_is_named(rhid: Daemon, s
     assert events["bytes"] >= 100_000 * len(TRAFFIC)
     assert events["reads"] <= 150 * took + 20, (events, took)
     assert rhid.names().count("haproxy.events_noisy") == 1
+
+
+def started_configure(bird: fakes.FakeBird) -> bool:
+    return bool(bird.configures)
+
+
+@pytest.mark.parametrize(("concurrent", "code"), [(False, 5), (True, 0)], ids=["bird-busy", "bird-answers"])
+def test_sigterm_during_a_slow_configure_withdraws_at_once(
+    rhid: Daemon, serve: Serve, concurrent: bool, code: int
+) -> None:
+    """15.5: SIGTERM while BIRD takes 20 s over a configure empties the files within ~1 s and exits
+    within the 10 s bound: 0 when BIRD confirmed the withdrawal (on a second connection), 5 when not."""
+    bird = fakes.FakeBird(rhid.dir, delays={0: 20.0})
+    serve(rhid.haproxy, fakes.replying(GOOD))
+    serve(rhid.bird, bird.handler(), concurrent=concurrent)
+    rhid.start("10.0.0.1 = all(b:be)\n")
+    wait_for("the slow configure", lambda: started_configure(bird), 10)
+    assert "route 10.0.0.1/32 blackhole;" in rhid.file()
+    assert rhid.proc is not None
+    stopped = time.monotonic()
+    rhid.proc.send_signal(signal.SIGTERM)
+    wait_for("the files emptied", lambda: "route " not in rhid.file(), 1.5)
+    assert rhid.proc.wait(12) == code
+    assert time.monotonic() - stopped < 11.0
+    stops = [e for e in rhid.events() if e["event"] == "daemon.stopping"]
+    assert stops, rhid.names()
+    if code == 0:
+        assert stops[-1]["bird"] == "confirmed", stops
+    else:
+        assert str(stops[-1]["bird"]).startswith("not confirmed"), stops
+
+
+def flapping() -> fakes.Handler:
+    """An HAProxy whose backend alternates UP and DOWN at every poll."""
+    polls = [0]
+
+    def handler(conn: socket.socket, _: threading.Event) -> None:
+        fakes.read_request(conn)
+        polls[0] += 1
+        conn.sendall(GOOD if polls[0] % 2 else GOOD.replace(b"UP", b"DOWN"))
+
+    return handler
+
+
+def test_a_storm_of_flips_never_queues_a_configure_behind_bird_3s_reconfiguration(
+    rhid: Daemon, serve: Serve
+) -> None:
+    """18.3: health flipping at every 0.1 s poll, against a BIRD that answers 0004 and reconfigures
+    for 0.3 s: rhid never sends a configure BIRD would queue (0005), and keeps configuring."""
+    bird = fakes.FakeBird(rhid.dir, busy_for=0.3)
+    serve(rhid.haproxy, flapping())
+    serve(rhid.bird, bird.handler())
+    rhid.start("10.0.0.1 = all(b:be)\n", "--fall", "1", "--rise", "1")
+    rhid.notify.wait("READY=1")
+    storm = time.monotonic()
+    while time.monotonic() - storm < 3.0:
+        rhid.notify.collect()  # a full notify socket would block the daemon: read what it says
+        time.sleep(0.05)
+    assert rhid.proc is not None
+    assert rhid.proc.poll() is None
+    assert rhid.names().count("route.withdrawn") >= 10, "the storm happened"
+    assert bird.queued == 0, "a configure reached BIRD while it was reconfiguring"
+    assert len(bird.configures) >= 4, bird.configures

@@ -157,7 +157,7 @@ def test_status_explains_every_route(served: tuple[Lab, NotifyListener]) -> None
     assert "10.30.0.2/32" in one.stdout
     assert "10.30.0.1/32" not in one.stdout
     assert "b:be_b" in one.stdout
-    assert "HAProxy says 'DOWN'" in one.stdout
+    assert "HAProxy last said 'DOWN'" in one.stdout
     missing = instance.rhid("status", "192.0.2.99", "--bird-dir", str(instance.bird_dir))
     assert missing.returncode == 1
     assert "no rule announces 192.0.2.99" in missing.stderr

@@ -76,6 +76,26 @@ def test_status_fields() -> None:
     assert (status.reboot, status.reconfiguration) == ("2026-11-21 07:01:45.925", "2026-11-21 07:01:55.072")
 
 
+def test_status_says_whether_a_reconfiguration_is_under_way() -> None:
+    """0013 'Daemon is up and running' is running; 'Reconfiguration in progress' (and 'Shutdown in
+    progress') is not, and the running flag alone is no change of status."""
+    (done,) = ReplyReader().feed(done_bytes())
+    up = parse_status(done)
+    assert up.running
+    for busy in (b"Reconfiguration in progress", b"Shutdown in progress"):
+        (reply,) = ReplyReader().feed(done_bytes().replace(b"0013 Daemon is up and running", b"0013 " + busy))
+        status = parse_status(reply)
+        assert not status.running
+        assert status == up, "the same reboot and reconfiguration times: nobody else acted"
+
+
+def done_bytes() -> bytes:
+    """The show status reply of TRANSCRIPT, as bytes."""
+    start = TRANSCRIPT.index(b"1000-")
+    end = TRANSCRIPT.index(b"0013 Daemon is up and running\n") + len(b"0013 Daemon is up and running\n")
+    return TRANSCRIPT[start:end]
+
+
 def test_unknown_protocol_replies() -> None:
     """BIRD 2's 9001 CF_SYM_UNDEFINED and BIRD 1.6's 9002 both mean: no such protocol."""
     (bird2,) = ReplyReader().feed(b"9001 syntax error, unexpected CF_SYM_UNDEFINED, expecting CF_SYM_KNOWN\n")

@@ -87,3 +87,26 @@ def test_console_script_runs_as_module(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "1 rule," in result.stdout
+
+
+def test_a_file_without_rules_shows_no_empty_source_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The no-rules error names the file and the fix, with no empty source line and lone caret."""
+    path = write(tmp_path, "# 10.0.0.1 = all(b:a)\n")
+    assert main(["check", "-c", path]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == f"{path}:1:1: the rule file has no rules: every route would be withdrawn"
+    assert err.splitlines()[1] == "    hint: if that is what you want, pass --allow-empty"
+    assert "^" not in err
+
+
+def test_bird_config_on_a_file_without_rules_fails_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rhid bird-config` on the shipped all-commented file exits 1 and prints no dangling comment lines."""
+    path = write(tmp_path, "# 10.0.0.1 = all(b:a)\n")
+    assert main(["bird-config", "-c", path]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "has no rules" in captured.err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rhid.stats import events_command, has_state_change, is_noisy, parse_sinks, pick_ring
+from rhid.stats import Sink, events_command, has_state_change, is_noisy, parse_sinks, pick_ring
 
 # Lines as HAProxy 2.6 wrote them to a ring (docs/notes/haproxy-runtime-api.md §4, and this lab).
 STATE_CHANGES = [
@@ -47,11 +47,46 @@ def test_traffic_and_other_lines_do_not(line: str) -> None:
 
 
 def test_sink_listing_and_ring_choice() -> None:
-    """`show events` lists sinks; the ring to stream is the first buffer other than buf0."""
+    """`show events` lists sinks; the ring to stream is the first one declared in HAProxy's config."""
     sinks = parse_sinks(LISTING)
-    assert sinks == [("stdout", "fd"), ("stderr", "fd"), ("buf0", "buffer"), ("myring", "buffer")]
-    assert pick_ring(sinks) == "myring"
-    assert pick_ring(sinks[:3]) is None
+    assert sinks == [
+        Sink("stdout", "fd", "standard output (fd#1)"),
+        Sink("stderr", "fd", "standard output (fd#2)"),
+        Sink("buf0", "buffer", "in-memory ring buffer"),
+        Sink("myring", "buffer", "myring"),
+    ]
+    assert pick_ring(sinks).ring == "myring"
+    assert "declared" in pick_ring(sinks).why
+    assert pick_ring(sinks[:3]).ring is None
+
+
+# HAProxy 3.2's listing (newer-stacks.md §3; descriptions as its src/sink.c gives them): an internal
+# ring `dpapi` after buf0 and before the operator's rings; an implicit ring of a `log tcp@...` line.
+LISTING_3_2 = (
+    b"Supported events sinks are listed below. Add -0(zero), -w(wait), -n(new). Any key to stop.\n"
+    b"    stdout     : type=fd, 0 dropped, standard output (fd#1)\n"
+    b"    stderr     : type=fd, 0 dropped, standard output (fd#2)\n"
+    b"    buf0       : type=buffer, 0 dropped, in-memory ring buffer\n"
+    b"    dpapi      : type=buffer, 0 dropped, DPAPI ring buffer\n"
+    b"    ring#1     : type=buffer, 0 dropped, created from log directive declared into 'h.cfg' at line 3\n"
+    b"    myring     : type=buffer, 0 dropped, myring\n"
+    b"    other      : type=buffer, 3 dropped, other\n\n"
+)
+
+
+def test_auto_never_picks_haproxys_own_rings() -> None:
+    """On HAProxy 3.2 `auto` picks the operator's ring, not `dpapi`, nor a ring HAProxy adds later
+    (a description other than its name), nor buf0; with only those, polling only, and it says why."""
+    sinks = parse_sinks(LISTING_3_2)
+    assert [sink.name for sink in sinks if sink.declared] == ["myring", "other"]
+    choice = pick_ring(sinks)
+    assert choice.ring == "myring"
+    assert "also declared: other" in choice.why
+    internal = [*sinks[:4], Sink("newring", "buffer", "some future internal ring buffer")]
+    choice = pick_ring(internal)
+    assert choice.ring is None
+    assert "newring may be HAProxy's own" in choice.why
+    assert "--haproxy-events" in choice.why
 
 
 def test_events_command_needs_a_checked_ring_name() -> None:
@@ -78,5 +113,6 @@ def test_a_ring_of_traffic_is_recognised_by_its_first_line() -> None:
 
 def test_a_ring_named_rhid_is_preferred() -> None:
     """`auto` streams the dedicated ring named rhid when HAProxy has one, whatever its place."""
-    sinks = [("buf0", "buffer"), ("traffic", "buffer"), ("rhid", "buffer")]
-    assert pick_ring(sinks) == "rhid"
+    sinks = [Sink("buf0", "buffer", "in-memory ring buffer"), Sink("traffic", "buffer", "traffic")]
+    assert pick_ring([*sinks, Sink("rhid", "buffer", "rhid")]).ring == "rhid"
+    assert pick_ring([*sinks, Sink("rhid", "buffer", "state changes for rhid")]).ring == "rhid"

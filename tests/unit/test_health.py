@@ -13,6 +13,7 @@ from rhid.health import (
     ProxyState,
     Thresholds,
     Vanished,
+    VanishedTooLong,
     WentDown,
     WentUp,
     describe,
@@ -21,6 +22,7 @@ from rhid.health import (
     keep,
     observe,
     step,
+    summarize,
 )
 from rhid.model import Proxy, ProxyKind
 from rhid.stats import Observation, ProxyStatus
@@ -94,11 +96,46 @@ def test_vanished_keeps_last_health_and_is_reported_once() -> None:
     assert events.count(Vanished()) == 2  # it came back, then vanished again
 
 
+def test_a_vanished_proxy_keeps_its_status_only_for_the_bound() -> None:
+    """A proxy gone from HAProxy keeps its health for `vanished_keep` seconds (fake clock), then
+    counts as down like one never seen: reported once, DOWN after `fall` more polls; its state says
+    since when it vanished, and a return clears that."""
+    thresholds = Thresholds(fall=2, rise=1, vanished_keep=10.0)
+    state, _ = step(ProxyState(), UP, 0.0, thresholds)
+    state, events = step(state, ABSENT, 2.0, thresholds)
+    assert (state.vanished, state.vanished_since, events) == (True, 2.0, (Vanished(),))
+    for now in range(3, 12):  # up to 9 s after it vanished
+        state, events = step(state, ABSENT, float(now), thresholds)
+        assert (state.health, state.down_count, events) == (Health.UP, 0, ())
+    state, events = step(state, ABSENT, 12.0, thresholds)  # 10 s: the bound
+    assert events == (VanishedTooLong(10.0),)
+    assert (state.health, state.down_count, state.last_status) == (Health.UP, 1, "absent for over 10 s")
+    state, events = step(state, ABSENT, 13.0, thresholds)
+    assert (state.health, events) == (Health.DOWN, (WentDown("absent for over 10 s"),))
+    assert (state.vanished, state.vanished_since) == (True, 2.0), "still vanished, and since when"
+    state, events = step(state, ABSENT, 14.0, thresholds)
+    assert events == ()
+    state, events = step(state, UP, 15.0, thresholds)
+    assert (state.health, state.vanished, state.vanished_since) == (Health.UP, False, None)
+    assert events == (WentUp("UP"),)
+
+
+def test_never_seen_is_told_apart_from_not_polled_and_from_vanished() -> None:
+    """`never_seen` is true only for a proxy HAProxy answered about without ever showing it."""
+    assert not ProxyState().never_seen
+    state, _ = step(ProxyState(), ABSENT, 0.0, T)
+    assert state.never_seen
+    state, _ = step(state, UP, 1.0, T)
+    state, _ = step(state, ABSENT, 2.0, T)
+    assert not state.never_seen
+    assert state.vanished
+
+
 def test_thresholds_must_be_positive() -> None:
-    """fall or rise below 1 is a programming error, refused at construction."""
-    for fall, rise in [(0, 1), (1, 0)]:
+    """fall or rise below 1, or a negative keep, is a programming error, refused at construction."""
+    for fall, rise, held in [(0, 1, 1.0), (1, 0, 1.0), (1, 1, -1.0), (1, 1, float("nan"))]:
         try:
-            Thresholds(fall=fall, rise=rise)
+            Thresholds(fall=fall, rise=rise, vanished_keep=held)
         except ValueError:
             continue
         raise AssertionError("accepted a zero threshold")
@@ -155,6 +192,11 @@ def test_each_event_is_described_for_the_log() -> None:
     assert describe(WentDown("DOWN"), state) == ("proxy.down", "warning", {})
     assert describe(Vanished(), state) == ("proxy.vanished", "warning", {"keeps": "up"})
     assert describe(NeverSeen(), state) == ("proxy.never_seen", "warning", {"counts_as": "down"})
+    assert describe(VanishedTooLong(60.0), state) == (
+        "proxy.vanished_too_long",
+        "warning",
+        {"kept_for": "60 s", "counts_as": "down"},
+    )
 
 
 def test_observe_steps_a_whole_poll_and_keeps_settled_states_as_they_are() -> None:
@@ -174,3 +216,54 @@ def test_observe_steps_a_whole_poll_and_keeps_settled_states_as_they_are() -> No
     assert again is settled
     assert (events, moved) == ([], False)
     assert keep(again, [proxy]) == {proxy: again[proxy]}
+
+
+def test_one_cause_is_one_log_line() -> None:
+    """summarize groups a poll's events by event, level, status and fields: a group of one is logged
+    as one proxy's line; a larger group says how many and names a sorted sample of ten."""
+    down = ProxyState(Health.DOWN, last_status="HAProxy unreachable", transitions=1)
+    gone = ProxyState(Health.UP, last_status="UP", seen=True, vanished=True)
+    many = [
+        (Proxy(ProxyKind.BACKEND, f"be{i:02}"), WentDown("HAProxy unreachable"), down)
+        for i in range(30, 0, -1)
+    ]
+    single = (Proxy(ProxyKind.FRONTEND, "fe"), WentDown("STOP"), ProxyState(Health.DOWN, last_status="STOP"))
+    vanished = (Proxy(ProxyKind.BACKEND, "old"), Vanished(), gone)
+    lines = summarize([*many[:10], single, *many[10:], vanished])
+    assert [(line.name, line.level, line.fields["count"]) for line in lines] == [
+        ("proxy.down", "warning", 30),
+        ("proxy.down", "warning", 1),
+        ("proxy.vanished", "warning", 1),
+    ]
+    assert lines[0].fields == {
+        "status": "HAProxy unreachable",
+        "proxies": [f"b:be{i:02}" for i in range(1, 11)],
+        "count": 30,
+    }
+    assert lines[1].fields == {
+        "proxy": "f:fe",
+        "status": "STOP",
+        "proxies": ["f:fe"],
+        "count": 1,
+        "transitions": 0,
+    }
+    assert lines[2].fields["keeps"] == "up"
+    assert summarize([]) == []
+
+
+def test_a_burst_of_polls_advances_a_count_once_per_spacing() -> None:
+    """Polls 10 ms apart (an event burst) advance a fall count once per `spacing`: fall 3 takes 2 spacings."""
+    thresholds = Thresholds(fall=3, rise=1, spacing=0.09)
+    up = ProxyStatus(Observation.UP, "UP")
+    down = ProxyStatus(Observation.DOWN, "DOWN")
+    state, _ = step(ProxyState(), up, 0.0, thresholds)
+    went_down_at = None
+    for tick in range(1, 40):
+        now = tick * 0.01
+        state, events = step(state, down, now, thresholds)
+        if events and went_down_at is None:
+            went_down_at = now
+    assert went_down_at is not None
+    assert went_down_at >= 0.01 + 2 * 0.09 - 1e-9, went_down_at
+    state, events = step(state, up, 0.4, thresholds)
+    assert state.health.value == "up", "rise 1 is not delayed: a count that starts advances at once"

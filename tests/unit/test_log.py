@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import socket
+import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,17 +72,67 @@ def test_closed_stream_drops_the_event_and_logging_goes_on() -> None:
     assert json.loads(fresh.getvalue())["event"] == "after.the.failure"
 
 
-def test_journal_without_journald_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The journal sink tries journald, and swallows a missing journald socket."""
-    from systemd import journal  # noqa: PLC0415 -- the module the sink imports lazily
+def read_journal(data: bytes) -> dict[str, str]:
+    """Decode journald's native protocol (the test's own reader, written from the protocol's spec)."""
+    fields: dict[str, str] = {}
+    while data:
+        line, _, rest = data.partition(b"\n")
+        if b"=" in line:
+            key, _, value = line.partition(b"=")
+            fields[key.decode()] = value.decode()
+            data = rest
+        else:
+            size = struct.unpack("<Q", rest[:8])[0]
+            fields[line.decode()] = rest[8 : 8 + size].decode()
+            data = rest[8 + size + 1 :]
+    return fields
 
-    tried: list[dict[str, str]] = []
 
-    def refuse(**fields: str) -> None:
-        tried.append(fields)
-        raise OSError("no journald here")
+@pytest.fixture
+def journald(tmp_path: Path) -> Iterator[socket.socket]:
+    """A datagram socket standing in for journald's, never read unless the test reads it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "journal.sock"))
+    sock.setblocking(False)
+    try:
+        yield sock
+    finally:
+        sock.close()
 
-    monkeypatch.setattr(journal, "send", refuse)
-    log.configure("info", "journal")
+
+def test_journal_events_arrive_as_native_fields_without_a_timestamp(journald: socket.socket) -> None:
+    """Each event is one datagram of native fields; multi-line values survive; no timestamp= in MESSAGE."""
+    log.configure("info", "journal", journal_socket=journald.getsockname())
+    structlog.get_logger().warning("route.withdrawn", prefix="10.0.0.1/32", errors="a\nb")
+    fields = read_journal(journald.recv(65536))
+    assert fields["RHID_EVENT"] == "route.withdrawn"
+    assert fields["RHID_ERRORS"] == "a\nb"
+    assert fields["PRIORITY"] == "4"
+    assert "timestamp" not in fields["MESSAGE"]
+    assert "RHID_TIMESTAMP" not in fields
+
+
+def test_a_stalled_journald_never_blocks_and_the_loss_is_counted(journald: socket.socket) -> None:
+    """With journald's queue full, logging returns at once; the dropped count comes with the next event."""
+    log.configure("info", "journal", journal_socket=journald.getsockname())
+    logger = structlog.get_logger()
+    started = time.monotonic()
+    for number in range(2000):
+        logger.info("flood", number=number)
+    assert time.monotonic() - started < 5.0, "every send returned at once"
+    received = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            received.append(read_journal(journald.recv(65536)))
+    assert 0 < len(received) < 2000
+    logger.info("after")
+    first, second = read_journal(journald.recv(65536)), read_journal(journald.recv(65536))
+    assert first["RHID_EVENT"] == "log.dropped"
+    assert int(first["RHID_COUNT"]) == 2000 - len(received)
+    assert second["RHID_EVENT"] == "after"
+
+
+def test_journal_without_journald_never_raises(tmp_path: Path) -> None:
+    """No journald socket at all: events are dropped without raising."""
+    log.configure("info", "journal", journal_socket=str(tmp_path / "nothing-here"))
     structlog.get_logger().warning("no.journald.here", detail="x")
-    assert [fields["RHID_EVENT"] for fields in tried] == ["no.journald.here"]

@@ -132,8 +132,13 @@ def transcript(tmp_path: Path) -> str:
             bird.commands.clear()
             for event in events[seen:]:
                 if event["event"].startswith(("route.", "proxy.", "haproxy.")):
+                    grouped = ", ".join(event.get("proxies", []))  # one line for many proxies
                     subject = (
-                        event.get("prefix") or event.get("proxy") or event.get("reason") or event.get("pid")
+                        event.get("prefix")
+                        or event.get("proxy")
+                        or grouped
+                        or event.get("reason")
+                        or event.get("pid")
                     )
                     out.append(f"  log {event['event']} {subject}")
         daemon.shut_down(float(len(SCRIPT)))

@@ -6,7 +6,12 @@ import ipaddress
 import os
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
+from rhid import plan
+from rhid.bird import BirdClient
 from rhid.model import Channel
+from rhid.reconcile import BirdSide
 from rhid.routefiles import (
     FILE_MODE,
     OnDisk,
@@ -15,8 +20,10 @@ from rhid.routefiles import (
     parse_routes,
     read_announced,
     render_routes,
+    rewrite_in_place,
     write_atomically,
 )
+from rhid.rules import parse_rules
 
 N = ipaddress.ip_network
 
@@ -80,3 +87,33 @@ def test_atomic_write_leaves_no_temp_and_is_readable_by_bird(tmp_path: Path) -> 
     assert path.read_text() == "new\n"
     assert path.stat().st_mode & 0o777 == FILE_MODE
     assert os.listdir(tmp_path) == ["vol1.ipv4.conf"]
+
+
+def test_a_smaller_file_is_rewritten_in_place_and_a_larger_one_is_not(tmp_path: Path) -> None:
+    """rewrite_in_place overwrites the same inode, cut to size; it refuses text longer than the file."""
+    path = tmp_path / "vol1.ipv4.conf"
+    path.write_text(render_routes([N("10.0.0.1/32"), N("10.0.0.2/32")]))
+    inode = path.stat().st_ino
+    smaller = render_routes([N("10.0.0.2/32")])
+    assert rewrite_in_place(path, smaller)
+    assert path.read_text() == smaller
+    assert path.stat().st_ino == inode, "no new file: no new block needed"
+    assert path.stat().st_mode & 0o777 == FILE_MODE
+    assert not rewrite_in_place(path, render_routes([N("10.0.0.1/32"), N("10.0.0.3/32")]))
+    assert path.read_text() == smaller, "untouched"
+    assert not rewrite_in_place(tmp_path / "absent.ipv4.conf", smaller)
+
+
+def test_a_mass_withdrawal_logs_100_route_lines_then_one_count(tmp_path: Path) -> None:
+    """150 routes withdrawn in one write: 100 route.withdrawn lines with their prefix, then one count=50."""
+    rules = parse_rules("".join(f"10.0.{i // 250}.{i % 250 + 1} = always\n" for i in range(150)))
+    side = BirdSide(tmp_path / "rhid", BirdClient(str(tmp_path / "none.ctl"), 0.1))
+    side.write(plan.decide(rules, {}, set(), frozenset(), 0.0), 0.0)
+    empty = parse_rules("", allow_empty=True)
+    with capture_logs() as events:
+        side.write(plan.decide(empty, {}, side.announced(), side.owned, 1.0), 1.0)
+    lines = [event for event in events if event["event"] == "route.withdrawn"]
+    assert len(lines) == 101
+    assert all("prefix" in line and "bird" not in line for line in lines[:100])
+    assert lines[100]["count"] == 50
+    assert side.count == 0

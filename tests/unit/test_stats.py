@@ -187,3 +187,91 @@ def test_rows_of_the_other_kind_and_checked_servers_are_skipped() -> None:
     assert snapshot.status_of(Proxy(F, "x")).observation is Observation.UP
     with pytest.raises(HAProxyProtocolError, match="larger than"):
         parse_poll(b" " * (MAX_REPLY_BYTES + 1), [Proxy(B, "x")])
+
+
+UTF8_REASON = "Dienst nicht verfügbar".encode()
+
+
+def raw_reply(*rows: bytes) -> bytes:
+    return b"Name: HAProxy\nPid: 42\n\n" + HEADER.encode() + b"\n" + b"".join(r + b"\n" for r in rows) + b"\n"
+
+
+def test_non_ascii_text_in_show_info_is_not_read() -> None:
+    """A UTF-8 `description` (or any text) in show info leaves the poll readable: only Pid is read."""
+    data = raw_reply(b"be,BACKEND,UP,1,,,").replace(
+        b"Pid: 42\n", b"Pid: 42\nnode: knot-1\ndescription: Pr\xc3\xbcfknoten f\xc3\xbcr Stra\xc3\x9fe\n"
+    )
+    assert parse_poll(data, [Proxy(B, "be")]).status_of(Proxy(B, "be")).observation is Observation.UP
+
+
+def test_non_ascii_bytes_in_columns_and_rows_rhid_does_not_read_are_ignored() -> None:
+    """A non-ASCII check reason in a backend no rule names, or in a column rhid does not read of a
+    named one (last_chk), changes nothing, whatever the bytes (UTF-8 or not)."""
+    data = raw_reply(
+        b"other,s1,DOWN,2,L7STS,503 " + UTF8_REASON + b",",
+        b"other,s2,DOWN,2,L7STS,\xff\xfe\x85,",
+        b"other,BACKEND,DOWN,1,,,",
+        b'be,s1,UP,2,L7OK,"ok, ' + UTF8_REASON + b'",',
+        b"be,s2,UP,2,L7OK,\xe2\x80\xae" + UTF8_REASON + b",",
+        b"be,BACKEND,UP,1,,,",
+    )
+    snapshot = parse_poll(data, [Proxy(B, "be")])
+    assert snapshot.status_of(Proxy(B, "be")) == ProxyStatus(Observation.UP, "UP")
+    assert not snapshot.pending
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        raw_reply(b"be,BACKEND,UP,1,,,").replace(b"Pid: 42", b"Pid: \xb2"),  # latin-1's superscript two
+        raw_reply(b"be,BACKEND,UP,1,,,").replace(b"Pid: 42", "Pid: \uff14\uff12".encode()),  # fullwidth 42
+        raw_reply(b"be,s1,UP 1/3,2,\xc3\x8fNI,,", b"be,BACKEND,UP,1,,,"),
+        raw_reply(b"be,BACKEND,U\xc3\x9cP,1,,,"),
+        raw_reply(b"fe,FRONTEND,OPEN\x85,0,,,"),
+        raw_reply(b"be,BACKEND,UP,\xc2\xb9,,,"),
+    ],
+    ids=["pid-latin1-digit", "pid-fullwidth", "check-status", "backend-status", "frontend-status", "type"],
+)
+def test_non_ascii_in_a_field_rhid_reads_is_a_protocol_error(data: bytes) -> None:
+    """Pid, and type, status and check_status of a named proxy's rows, must be plain ASCII."""
+    with pytest.raises(HAProxyProtocolError):
+        parse_poll(data, [Proxy(B, "be"), Proxy(F, "fe")])
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # HAProxy 3.1+ `init-state down` right after a start or reload (newer-stacks.md §3)
+        (("be,s1,DOWN,2,INI,,", "be,s2,DOWN,2,* INI,,", "be,BACKEND,DOWN,1,,,"), Observation.PENDING),
+        # a server without `check` beside one whose first check is pending: nothing checked yet
+        (("be,s1,no check,2,,,", "be,s2,DOWN,2,INI,,", "be,BACKEND,DOWN,1,,,"), Observation.PENDING),
+        # one server's first check already failed: something was checked, and it says down
+        (("be,s1,DOWN,2,L4CON,,", "be,s2,DOWN,2,INI,,", "be,BACKEND,DOWN,1,,,"), Observation.DOWN),
+        # every server disabled: down, whatever check_status a newer HAProxy prints for them
+        (("be,s1,MAINT,2,INI,,", "be,s2,MAINT,2,INI,,", "be,BACKEND,DOWN,1,,,"), Observation.DOWN),
+        # no checked server at all (weight 0, `no check`): HAProxy's DOWN stands
+        (("be,s1,no check,2,,,", "be,BACKEND,DOWN,1,,,"), Observation.DOWN),
+        # 2.6's shape: UP 1/3 and INI, the backend UP
+        (("be,s1,UP 1/3,2,INI,,", "be,BACKEND,UP,1,,,"), Observation.PENDING),
+    ],
+    ids=[
+        "init-state-down",
+        "unchecked-beside-ini",
+        "one-checked-down",
+        "all-maint",
+        "no-check",
+        "2.6-up-ini",
+    ],
+)
+def test_a_backend_none_of_whose_servers_was_checked_yet_is_pending(
+    rows: tuple[str, ...], expected: Observation
+) -> None:
+    """A backend DOWN while every checked server is still INI (init-state down) is not known yet, not
+    down; once a check has finished, or with no checked server, HAProxy's status stands."""
+    snapshot = parse_poll(reply(*rows), [Proxy(B, "be")])
+    observed = snapshot.status_of(Proxy(B, "be"))
+    assert observed.observation is expected
+    assert snapshot.pending is ("INI" in "".join(rows) and "MAINT" not in "".join(rows))
+    if expected is Observation.PENDING:
+        assert observed.status.endswith(" (first check pending)")
+    assert snapshot.unknown == ()
