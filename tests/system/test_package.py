@@ -321,6 +321,29 @@ def test_a_hung_loop_is_restarted_by_the_watchdog(node: Node) -> None:
     assert node.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
 
 
+def test_a_restart_that_cannot_start_withdraws_once_no_rhid_runs(node: Node) -> None:
+    """A restart on an invalid file with no last good copy holds the routes through the stop, then
+    fails for good; the unit's OnFailure= (rhid withdraw) withdraws them at the peer."""
+    node.run("rm", "-f", "/run/rhid/rules.last-good")
+    node.container.write("/etc/hapee-extras/hapee-rhi.cfg", "10.70.0.1/24 = all(b:be_app)\n")
+    try:
+        node.run("systemctl", "restart", UNIT, check=False)
+        wait_for(
+            "the unit to fail for good",
+            lambda: node.run("systemctl", "is-failed", UNIT, check=False).stdout.strip() == "failed",
+            60,
+            every=0.5,
+        )
+        node.peer.wait_peer_routes(set(), timeout=30)
+        withdraw = node.run("journalctl", "-u", f"{UNIT}-withdraw", "--no-pager").stdout
+        assert "route(s) withdrawn" in withdraw, withdraw
+    finally:
+        node.container.write("/etc/hapee-extras/hapee-rhi.cfg", RULES)
+        node.run("systemctl", "reset-failed", UNIT, check=False)
+    node.run("systemctl", "start", UNIT)
+    node.peer.wait_peer_routes(BOTH)
+
+
 def test_security_exposure_is_what_the_readme_says(node: Node) -> None:
     """`systemd-analyze security` of the installed unit scores what the README states."""
     out = node.run("systemd-analyze", "security", "--no-pager", UNIT).stdout
