@@ -4,7 +4,7 @@
 # what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
+bash scripts/install.sh --tests
 echo "== ruff"; .venv/bin/ruff check .; .venv/bin/ruff format --check .
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/coverage run -m pytest "$@"

@@ -9,17 +9,35 @@ from rhid.rules import RuleSet
 SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]*\Z")
 
 
+def include_directory(bird_dir: str) -> str:
+    """`bird_dir` with its last component written as a one-character glob (``/run/rhi[d]``).
+
+    BIRD expands an ``include`` pattern with glob(3) and GLOB_ERR: a directory named literally that
+    does not exist aborts the whole configuration ("Unable to match pattern ...: No such file or
+    directory"), at BIRD's start and at every ``configure``. A directory component that is itself a
+    pattern makes glob list its parent instead, and an absent directory is then merely no match,
+    which BIRD accepts as an empty include. So BIRD starts with the snippet whether or not rhid's
+    directory exists yet (at boot, after a purge); only the parent (``/run``) must exist."""
+    path = bird_dir.rstrip("/")
+    parent, _, name = path.rpartition("/")
+    if not name:
+        return path
+    return f"{parent}/{name[:-1]}[{name[-1]}]"
+
+
 def bird_snippet(rules: RuleSet, bird_dir: str) -> str:
     """The BIRD 2 configuration that reads rhid's files, one static protocol per table and family."""
     if not SAFE_PATH.match(bird_dir):
         raise AssertionError(f"refusing to paste unvalidated directory {bird_dir!r} into BIRD's config")
+    directory = include_directory(bird_dir)
     lines = [
-        "# rhid: paste into bird.conf (BIRD 2). rhid writes the files; the wildcard lets BIRD start",
-        f"# before rhid has written anything, but {bird_dir} itself must exist before BIRD starts.",
+        "# rhid: paste into bird.conf (BIRD 2 or 3). rhid writes the files; BIRD starts and",
+        f"# configures before they, or {bird_dir.rstrip('/') or '/'} itself, exist (the [ ] makes a missing",
+        "# directory an empty include instead of an error).",
     ]
     protocols = sorted(rules.channels)
     for channel in protocols:
-        pattern = f"{bird_dir.rstrip('/')}/{channel.table}.ipv{channel.family}*.conf"
+        pattern = f"{directory}/{channel.table}.ipv{channel.family}*.conf"
         lines += [
             f"protocol static {channel.protocol} {{",
             f"  ipv{channel.family};",

@@ -7,8 +7,10 @@ buffer) is logged once and never stops the loop: routing matters more than telli
 
 systemd tells a stopping service nothing about why it stops. But while `systemctl restart` (or a
 package upgrade's `deb-systemd-invoke restart`) stops the service, the unit's job is of type
-``restart``; during `systemctl stop` it is ``stop``. `restarting` reads that from
-``systemctl list-jobs``, which any user may run.
+``restart``; during `systemctl stop` it is ``stop``. `restarting` reads that from systemd's job list.
+An unprivileged ``systemctl list-jobs`` needs the D-Bus system bus, which a node may not have; so
+the unit's ExecStop (run as root, which reaches systemd over its private socket) saves the list to
+``/run/<unit>.stop-jobs`` just before systemd sends SIGTERM, and rhid reads that file first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -71,6 +74,8 @@ class Notifier:
 RESTART_JOBS = frozenset({"restart", "try-restart", "reload-or-restart", "try-reload-or-restart"})
 _UNIT = re.compile(r"[A-Za-z0-9:_.\\@-]+\.service\Z")
 SYSTEMCTL_TIMEOUT = 2.0
+STOP_JOBS = "/run/{unit}.stop-jobs"  # written by the unit's ExecStop, removed by its ExecStopPost
+STOP_JOBS_FRESH = 60.0  # seconds: an older file is a leftover, not this stop's
 
 
 def unit_of_cgroup(text: str) -> str | None:
@@ -100,7 +105,12 @@ def restarting() -> bool | None:
     try:
         with open("/proc/self/cgroup", encoding="ascii", errors="replace") as stream:
             unit = unit_of_cgroup(stream.read())
-        if unit is None or systemctl is None:
+        if unit is None:
+            return None
+        saved = saved_jobs(STOP_JOBS.format(unit=unit), time.time())
+        if saved is not None:
+            return is_restart_job(saved, unit)
+        if systemctl is None:
             return None
         listing = subprocess.run(
             [systemctl, "list-jobs", "--no-legend", "--no-pager"],
@@ -113,6 +123,17 @@ def restarting() -> bool | None:
         log.warning("service.job_unknown", reason=str(exc))
         return None
     return is_restart_job(listing, unit)
+
+
+def saved_jobs(path: str, now: float) -> str | None:
+    """The job list the unit's ExecStop saved for this stop, or None if there is no fresh one."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            if now - os.fstat(stream.fileno()).st_mtime > STOP_JOBS_FRESH:
+                return None
+            return stream.read(1 << 20)
+    except OSError:
+        return None
 
 
 @contextmanager

@@ -43,7 +43,12 @@ def test_unit_file_verifies(tmp_path: Path) -> None:
     its Documentation=man:rhid(8), found in this checkout's page as the package installs it."""
     rhid = Path(sys.executable).parent / "rhid"
     unit = tmp_path / UNIT.name
-    unit.write_text(UNIT.read_text().replace("/usr/bin/rhid", str(rhid)))
+    helper = UNIT.parents[1] / "libexec" / "socket-groups"
+    unit.write_text(
+        UNIT.read_text()
+        .replace("/usr/bin/rhid", str(rhid))
+        .replace("/usr/libexec/rhid/socket-groups", str(helper))
+    )
     (tmp_path / "man" / "man8").mkdir(parents=True)
     shutil.copy(UNIT.parents[1] / "rhid.8", tmp_path / "man" / "man8" / "rhid.8")
     result = analyze("verify", str(unit), env={"MANPATH": str(tmp_path / "man")})
@@ -59,10 +64,13 @@ def test_unit_file_is_hardened() -> None:
 
 
 def test_unit_runs_unprivileged_with_socket_groups() -> None:
-    """The unit runs as user rhid with the bird and haproxy groups, no capabilities, Type=notify."""
+    """The unit runs as user rhid, joining its sockets' groups as root first, no capabilities, Type=notify."""
     text = UNIT.read_text()
-    for line in ["Type=notify", "User=rhid", "SupplementaryGroups=bird haproxy", "CapabilityBoundingSet=",
-                 "ExecStartPre=/usr/bin/rhid check", "ExecReload=/usr/bin/rhid check", "WatchdogSec=",
+    assert "SupplementaryGroups=" not in text, "no group must exist for the unit to start"
+    assert "ExecStartPre=/usr/bin/rhid check" not in text, "rhid run validates, keeping the last good rules"
+    for line in ["Type=notify", "User=rhid", "ExecStartPre=+/usr/libexec/rhid/socket-groups",
+                 "CapabilityBoundingSet=", "RuntimeDirectory=rhid", "RuntimeDirectoryPreserve=yes",
+                 "ExecReload=/usr/bin/rhid check", "WatchdogSec=",
                  "Restart=on-failure", "EnvironmentFile=-/etc/default/hapee-extras-rhi",
                  "EnvironmentFile=-/etc/sysconfig/hapee-extras-rhi"]:  # fmt: skip
         assert line in text, line

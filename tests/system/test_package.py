@@ -1,15 +1,21 @@
-"""The Debian package under real systemd: install, enable, reload, watchdog, restart, upgrade, stop,
-remove and purge, in a Debian 12 container booted with systemd-nspawn.
+"""The Debian package under real systemd: built on Debian's minimal base, then install, enable,
+reload, watchdog, restart, upgrade, stop, remove and purge, in containers booted with
+systemd-nspawn: Debian 12 with bird2, Debian 13 with bird2, Debian 13 with bird3.
 
-The container runs Debian's own haproxy, bird2 and python3-* (the versions the package depends
-on); a BIRD peer on the host's loopback is the upstream router whose table proves what the network
-sees. The tests run in order on one container, as an operator's session would.
+The package is built once by scripts/build-deb.sh in a root holding only Debian 12's
+`debootstrap --variant=minbase` and a clone of the repository. Each node holds its suite's minimal
+base plus systemd, Debian's haproxy and bird2 or bird3, nothing else (no dbus, no python3
+libraries: the package brings what it needs), and its HAProxy's socket is the vendor's
+(/var/run/hapee-extras/hapee-lb.sock, group hapee). A BIRD peer on the host's loopback is the
+upstream router whose table proves what the network sees. The tests run in order on one node, as
+an operator's session would, then again on the next node.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -21,7 +27,7 @@ import pytest
 from rhid.birdconf import bird_snippet
 from rhid.rules import parse_rules
 from tests.integration.lab import PEER_ADDRESS, SPEAKER_ADDRESS, Lab, free_port, wait_for
-from tests.system.container import Container, debootstrap, remove_root, tool
+from tests.system.container import NODES, Container, build_in_root, minimal_root, node_root, remove_root
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(1200)]  # building and debootstrapping take minutes
 
@@ -30,6 +36,7 @@ UNIT = "hapee-extras-rhi"
 RULES = "10.70.0.1 = all(b:be_app)\n10.70.0.2 = all(b:be_b)\n"
 NEW_RULES = "10.70.0.1 = all(b:be_app)\n10.70.0.3 = all(b:be_b)\n"
 BOTH = {"10.70.0.1/32", "10.70.0.2/32"}
+SOCKET = "/var/run/hapee-extras/hapee-lb.sock"  # HAProxy Enterprise's, rhid's default
 
 
 class Node:
@@ -45,7 +52,7 @@ class Node:
 
     def haproxy(self, command: str) -> None:
         """An operator's command on the node's HAProxy admin socket (through rhid's own client)."""
-        code = f"from rhid.haproxy import fetch; print(fetch('/run/haproxy/admin.sock', b'{command}\\n', 5))"
+        code = f"from rhid.haproxy import fetch; print(fetch('{SOCKET}', b'{command}\\n', 5))"
         self.run("python3", "-c", code)
 
     def main_pid(self) -> int:
@@ -81,17 +88,11 @@ class Node:
         assert looks >= seconds * 5, f"only {looks} looks at the peer in {seconds} s"
 
 
-def build_package(log: Path) -> Path:
-    with log.open("ab") as out:
-        subprocess.run([tool("bash"), str(ROOT / "scripts" / "build-deb.sh")], cwd=ROOT, stdout=out,
-                       stderr=subprocess.STDOUT, check=True, timeout=900)  # fmt: skip
-    return max((ROOT / "dist").glob("rhid_*_all.deb"), key=lambda path: path.stat().st_mtime)
-
-
 def haproxy_config(frontend_port: int, server_port: int) -> str:
-    """Debian's haproxy, its stats socket where Debian puts it, a dedicated ring at level notice."""
+    """Debian's haproxy, its stats socket where and as HAProxy Enterprise puts it (group hapee, which
+    no package of this node knows), a dedicated ring at level notice."""
     return f"""global
-    stats socket /run/haproxy/admin.sock mode 660 level admin group haproxy
+    stats socket {SOCKET} mode 660 level admin group hapee
     user haproxy
     group haproxy
     log ring@rhid local0 notice
@@ -127,33 +128,61 @@ def bird_config(speaker_port: int, peer_port: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[Node]:
+def work() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="rhid-system-", dir="/var/tmp") as tmp:
-        work = Path(tmp)
-        deb = build_package(work / "build.log")
-        root = work / "root"
-        debootstrap(root, work / "debootstrap.log")
-        (root / "var/tmp" / deb.name).write_bytes(deb.read_bytes())
-        container = Container(root, work / "nspawn.log")
-        peer = Lab(work)
-        try:
-            container.boot()
-            peer.ports["speaker_bgp"] = free_port(SPEAKER_ADDRESS)
-            peer.ports["peer_bgp"] = free_port(PEER_ADDRESS)
-            yield Node(container, peer, Path("/var/tmp") / deb.name)
-        finally:
-            container.shut_down()
-            peer.close()
-            remove_root(root)
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="module")
+def deb(work: Path) -> Path:
+    """The .deb, built once by scripts/build-deb.sh on Debian 12's minimal base, and installed on
+    every node (build once, install many)."""
+    base = work / "build-root"
+    try:
+        minimal_root(base, "bookworm", work / "build.log")
+        built = build_in_root(ROOT, base, work / "build.log")
+        return Path(shutil.copy(built, work / built.name))
+    finally:
+        remove_root(base)
+
+
+@pytest.fixture(scope="module", params=sorted(NODES))
+def node(request: pytest.FixtureRequest, work: Path, deb: Path) -> Iterator[Node]:
+    name: str = request.param
+    suite, bird = NODES[name]
+    root, log = work / f"root-{name}", work / f"{name}.log"
+    (work / name).mkdir()
+    container = Container(root, work / f"nspawn-{name}.log")
+    peer = Lab(work / name)
+    try:
+        minimal_root(root, suite, log)
+        node_root(root, bird, log)
+        shutil.copy(deb, root / "var/tmp" / deb.name)
+        container.boot()
+        peer.ports["speaker_bgp"] = free_port(SPEAKER_ADDRESS)
+        peer.ports["peer_bgp"] = free_port(PEER_ADDRESS)
+        yield Node(container, peer, Path("/var/tmp") / deb.name)
+    finally:
+        container.shut_down()
+        peer.close()
+        remove_root(root)
 
 
 def test_install_neither_enables_nor_starts_and_ships_no_live_rule(node: Node) -> None:
     """`apt install ./rhid_*.deb` pulls its dependencies from Debian, creates the user and /run/rhid,
     installs the unit disabled, and a conffile whose example rules are all commented out (the
     service would refuse to start on it)."""
+    for service in ("haproxy", "bird"):  # as scripts/apt.sh installed them: programs, no services
+        assert node.run("systemctl", "is-enabled", service, check=False).stdout.strip() == "disabled"
+        assert node.run("systemctl", "is-active", service, check=False).stdout.strip() == "inactive"
     node.run("apt-get", "update")
     installed = node.run("apt-get", "install", "-y", str(node.deb)).stdout
-    assert re.search(r"^Setting up procps", installed, re.M), "a dependency came from Debian's archive"
+    assert re.search(r"^Setting up python3-systemd", installed, re.M), (
+        "a dependency came from Debian's archive"
+    )
+    assert node.run("dpkg-query", "-W", "dbus", check=False).returncode != 0, (
+        "no D-Bus: the package needs none"
+    )
     assert node.run("systemctl", "is-enabled", UNIT, check=False).stdout.strip() == "disabled"
     assert node.run("systemctl", "is-active", UNIT, check=False).stdout.strip() == "inactive"
     assert "rhid" in node.run("id", "rhid").stdout
@@ -167,23 +196,34 @@ def test_install_neither_enables_nor_starts_and_ships_no_live_rule(node: Node) -
 
 def test_enable_now_is_active_only_after_the_first_cycle(node: Node) -> None:
     """`systemctl enable --now` returns once rhid is READY, which is after its first complete cycle:
-    the routes are in BIRD by then, and reach the peer."""
+    the routes are in BIRD by then, and reach the peer. BIRD starts with rhid's snippet and the unit
+    starts while /run/rhid does not exist; rhid joins group hapee, which owns HAProxy's socket; the
+    options in RHID_ARGS of /etc/default/hapee-extras-rhi reach `rhid run`."""
+    node.run("groupadd", "--system", "hapee")
+    node.run("install", "-d", "-o", "haproxy", "-g", "hapee", "-m", "2750", "/run/hapee-extras")
     node.container.write("/etc/haproxy/haproxy.cfg", haproxy_config(free_port(), free_port()))
     node.container.write(
         "/etc/bird/bird.conf", bird_config(node.peer.ports["speaker_bgp"], node.peer.ports["peer_bgp"])
     )
+    node.run("rm", "-rf", "/run/rhid")  # as after a reboot once the package's tmpfiles entry is gone
     node.run("systemctl", "restart", "haproxy", "bird")
     node.peer.start_peer()
     node.peer.wait_established()
     node.container.write("/etc/hapee-extras/hapee-rhi.cfg", RULES)
-    node.container.write("/etc/default/hapee-extras-rhi", 'HAPEE_LB_SOCKET="/run/haproxy/admin.sock"\n')
+    defaults = node.run("cat", "/etc/default/hapee-extras-rhi").stdout
+    assert "RHID_ARGS=" in defaults, "the shipped file documents RHID_ARGS"
+    node.container.write("/etc/default/hapee-extras-rhi", defaults + 'RHID_ARGS="--fall 2 --rise 1"\n')
+    node.run("test", "!", "-e", "/run/rhid")
     node.run("systemctl", "enable", "--now", UNIT)
     assert node.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
+    cmdline = node.run("cat", f"/proc/{node.main_pid()}/cmdline").stdout.split("\0")
+    assert cmdline[-5:-1] == ["--fall", "2", "--rise", "1"], cmdline
     speaker = node.run("birdc", "show", "route", "protocol", "vol1").stdout
     assert "10.70.0.1/32" in speaker, "in BIRD before READY"
     assert "10.70.0.2/32" in speaker, "in BIRD before READY"
     node.peer.wait_peer_routes(BOTH)
     assert node.run("rhid", "status").returncode == 0
+    assert "hapee" in node.run("id", "-nG", "rhid").stdout.split()
 
 
 def test_reload_moves_one_route_and_a_bad_file_changes_nothing(node: Node) -> None:
@@ -238,6 +278,37 @@ def test_restart_and_upgrade_do_not_withdraw(node: Node) -> None:
     node.routes_stay(BOTH, 1.0)
 
 
+def test_the_documented_group_override_works(node: Node) -> None:
+    """The README's drop-in (reset ExecStartPre= and SupplementaryGroups=, then name the groups)
+    gives rhid its sockets' groups without the helper: HAProxy is read, the routes hold."""
+    dropin = f"/etc/systemd/system/{UNIT}.service.d"
+    node.run("gpasswd", "-d", "rhid", "hapee")
+    node.run("mkdir", "-p", dropin)
+    node.container.write(
+        f"{dropin}/groups.conf",
+        "[Service]\nExecStartPre=\nSupplementaryGroups=\nSupplementaryGroups=bird hapee\n",
+    )
+    try:
+        node.run("systemctl", "daemon-reload")
+        node.run("systemctl", "restart", UNIT)
+        assert "hapee" not in node.run("id", "-nG", "rhid").stdout.split(), "the helper did not run"
+        gid = node.run("getent", "group", "hapee").stdout.split(":")[2]
+        status = node.run("cat", f"/proc/{node.main_pid()}/status").stdout
+        groups = re.search(r"^Groups:(.*)$", status, re.M)
+        assert groups, status
+        assert gid in groups.group(1).split(), status
+        node.haproxy("disable server be_b/s1")
+        node.peer.wait_peer_routes({"10.70.0.1/32"})
+        node.haproxy("enable server be_b/s1")
+        node.peer.wait_peer_routes(BOTH)
+    finally:
+        node.run("rm", "-rf", dropin)
+        node.run("systemctl", "daemon-reload")
+    node.run("systemctl", "restart", UNIT)
+    assert "hapee" in node.run("id", "-nG", "rhid").stdout.split(), "the helper ran again"
+    node.peer.wait_peer_routes(BOTH)
+
+
 def test_a_hung_loop_is_restarted_by_the_watchdog(node: Node) -> None:
     """SIGSTOP to rhid's main process: systemd's watchdog kills and restarts it; routes held meanwhile."""
     pid = node.main_pid()
@@ -248,6 +319,29 @@ def test_a_hung_loop_is_restarted_by_the_watchdog(node: Node) -> None:
     assert int(node.run("systemctl", "show", "-p", "NRestarts", "--value", UNIT).stdout) == restarts + 1
     node.peer.wait_peer_routes(BOTH)
     assert node.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
+
+
+def test_a_restart_that_cannot_start_withdraws_once_no_rhid_runs(node: Node) -> None:
+    """A restart on an invalid file with no last good copy holds the routes through the stop, then
+    fails for good; the unit's OnFailure= (rhid withdraw) withdraws them at the peer."""
+    node.run("rm", "-f", "/run/rhid/rules.last-good")
+    node.container.write("/etc/hapee-extras/hapee-rhi.cfg", "10.70.0.1/24 = all(b:be_app)\n")
+    try:
+        node.run("systemctl", "restart", UNIT, check=False)
+        wait_for(
+            "the unit to fail for good",
+            lambda: node.run("systemctl", "is-failed", UNIT, check=False).stdout.strip() == "failed",
+            60,
+            every=0.5,
+        )
+        node.peer.wait_peer_routes(set(), timeout=30)
+        withdraw = node.run("journalctl", "-u", f"{UNIT}-withdraw", "--no-pager").stdout
+        assert "route(s) withdrawn" in withdraw, withdraw
+    finally:
+        node.container.write("/etc/hapee-extras/hapee-rhi.cfg", RULES)
+        node.run("systemctl", "reset-failed", UNIT, check=False)
+    node.run("systemctl", "start", UNIT)
+    node.peer.wait_peer_routes(BOTH)
 
 
 def test_security_exposure_is_what_the_readme_says(node: Node) -> None:
@@ -268,14 +362,32 @@ def test_stop_withdraws(node: Node) -> None:
     assert "daemon.restarting" not in node.events()[-5:]
 
 
+def test_an_upgrade_leaves_a_stopped_node_stopped(node: Node) -> None:
+    """A package upgrade of an enabled but stopped node (in maintenance) does not start it: its
+    routes stay withdrawn."""
+    assert node.run("systemctl", "is-enabled", UNIT).stdout.strip() == "enabled"
+    node.run("apt-get", "install", "-y", "--reinstall", str(node.deb))
+    assert node.run("systemctl", "is-active", UNIT, check=False).stdout.strip() == "inactive"
+    node.routes_stay(set(), 2.0)
+
+
 def test_remove_stops_and_purge_removes_the_configuration(node: Node) -> None:
-    """`apt remove` stops the service (routes withdrawn); `apt purge` removes its configuration."""
+    """`apt remove` stops the service (routes withdrawn) and warns about a bird.conf whose includes
+    would keep BIRD from starting without /run/rhid; with rhid's snippet BIRD still starts;
+    `apt purge` removes rhid's configuration."""
     node.run("systemctl", "start", UNIT)
     node.peer.wait_peer_routes(BOTH)
-    node.run("apt-get", "remove", "-y", "rhid")
+    current = node.run("cat", "/etc/bird/bird.conf").stdout
+    node.container.write("/etc/bird/bird.conf", current.replace("/run/rhi[d]/", "/run/rhid/"))
+    removed = node.run("apt-get", "remove", "-y", "rhid")
+    assert 'includes "/run/rhid/..." files' in removed.stdout + removed.stderr
     node.peer.wait_peer_routes(set())
     assert node.run("systemctl", "is-active", UNIT, check=False).stdout.strip() != "active"
     assert node.run("test", "-e", "/etc/hapee-extras/hapee-rhi.cfg", check=False).returncode == 0
+    node.container.write("/etc/bird/bird.conf", current)
+    node.run("rm", "-rf", "/run/rhid")  # as at the next boot
+    node.run("systemctl", "restart", "bird")
+    assert "Reconfigured" in node.run("birdc", "configure").stdout
     node.run("apt-get", "purge", "-y", "rhid")
     for path in ["/etc/hapee-extras/hapee-rhi.cfg", "/etc/default/hapee-extras-rhi"]:
         assert node.run("test", "-e", path, check=False).returncode != 0, path

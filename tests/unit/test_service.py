@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rhid.service import is_restart_job, unit_of_cgroup
+from pathlib import Path
+
+from rhid.service import is_restart_job, saved_jobs, unit_of_cgroup
 
 LISTING = """\
  4117 hapee-extras-rhi.service restart running
@@ -23,3 +25,15 @@ def test_restart_job_is_recognised_only_for_our_unit() -> None:
     assert not is_restart_job(LISTING.replace("restart", "stop"), "hapee-extras-rhi.service")
     assert not is_restart_job(LISTING, "haproxy.service")
     assert not is_restart_job("No jobs running.\n", "hapee-extras-rhi.service")
+
+
+def test_the_job_list_saved_by_execstop_is_read_only_while_fresh(tmp_path: Path) -> None:
+    """The list ExecStop saved is this stop's for a minute; older, or missing, it says nothing."""
+    saved = tmp_path / "hapee-extras-rhi.service.stop-jobs"
+    saved.write_text(LISTING)
+    now = saved.stat().st_mtime
+    listing = saved_jobs(str(saved), now + 1)
+    assert listing is not None
+    assert is_restart_job(listing, "hapee-extras-rhi.service")
+    assert saved_jobs(str(saved), now + 61) is None
+    assert saved_jobs(str(tmp_path / "missing"), now) is None
