@@ -3,7 +3,8 @@ signals (SIGTERM, SIGINT, SIGHUP) as a socket the loop can wait on, and asking s
 stop under way is half of a restart.
 
 Without NOTIFY_SOCKET every notify call is a no-op. A notify socket that fails (a dead path, a full
-buffer) is logged once and never stops the loop: routing matters more than telling systemd.
+buffer) is logged once and never stops the loop (nor blocks it): routing matters more than telling
+systemd.
 
 systemd tells a stopping service nothing about why it stops. But while `systemctl restart` (or a
 package upgrade's `deb-systemd-invoke restart`) stops the service, the unit's job is of type
@@ -26,26 +27,33 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import structlog
-from systemd import daemon as sd_daemon
 
 log = structlog.get_logger("rhid")
 
 
 class Notifier:
-    """Sends sd_notify messages when systemd asked for them."""
+    """Sends sd_notify messages when systemd asked for them, without ever blocking.
+
+    The datagram goes to $NOTIFY_SOCKET with MSG_DONTWAIT: if the service manager stops reading and
+    its queue is full (the kernel's default is 10 datagrams), the message is dropped, not waited
+    for; the loop goes on polling and routing. (systemd-python's `daemon.notify` blocks there.)
+    """
 
     def __init__(self) -> None:
-        self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
+        path = os.environ.get("NOTIFY_SOCKET", "")
+        self.enabled = bool(path)
+        self.address = "\0" + path[1:] if path.startswith("@") else path  # @: the abstract namespace
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) if self.enabled else None
         self._failing = False
         self._last_status = ""
 
     def send(self, *assignments: str) -> None:
         """Send `KEY=value` lines in one datagram."""
-        if not self.enabled:
+        if self.sock is None:
             return
         try:
-            sd_daemon.notify("\n".join(assignments))
-        except OSError as exc:
+            self.sock.sendto("\n".join(assignments).encode(), socket.MSG_DONTWAIT, self.address)
+        except OSError as exc:  # EAGAIN: the manager is not reading; ENOENT, ECONNREFUSED: gone
             if not self._failing:
                 log.error("notify.failed", socket=os.environ.get("NOTIFY_SOCKET"), reason=str(exc))
             self._failing = True

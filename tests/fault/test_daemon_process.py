@@ -254,3 +254,14 @@ def test_a_reload_follows_the_defaults_file_and_says_what_needs_a_restart(rhid: 
     assert done.returncode == 4
     assert "PROBLEM: RHID_ARGS in " in done.stdout
     assert "only systemctl restart hapee-extras-rhi applies it" in done.stdout
+
+
+def test_a_service_manager_that_stops_reading_never_freezes_routing(rhid: Daemon, serve: Serve) -> None:
+    """NOTIFY_SOCKET never read (its queue fills after 10 datagrams): rhid still polls and withdraws."""
+    serve(rhid.haproxy, fakes.replying(GOOD))
+    rhid.start("10.0.0.1 = all(b:be)\n")
+    wait_for("the route announced", lambda: "10.0.0.1/32" in rhid.file(), 10)
+    time.sleep(2.0)  # 20 cycles, each with WATCHDOG=1, into a queue nobody reads
+    serve(rhid.haproxy, fakes.replying(DOWN))
+    wait_for("the route withdrawn", lambda: "10.0.0.1/32" not in rhid.file(), 10)
+    assert "notify.failed" in rhid.names()
