@@ -11,7 +11,7 @@ from rhid.manpage import subcommands
 ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"
 # Options of other programs the README shows (systemctl enable --now ...).
-FOREIGN_OPTIONS = {"--now", "--help", "--version"}
+FOREIGN_OPTIONS = {"--now", "--help", "--version", "--force-confdef", "--force-confold"}  # dpkg's too
 OTHER_PROGRAMS = ("python ", "python3 ", "bash ")
 # `rhid` as a command word: at the start of a command, or after what runs one.
 COMMAND = re.compile(r"(?:^|\$ |&& |\|\| |; |-- |/usr/bin/)rhid(?: +([a-z][a-z-]*))?")
