@@ -20,11 +20,12 @@ from rhid import sockets, stats
 from rhid.backoff import Backoff
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
 from rhid.model import Proxy
-from rhid.settings import Settings
+from rhid.settings import ENVIRONMENT_FILES, Settings
 
 log = structlog.get_logger("rhid")
 
 READ_CHUNK = 256 * 1024
+DEBIAN_HAPROXY_SOCKET = "/run/haproxy/admin.sock"  # Debian's haproxy.cfg: stats socket ... level admin
 
 
 def fetch(path: str, command: bytes, timeout: float, limit: int = stats.MAX_REPLY_BYTES) -> bytes:
@@ -218,8 +219,10 @@ class HAProxySide:
         events: str = "none",
         unreadable_down_after: float = 30.0,
         poller: Poller | None = None,
+        source: str = "--haproxy-socket",
     ) -> None:
         self.path = path
+        self.source = source  # where the path was set, for the operator who must fix it
         self.timeout = timeout
         self.events_setting = events  # a ring name, "auto" or "none"
         self.unreadable_down_after = unreadable_down_after
@@ -243,6 +246,7 @@ class HAProxySide:
             settings.poll_timeout,
             events=settings.events,
             unreadable_down_after=settings.unreadable_down_after,
+            source=settings.haproxy_socket_source,
         )
 
     # ---- polls ---------------------------------------------------------------------------------
@@ -257,7 +261,9 @@ class HAProxySide:
                 self._weather("forbidden", f"{exc.path}: {exc.reason}", reason=exc.reason, **fields)
                 return self._not_known(proxies, now, "forbidden")
             self.unreadable_since = None
-            self._weather("unreachable", f"{exc.path}: {exc.reason}", reason=exc.reason, path=exc.path)
+            self._weather(
+                "unreachable", f"{exc.path}: {exc.reason}", reason=exc.reason, path=exc.path, hint=self.hint()
+            )
             return dict.fromkeys(proxies, UNREACHABLE)
         except HAProxyProtocolError as exc:
             self._weather("garbled", str(exc), reason=str(exc))
@@ -397,12 +403,19 @@ class HAProxySide:
             self.stream_note = note
             (log.info if note == "streaming" else log.warning)(f"haproxy.events_{note}", **fields)
 
+    def hint(self) -> str:
+        """Where the socket's path is set, and Debian's own, for an HAProxy rhid cannot reach."""
+        return (
+            f"the path comes from {self.source} (HAPEE_LB_SOCKET in {' or '.join(ENVIRONMENT_FILES)}); "
+            f"Debian's HAProxy listens on {DEBIAN_HAPROXY_SOCKET}"
+        )
+
     def problems(self) -> list[str]:
         """What is wrong on the HAProxy side, one operator sentence each (`rhid status` prints each
         as a PROBLEM line); empty when HAProxy answers."""
         limit = f"--unreadable-down-after, {self.unreadable_down_after:g} s"
         if self.state == "unreachable":
-            return [f"HAProxy is unreachable ({self.error}): every proxy counts as down"]
+            return [f"HAProxy is unreachable ({self.error}): every proxy counts as down; {self.hint()}"]
         if self.state == "garbled":
             return [
                 f"HAProxy's replies are unreadable ({self.error}): nothing is known, routes hold, and "

@@ -384,3 +384,13 @@ def test_a_new_status_word_for_many_backends_is_one_line(tmp_path: Path) -> None
     [line] = [e for e in events if e["event"] == "haproxy.unknown_status"]
     assert (line["status"], line["count"], line["counts_as"]) == ("DEGRADED", 300, "down")
     assert line["proxies"] == sorted(f"b:be{i}" for i in range(300))[:10]
+
+
+def test_an_unreachable_haproxy_says_where_its_path_is_set(tmp_path: Path) -> None:
+    """The PROBLEM for a missing socket names where the path came from and Debian's own socket."""
+    side = HAProxySide(str(tmp_path / "nothing.sock"), 0.5, source="/etc/default/hapee-extras-rhi")
+    side.observe([Proxy(ProxyKind.BACKEND, "be")], 0.0)
+    (problem,) = side.report()["problems"]
+    assert problem.startswith(f"HAProxy is unreachable ({tmp_path / 'nothing.sock'}: socket does not exist")
+    assert "the path comes from /etc/default/hapee-extras-rhi" in problem
+    assert "Debian's HAProxy listens on /run/haproxy/admin.sock" in problem
