@@ -33,7 +33,7 @@ STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 def stop_pending(interrupt: socket.socket) -> bool:
     """True when the signal socket holds a SIGTERM or SIGINT the loop has not read yet (peeked only)."""
     try:
-        pending = interrupt.recv(64, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        pending = interrupt.recv(4096, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # every signal queued
     except (BlockingIOError, InterruptedError):
         return False
     return any(byte in STOP_SIGNALS for byte in pending)

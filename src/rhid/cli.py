@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -111,12 +112,25 @@ def check(path: str, *, as_json: bool, allow_empty: bool, out: TextIO, err: Text
             json.dump({"valid": False, "errors": errors}, out, indent=2)
             out.write("\n")
         return EXIT_INVALID
+    warn_newer_bird(rules, err)
     if as_json:
         json.dump({"valid": True, **describe(rules)}, out, indent=2)
         out.write("\n")
     else:
         print(summarize(rules), file=out)
     return EXIT_OK
+
+
+def warn_newer_bird(rules: RuleSet, err: TextIO) -> None:
+    """Say which table names BIRD 3 would refuse (valid for BIRD 2.0 and 1.6: the file keeps them)."""
+    for table in sorted({channel.table for channel in rules.channels}):
+        problem = names.newer_bird_problem(table)
+        if problem is not None:
+            print(
+                f"{rules.path}: warning: table {problem}: it works with BIRD 2.0, but rename the "
+                f"table (e.g. vol_{table}) before this node runs BIRD 2.17 or 3",
+                file=err,
+            )
 
 
 def bird_config(path: str, bird_dir: str, *, out: TextIO, err: TextIO) -> int:
@@ -133,6 +147,7 @@ def bird_config(path: str, bird_dir: str, *, out: TextIO, err: TextIO) -> int:
             file=err,
         )
         return EXIT_INVALID
+    warn_newer_bird(rules, err)
     out.write(bird_snippet(rules, bird_dir))
     return EXIT_OK
 
@@ -160,35 +175,53 @@ def show_status(bird_dir: str, prefix: str | None, *, as_json: bool, out: TextIO
 
 def withdraw(bird_dir: str, bird_socket: str, timeout: float, *, out: TextIO, err: TextIO) -> int:
     """``rhid withdraw``: empty every include file in `bird_dir` and have BIRD apply it, while no rhid
-    runs there (the unit's OnFailure= safety net: routes never outlive the rhid that watches them)."""
+    runs there (the unit's OnFailure= safety net: routes never outlive the rhid that watches them).
+
+    Like the daemon's own withdrawal it needs no free space (an emptied file is removed when it
+    cannot be replaced), goes on past a file it cannot empty, and sends ``configure`` only once
+    BIRD says it is not reconfiguring (BIRD 3 can abort on a queued reconfiguration).
+    """
     directory = Path(bird_dir)
+    failed: list[str] = []
     try:
         with instance_lock(directory):
             on_disk = routefiles.read_announced(directory)
             for channel in sorted(on_disk.announced):
-                routefiles.write_atomically(
-                    directory / routefiles.file_name(channel), routefiles.render_routes([])
-                )
+                path = directory / routefiles.file_name(channel)
+                try:
+                    routefiles.write_routes(path, frozenset())
+                except OSError as exc:
+                    failed.append(f"{path}: {exc.strerror or exc}")
     except CannotRunError as exc:
         print(f"rhid: {exc}", file=err)
         return EXIT_INVALID
-    except OSError as exc:
-        print(f"rhid: cannot empty the files in {bird_dir}: {exc.strerror or exc}", file=err)
-        return EXIT_INVALID
-    count = sum(map(len, on_disk.announced.values()))
-    client = bird.BirdClient(bird_socket, timeout)
+    for failure in failed:
+        print(f"rhid: cannot empty {failure}", file=err)
+    count = sum(len(on_disk.announced[c]) for c in on_disk.announced)
     try:
-        reply = client.request(birdwire.CONFIGURE, timeout=timeout)
+        reply = _configure_when_idle(bird_socket, timeout)
     except (BirdUnavailableError, BirdProtocolError) as exc:
         print(f"rhid: {count} route(s) withdrawn from the files; BIRD not told: {exc}", file=err)
         return EXIT_UNREADABLE
-    finally:
-        client.close()
     if reply.code not in birdwire.CONFIGURE_DONE:
         print(f"rhid: BIRD refused configure: {reply.code:04d} {reply.text}", file=err)
         return EXIT_INVALID
     print(f"rhid: {count} route(s) withdrawn; BIRD reconfigured ({reply.text})", file=out)
-    return EXIT_OK
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def _configure_when_idle(bird_socket: str, timeout: float) -> birdwire.Reply:
+    """``configure`` once ``show status`` says BIRD is not reconfiguring, all within `timeout`."""
+    deadline = time.monotonic() + timeout
+    client = bird.BirdClient(bird_socket, min(timeout, 2.0))
+    try:
+        while not birdwire.parse_status(client.request(birdwire.SHOW_STATUS)).running:
+            if time.monotonic() >= deadline:
+                raise BirdUnavailableError(bird_socket, f"still reconfiguring after {timeout:g} s", "timeout")
+            time.sleep(0.1)
+        return client.request(birdwire.CONFIGURE, timeout=max(deadline - time.monotonic(), 0.1))
+    finally:
+        client.close()
 
 
 MAX_DURATION = 86400.0  # a day: any longer period is a typo, and would overflow deadlines

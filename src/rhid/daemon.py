@@ -177,11 +177,15 @@ class Daemon:
             )
             self.haproxy = HAProxySide.of(self.settings)
             log.info("haproxy.socket", path=path, source=f"{where}, re-read by the reload")
-        args_now, args_then = values.get(settings.ARGS_VARIABLE, ""), before.get(settings.ARGS_VARIABLE, "")
+        changed = [
+            f"{name} ({before.get(name, '')!r} -> {values.get(name, '')!r})"
+            for name in settings.RESTART_VARIABLES
+            if values.get(name, "") != before.get(name, "")
+        ]
         restart = (
-            f"{settings.ARGS_VARIABLE} in {where} changed since rhid started ({args_then!r} -> "
-            f"{args_now!r}): only systemctl restart hapee-extras-rhi applies it"
-            if args_now != args_then
+            f"{' and '.join(changed)} in {where} changed since rhid started: only systemctl restart "
+            "hapee-extras-rhi applies it"
+            if changed
             else None
         )
         if restart is not None and restart != self.restart_needed:
@@ -327,8 +331,11 @@ def run(settings: Settings) -> int:
     try:
         loaded = rulefile.load(settings.rules_path, allow_empty=settings.allow_empty)
     except (RuleError, RuleFileError) as exc:
+        # Only a restart that held routes needs the copy (they must stay watched); a start after a
+        # stop (files emptied) or a boot refuses the broken file, and announces nothing.
+        held = any(routefiles.read_announced(settings.bird_dir).announced.values())
         copy = rulefile.recall(settings.bird_dir, settings.rules_path, allow_empty=settings.allow_empty)
-        if copy is None:
+        if copy is None or not held:
             return _refuse(exc)
         log.critical(
             "rules.invalid_started_on_last_good",

@@ -33,8 +33,11 @@ def instance_lock(directory: Path) -> Iterator[None]:
                 f"another rhid (pid {other}) already runs with --bird-dir {directory}; "
                 "stop it first (systemctl stop hapee-extras-rhi) or use another directory"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # the pid only names the holder in the message above; a full /run must not stop rhid
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
         yield
     finally:
         os.close(fd)

@@ -166,6 +166,6 @@ def signals() -> Iterator[socket.socket]:
 def drain(reader: socket.socket) -> list[int]:
     """The signal numbers waiting in the wake-up socket."""
     try:
-        return list(reader.recv(64))
+        return list(reader.recv(4096))
     except BlockingIOError:
         return []

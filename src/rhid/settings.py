@@ -16,7 +16,9 @@ DEFAULT_FAST_INTERVAL = 0.1
 ENVIRONMENT_FILES = ("/etc/default/hapee-extras-rhi", "/etc/sysconfig/hapee-extras-rhi")
 SOCKET_VARIABLE = "HAPEE_LB_SOCKET"
 ARGS_VARIABLE = "RHID_ARGS"  # more options for `rhid run`, expanded by the unit's ExecStart
-WATCHED_VARIABLES = (SOCKET_VARIABLE, ARGS_VARIABLE)
+RULES_VARIABLE = "RHID_RULES"  # the rule file the unit's ExecStart passes as -c
+RESTART_VARIABLES = (ARGS_VARIABLE, RULES_VARIABLE)  # only a restart applies a change of these
+WATCHED_VARIABLES = (SOCKET_VARIABLE, *RESTART_VARIABLES)
 
 # KEY="value", KEY='value' or KEY=value. Values that a shell would expand ($, `, \) or treat as
 # syntax are not matched: rhid does not run a shell, so it skips what it cannot read literally.

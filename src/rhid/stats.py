@@ -10,9 +10,10 @@ docs/notes/haproxy-runtime-api.md §2.4:
 
     row        up              down                    keep the last status (not known yet)
     FRONTEND   OPEN            anything else           -
-    BACKEND    first word UP   anything else           UP while a checked server is INI; DOWN while
-                                                       every checked server is INI (HAProxy 3.1+'s
-                                                       `init-state down` or `fully-down`)
+    BACKEND    first word UP   anything else           UP or DOWN while a checked server is INI
+                                                       (DOWN: HAProxy 3.1+'s `init-state down`; with
+                                                       `fully-down` and rise >= 2 a server is DOWN
+                                                       after its first passing check, as HAProxy says)
     (missing)  -               disabled in the config  removed by an HAProxy reload
 
 A checked server is one whose row has a check_status and that is not in maintenance (HAProxy 2.6
@@ -183,13 +184,14 @@ def frontend_observation(status: str) -> Observation:
     return Observation.UP if status == "OPEN" else Observation.DOWN
 
 
-def backend_observation(status: str, servers_pending: bool, all_pending: bool = False) -> Observation:
-    """A BACKEND row is up when its status starts with the word UP, unless a checked server is still
-    INI (`servers_pending`); down otherwise, unless every checked server is still INI (`all_pending`:
-    nothing has been checked yet, as with HAProxy 3.1+'s `init-state down`)."""
-    if status.split(" ", 1)[0] != "UP":
-        return Observation.PENDING if all_pending else Observation.DOWN
-    return Observation.PENDING if servers_pending else Observation.UP
+def backend_observation(status: str, servers_pending: bool) -> Observation:
+    """A BACKEND row is up when its status starts with the word UP, down otherwise; either way not
+    known yet while a checked server is still INI (`servers_pending`): its first check may turn the
+    backend (HAProxy 2.6 counts an INI server as up; 3.1+'s `init-state down` as down, so a DOWN
+    backend whose other servers failed may still come UP when the INI one passes)."""
+    if servers_pending:
+        return Observation.PENDING
+    return Observation.UP if status.split(" ", 1)[0] == "UP" else Observation.DOWN
 
 
 def _rows(lines: list[str], index: dict[str, int]) -> Iterable[list[str]]:
@@ -251,7 +253,6 @@ def parse_stat(
     lines = [line for line in body.split("\n") if line.split(",", 1)[0] in names]
     frontends: dict[str, str] = {}
     backends: dict[str, str] = {}
-    checked: dict[str, int] = {}  # per backend: servers with a check_status
     pending: dict[str, int] = {}  # per backend: servers whose first check is pending (INI)
     for row in _rows(lines, index):
         name, kind, status = row[name_at], row[kind_at], row[status_at]
@@ -261,10 +262,8 @@ def parse_stat(
             backends[name] = status
         elif kind == _TYPE_SERVER:
             check = _check_field("check_status", name, row[check_at]).lstrip("* ")
-            if check and not _check_field("status", name, status).startswith("MAINT"):
-                checked[name] = checked.get(name, 0) + 1
-                if check == "INI":
-                    pending[name] = pending.get(name, 0) + 1
+            if check == "INI" and not _check_field("status", name, status).startswith("MAINT"):
+                pending[name] = pending.get(name, 0) + 1
         elif kind != _TYPE_LISTENER:
             raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
     _check_statuses(frontends)
@@ -276,7 +275,7 @@ def parse_stat(
     for name, status in backends.items():
         if name in wanted.backends:
             waiting = pending.get(name, 0)
-            observation = backend_observation(status, waiting > 0, waiting == checked.get(name, 0) > 0)
+            observation = backend_observation(status, waiting > 0)
             shown = f"{status} (first check pending)" if observation is Observation.PENDING else status
             result[wanted.backends[name]] = _status(observation, shown)
     unknown = _unknown(frontends, wanted.frontends, ProxyKind.FRONTEND) + _unknown(

@@ -26,8 +26,9 @@ from pathlib import Path
 import pytest
 
 from tests.fault import fakes
-from tests.fault.test_process import GOOD, Daemon, Serve, rhid, serve
+from tests.fault.test_process import ANNOUNCED, GOOD, Daemon, Serve, announce, rhid, serve
 from tests.integration.lab import wait_for
+from tests.integration.test_faults import fill, tmpfs
 
 DOWN = GOOD.replace(b"be,BACKEND,UP", b"be,BACKEND,DOWN")
 BAD_RULES = "10.0.0.1 = all(b:be\n"  # unclosed parenthesis
@@ -245,14 +246,14 @@ def test_a_reload_follows_the_defaults_file_and_says_what_needs_a_restart(rhid: 
         )
     rhid.notify.wait("READY=1")
     wait_for("the route announced from the old socket", lambda: "10.0.0.1/32" in rhid.file(), 10)
-    defaults.write_text(f'HAPEE_LB_SOCKET="{new}"\nRHID_ARGS="--fall 1"\n')
+    defaults.write_text(f'HAPEE_LB_SOCKET="{new}"\nRHID_ARGS="--fall 1"\nRHID_RULES=/etc/other.cfg\n')
     rhid.proc.send_signal(signal.SIGHUP)
     wait_for("the route withdrawn: the new socket says DOWN", lambda: "10.0.0.1/32" not in rhid.file(), 10)
     rhid.notify.collect()  # systemd reads every notification: so does the test, or rhid would wait on it
     done = rhid_status(rhid.dir)
     assert f"haproxy: reachable ({new})" in done.stdout
     assert done.returncode == 4
-    assert "PROBLEM: RHID_ARGS in " in done.stdout
+    assert "PROBLEM: RHID_ARGS ('' -> '--fall 1') and RHID_RULES ('' -> '/etc/other.cfg') in " in done.stdout
     assert "only systemctl restart hapee-extras-rhi applies it" in done.stdout
 
 
@@ -265,3 +266,39 @@ def test_a_service_manager_that_stops_reading_never_freezes_routing(rhid: Daemon
     serve(rhid.haproxy, fakes.replying(DOWN))
     wait_for("the route withdrawn", lambda: "10.0.0.1/32" not in rhid.file(), 10)
     assert "notify.failed" in rhid.names()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a tmpfs")
+def test_withdraw_needs_no_free_space_and_waits_out_a_reconfiguration(tmp_path: Path, serve: Serve) -> None:
+    """`rhid withdraw` on a full /run removes the file, and configures only once BIRD is not busy."""
+    bird = fakes.FakeBird(tmp_path / "rhid", busy_for=0.5)
+    with tmpfs(tmp_path / "rhid") as directory:
+        announce(directory, ANNOUNCED)
+        (directory / ".rhid.lock").touch()
+        fill(directory)
+        bird.reconfigure()  # BIRD is busy reconfiguring for the next 0.5 s
+        serve(tmp_path / "bird.ctl", bird.handler())
+        done = subprocess.run(
+            [sys.executable, "-m", "rhid", "withdraw", "--bird-dir", str(directory),
+             "--bird-socket", str(tmp_path / "bird.ctl")],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert not (directory / "vol1.ipv4.conf").exists()
+    assert bird.queued == 0, "no configure was queued behind BIRD's reconfiguration"
+    assert bird.routes == {}
+
+
+def test_a_start_after_a_stop_refuses_a_broken_file_despite_the_copy(rhid: Daemon, serve: Serve) -> None:
+    """After `systemctl stop` (files emptied) a start on a broken file exits 1: the copy is for held routes"""
+    serve(rhid.haproxy, fakes.replying(GOOD))
+    serve(rhid.bird, fakes.FakeBird(rhid.dir).handler())
+    rhid.start("10.0.0.1 = all(b:be)\n")
+    wait_for("the route announced", lambda: "10.0.0.1/32" in rhid.file(), 10)
+    rhid.notify.collect()
+    assert rhid.stop() == 0, "withdrawn and confirmed"
+    assert "10.0.0.1/32" not in rhid.file()
+    rhid.start(BAD_RULES)
+    assert rhid.proc is not None
+    assert rhid.proc.wait(10) == 1
+    assert "10.0.0.1/32" not in rhid.file()

@@ -80,7 +80,7 @@ def test_frontend_status_mapping(status: str, expected: Observation) -> None:
         ("UP (1/2)", False, Observation.UP),
         ("UP", True, Observation.PENDING),
         ("DOWN", False, Observation.DOWN),
-        ("DOWN", True, Observation.DOWN),
+        ("DOWN", True, Observation.PENDING),  # a server's first check may still turn it (init-state down)
         ("UPPER", False, Observation.DOWN),
         ("NOLB", False, Observation.DOWN),
         ("MAINT", False, Observation.DOWN),
@@ -245,8 +245,9 @@ def test_non_ascii_in_a_field_rhid_reads_is_a_protocol_error(data: bytes) -> Non
         (("be,s1,DOWN,2,INI,,", "be,s2,DOWN,2,* INI,,", "be,BACKEND,DOWN,1,,,"), Observation.PENDING),
         # a server without `check` beside one whose first check is pending: nothing checked yet
         (("be,s1,no check,2,,,", "be,s2,DOWN,2,INI,,", "be,BACKEND,DOWN,1,,,"), Observation.PENDING),
-        # one server's first check already failed: something was checked, and it says down
-        (("be,s1,DOWN,2,L4CON,,", "be,s2,DOWN,2,INI,,", "be,BACKEND,DOWN,1,,,"), Observation.DOWN),
+        # one server's first check already failed, the other's is pending: it may still bring the
+        # backend up (HAProxy spreads first checks over `inter`), so not known yet
+        (("be,s1,DOWN,2,L4CON,,", "be,s2,DOWN,2,INI,,", "be,BACKEND,DOWN,1,,,"), Observation.PENDING),
         # every server disabled: down, whatever check_status a newer HAProxy prints for them
         (("be,s1,MAINT,2,INI,,", "be,s2,MAINT,2,INI,,", "be,BACKEND,DOWN,1,,,"), Observation.DOWN),
         # no checked server at all (weight 0, `no check`): HAProxy's DOWN stands
@@ -263,7 +264,7 @@ def test_non_ascii_in_a_field_rhid_reads_is_a_protocol_error(data: bytes) -> Non
         "2.6-up-ini",
     ],
 )
-def test_a_backend_none_of_whose_servers_was_checked_yet_is_pending(
+def test_a_backend_with_a_first_check_pending_is_pending(
     rows: tuple[str, ...], expected: Observation
 ) -> None:
     """A backend DOWN while every checked server is still INI (init-state down) is not known yet, not
