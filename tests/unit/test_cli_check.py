@@ -110,3 +110,14 @@ def test_bird_config_on_a_file_without_rules_fails_and_says_why(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "has no rules" in captured.err
+
+
+def test_a_table_name_newer_birds_refuse_is_valid_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`transit%` (a BIRD 3 keyword BIRD 2.0 takes) passes `rhid check` (exit 0) with a warning naming it."""
+    path = write(tmp_path, "transit%10.0.0.1 = all(b:a)\n")
+    assert main(["check", "-c", path]) == 0
+    captured = capsys.readouterr()
+    assert "OK: 1 rule" in captured.out
+    assert "warning: table 'transit' is a keyword of newer BIRDs" in captured.err
