@@ -7,24 +7,17 @@ import json
 import math
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from rhid import __version__, bird, birdwire, daemon, log, names, routefiles, settings, status
+from rhid import __version__, bird, daemon, log, names, plan, settings, status
 from rhid.birdconf import SAFE_PATH, bird_snippet
-from rhid.errors import (
-    BirdProtocolError,
-    BirdUnavailableError,
-    CannotRunError,
-    RuleError,
-    RuleFileError,
-    StatusUnavailableError,
-)
+from rhid.errors import CannotRunError, RuleError, RuleFileError, StatusUnavailableError
 from rhid.instance import instance_lock
 from rhid.model import ProxyKind
-from rhid.rules import DEFAULT_RULES_PATH, RuleSet, load_rules
+from rhid.reconcile import BirdSide, Withdrawal
+from rhid.rules import DEFAULT_RULES_PATH, RuleSet, load_rules, parse_rules
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -177,51 +170,30 @@ def withdraw(bird_dir: str, bird_socket: str, timeout: float, *, out: TextIO, er
     """``rhid withdraw``: empty every include file in `bird_dir` and have BIRD apply it, while no rhid
     runs there (the unit's OnFailure= safety net: routes never outlive the rhid that watches them).
 
-    Like the daemon's own withdrawal it needs no free space (an emptied file is removed when it
-    cannot be replaced), goes on past a file it cannot empty, and sends ``configure`` only once
-    BIRD says it is not reconfiguring (BIRD 3 can abort on a queued reconfiguration).
+    It is the daemon's own stop with every route withdrawn (`BirdSide.stop`): no free space needed
+    (an emptied file is removed when it cannot be replaced), no configure queued behind a
+    reconfiguration, BIRD's routes verified, all within `timeout`.
     """
+    log.configure("info", "auto", err)
     directory = Path(bird_dir)
-    failed: list[str] = []
     try:
         with instance_lock(directory):
-            on_disk = routefiles.read_announced(directory)
-            for channel in sorted(on_disk.announced):
-                path = directory / routefiles.file_name(channel)
-                try:
-                    routefiles.write_routes(path, frozenset())
-                except OSError as exc:
-                    failed.append(f"{path}: {exc.strerror or exc}")
+            side = BirdSide(directory, bird.BirdClient(bird_socket, min(timeout, 2.0)))
+            count = side.count
+            nothing = parse_rules("", allow_empty=True)
+            final = plan.decide(nothing, {}, side.announced(), side.owned, 0.0)
+            outcome = side.stop(final.withdrawn("rhid withdraw"), 0.0, bound=timeout)
     except CannotRunError as exc:
         print(f"rhid: {exc}", file=err)
         return EXIT_INVALID
-    for failure in failed:
-        print(f"rhid: cannot empty {failure}", file=err)
-    count = sum(len(on_disk.announced[c]) for c in on_disk.announced)
-    try:
-        reply = _configure_when_idle(bird_socket, timeout)
-    except (BirdUnavailableError, BirdProtocolError) as exc:
-        print(f"rhid: {count} route(s) withdrawn from the files; BIRD not told: {exc}", file=err)
-        return EXIT_UNREADABLE
-    if reply.code not in birdwire.CONFIGURE_DONE:
-        print(f"rhid: BIRD refused configure: {reply.code:04d} {reply.text}", file=err)
+    if outcome is Withdrawal.NOT_ON_DISK:
+        print(f"rhid: some of {count} route(s) could not be withdrawn from the files (see above)", file=err)
         return EXIT_INVALID
-    print(f"rhid: {count} route(s) withdrawn; BIRD reconfigured ({reply.text})", file=out)
-    return EXIT_INVALID if failed else EXIT_OK
-
-
-def _configure_when_idle(bird_socket: str, timeout: float) -> birdwire.Reply:
-    """``configure`` once ``show status`` says BIRD is not reconfiguring, all within `timeout`."""
-    deadline = time.monotonic() + timeout
-    client = bird.BirdClient(bird_socket, min(timeout, 2.0))
-    try:
-        while not birdwire.parse_status(client.request(birdwire.SHOW_STATUS)).running:
-            if time.monotonic() >= deadline:
-                raise BirdUnavailableError(bird_socket, f"still reconfiguring after {timeout:g} s", "timeout")
-            time.sleep(0.1)
-        return client.request(birdwire.CONFIGURE, timeout=max(deadline - time.monotonic(), 0.1))
-    finally:
-        client.close()
+    if outcome is Withdrawal.UNCONFIRMED:
+        print(f"rhid: {count} route(s) withdrawn from the files; BIRD did not confirm (see above)", file=err)
+        return EXIT_UNREADABLE
+    print(f"rhid: {count} route(s) withdrawn; BIRD reconfigured and confirmed", file=out)
+    return EXIT_OK
 
 
 MAX_DURATION = 86400.0  # a day: any longer period is a typo, and would overflow deadlines

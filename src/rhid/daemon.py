@@ -207,9 +207,10 @@ class Daemon:
         """The daemon's own problems, for `rhid status`: the rule file on disk, the rules in force."""
         found = []
         path = self.settings.rules_path
+        copy_loaded_at = self.origin.copy_loaded_at if self.origin is not None else None
         running_on = (
-            f"the last good copy of the rules (loaded {self.origin.copy_loaded_at}, before a restart)"
-            if self.origin is not None and self.origin.copy_loaded_at is not None
+            f"the last good copy of the rules (loaded {copy_loaded_at}, before a restart)"
+            if copy_loaded_at is not None
             else "the rules it loaded before"
         )
         if self.rule_file.problem is not None:
@@ -218,7 +219,7 @@ class Daemon:
                 f"{refused}{path} on disk is invalid ({self.rule_file.problem}); in force: {running_on}: "
                 "fix the file (rhid check), then systemctl reload hapee-extras-rhi"
             )
-        elif self.origin is not None and self.origin.copy_loaded_at is not None:
+        elif copy_loaded_at is not None:
             found.append(f"in force: {running_on}; {path} is valid now: systemctl reload hapee-extras-rhi")
         if self.restart_needed is not None:
             found.append(self.restart_needed)

@@ -430,10 +430,10 @@ class BirdSide:
             self.unconfirmed.clear()
         return not differing
 
-    def stop(self, plan: Plan, now: float) -> Withdrawal:
+    def stop(self, plan: Plan, now: float, bound: float = STOP_BOUND) -> Withdrawal:
         """Write a final plan (every route withdrawn) and have BIRD apply it at once, once, within
-        STOP_BOUND seconds; say how far it got (each shortfall is logged)."""
-        deadline = time.monotonic() + STOP_BOUND
+        `bound` seconds; say how far it got (each shortfall is logged)."""
+        deadline = time.monotonic() + bound
         self.written_plan = None
         self.write(plan, now)
         unwritten = [f"{self.path(c)}: {reason}" for c, reason in sorted(self.write_errors.items())]
