@@ -14,7 +14,7 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,21 +152,14 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
         "routes": routes,
         "problems": [
             *facts.notes,
-            *_peer_problems(facts.haproxy),
-            *_peer_problems(facts.bird),
-            *target_problems(facts.rules, facts.states, wall),
+            *facts.haproxy["problems"],  # each edge's own sentences
+            *facts.bird["problems"],
+            *target_problems(facts.rules, facts.states),
         ],
     }
 
 
-def _peer_problems(report: Mapping[str, Any]) -> list[str]:
-    """What a peer's report says an operator should be paged for: the edge's own sentences."""
-    return list(report["problems"])
-
-
-def target_problems(
-    rules: RuleSet, states: Mapping[Proxy, health.ProxyState], wall: Callable[[float], str]
-) -> list[str]:
+def target_problems(rules: RuleSet, states: Mapping[Proxy, health.ProxyState]) -> list[str]:
     """Proxies the rules name that HAProxy does not have: never seen, or vanished since."""
     lines: dict[Proxy, list[int]] = {}
     for rule in rules.rules:
