@@ -8,7 +8,6 @@ across polls: after an HAProxy reload, a held connection keeps talking to the ol
 
 from __future__ import annotations
 
-import heapq
 import socket
 import time
 from collections.abc import Collection
@@ -16,7 +15,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from rhid import sockets, stats
+from rhid import health, sockets, stats
 from rhid.backoff import Backoff
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
 from rhid.model import Proxy
@@ -193,7 +192,6 @@ FORBIDDEN = stats.ProxyStatus(stats.Observation.UNKNOWN, "HAProxy's socket: perm
 NOT_KNOWN = {"garbled": UNREADABLE, "forbidden": FORBIDDEN}
 EVENT_READ_GAP = 0.01  # seconds: after a read of only traffic lines, the ring waits this long
 NO_RING_RETRY = 60.0  # seconds between looks for a ring when HAProxy has none
-SAMPLE_SIZE = 10  # proxy names a grouped log line shows (as rhid.health.summarize does)
 
 
 class Poller(Protocol):
@@ -236,7 +234,9 @@ class HAProxySide:
         self.stream_backoff = Backoff()
         self.stream_noisy = False
         self.paused_until = 0.0
-        self.streamed = False
+        # True once a ring was streamed: HAProxy has one even while the stream is down (it died or
+        # reloaded), so the event wake-up's fast polls still apply.
+        self.has_ring = False
 
     @classmethod
     def of(cls, settings: Settings) -> HAProxySide:
@@ -285,7 +285,7 @@ class HAProxySide:
                 self.reported.add((proxy, status))
                 new.setdefault(status, []).append(proxy)
         for status, proxies in new.items():
-            sample = heapq.nsmallest(SAMPLE_SIZE, (str(proxy) for proxy in proxies))
+            sample = health.sample(proxies)
             single = {"proxy": sample[0]} if len(proxies) == 1 else {}
             log.warning(
                 "haproxy.unknown_status",
@@ -324,12 +324,6 @@ class HAProxySide:
         """True while the event stream is open."""
         return self.stream is not None
 
-    @property
-    def has_ring(self) -> bool:
-        """True once a ring was streamed: HAProxy has one, even while the stream is down (HAProxy
-        died or reloaded), so the event wake-up's fast polls still apply."""
-        return self.streamed
-
     def waitable(self, now: float) -> EventStream | None:
         """The stream to select on now, or None (closed, or paused after a read of traffic)."""
         return self.stream if self.stream is not None and now >= self.paused_until else None
@@ -356,7 +350,7 @@ class HAProxySide:
             self._note("unavailable", reason=str(exc))
             self.stream_backoff.failed(now)
             return
-        self.streamed = True
+        self.has_ring = True
         self._note("streaming", ring=choice.ring, chosen_as=choice.why)
 
     def read_stream(self, now: float) -> bool:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import enum
 import heapq
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from rhid.model import Proxy
@@ -267,6 +267,11 @@ def describe(event: Event, state: ProxyState) -> tuple[str, str, dict[str, str]]
 SAMPLE_SIZE = 10  # names a grouped log line shows; `count` says how many there were
 
 
+def sample(proxies: Iterable[Proxy]) -> list[str]:
+    """The names a grouped log line shows: the SAMPLE_SIZE first in sorted order."""
+    return heapq.nsmallest(SAMPLE_SIZE, (str(proxy) for proxy in proxies))
+
+
 @dataclass(frozen=True, slots=True)
 class LogLine:
     """One log line: its event name, its level, and its fields."""
@@ -294,8 +299,8 @@ def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
     for members in groups.values():
         proxy, event, state = members[0]
         name, level, extra = describe(event, state)
-        sample = heapq.nsmallest(SAMPLE_SIZE, (str(member[0]) for member in members))
-        fields: dict[str, object] = {"status": state.last_status, "proxies": sample, "count": len(members)}
+        shown = sample(member[0] for member in members)
+        fields: dict[str, object] = {"status": state.last_status, "proxies": shown, "count": len(members)}
         if len(members) == 1:
             fields = {"proxy": str(proxy), **fields, "transitions": state.transitions}
         lines.append(LogLine(name, level, {**fields, **extra}))
