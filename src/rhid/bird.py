@@ -16,18 +16,17 @@ does not interrupt (a reload can wait for the reply); the socket is then peeked 
 from __future__ import annotations
 
 import select
-import signal
 import socket
 import time
 from collections.abc import Callable
 
 from rhid import birdwire, sockets
 from rhid.errors import BirdInterruptedError, BirdProtocolError, BirdUnavailableError, FatalError
+from rhid.service import STOP_SIGNALS
 
 READ_CHUNK = 256 * 1024
 KEEPALIVE_EVERY = 1.0  # seconds between keepalive calls while waiting on BIRD (watchdog: 10 s)
 INTERRUPT_POLL = 0.1  # seconds between peeks at the signal socket while only a SIGHUP is pending
-STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 def stop_pending(interrupt: socket.socket) -> bool:

@@ -274,7 +274,7 @@ class Daemon:
         """Note a SIGHUP (coalesced: reloaded once, at the top of the loop); True on SIGTERM/SIGINT."""
         if signal.SIGHUP in signums:
             self.reload_pending = True
-        return signal.SIGTERM in signums or signal.SIGINT in signums
+        return not service.STOP_SIGNALS.isdisjoint(signums)
 
     def run(self) -> int:
         """Cycle every interval (faster while a proxy is between states, at once on an HAProxy event)

@@ -144,13 +144,16 @@ def saved_jobs(path: str, now: float) -> str | None:
         return None
 
 
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})  # the signals that stop rhid
+
+
 @contextmanager
 def signals() -> Iterator[socket.socket]:
     """Deliver SIGTERM/SIGINT/SIGHUP through a socketpair, so waiting for the next tick wakes at once."""
     reader, writer = socket.socketpair()
     reader.setblocking(False)
     writer.setblocking(False)
-    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    handled = (*sorted(STOP_SIGNALS), signal.SIGHUP)
     previous = {signum: signal.signal(signum, lambda *_: None) for signum in handled}
     old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     try:
