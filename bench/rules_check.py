@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rhid.health import Health, ProxyState
-from rhid.plan import decide
+from rhid.plan import NO_INTENTS, decide, initial
 from rhid.rules import load_rules
 
 BUDGET_SECONDS = 1.0
@@ -48,7 +48,7 @@ def measure(make_line: Callable[[int], str], count: int, repeat: int, directory:
         timings.append(time.perf_counter() - start)
     up = dict.fromkeys(rules.proxies, ProxyState(Health.UP, last_status="UP"))
     start = time.perf_counter()
-    decide(rules, up, set(), set(), 0.0).files()
+    decide(initial(set(), set(), 0.0), rules, up, NO_INTENTS, 0.0).files()
     plan_seconds = time.perf_counter() - start
     best = min(timings)
     return {

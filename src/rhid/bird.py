@@ -57,6 +57,10 @@ class BirdClient:
         self._reader = birdwire.ReplyReader()
         self.greeting = ""
         self.connections = 0
+        # the command sent without waiting (`send`), its deadline, and whether the greeting of a
+        # connection opened for it is still to come
+        self.deadline: float | None = None
+        self._greeting_due = False
 
     @property
     def connected(self) -> bool:
@@ -160,10 +164,85 @@ class BirdClient:
             )
 
     def close(self) -> None:
-        """Close the connection, if any."""
+        """Close the connection, if any (and forget a command in flight)."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        self.deadline = None
+        self._greeting_due = False
+
+    # ---- without waiting: the loop selects on the socket ------------------------------------------
+
+    def send(self, command: str, timeout: float | None, now: float) -> None:
+        """Send one command without waiting for its reply (`take_reply` reads it once `fileno` is
+        readable). Opens a connection first if needed; its greeting is read before the reply."""
+        limit = timeout if timeout is not None else self.timeout
+        if self._sock is None:
+            self._sock = sockets.connect(self.path, now + self.timeout, BirdUnavailableError, "BIRD")
+            self._sock.setblocking(False)
+            self._reader = birdwire.ReplyReader()
+            self._greeting_due = True
+        try:
+            self._sock.setblocking(True)
+            self._sock.settimeout(max(self.timeout, 0.001))  # one short line: the buffer takes it
+            self._sock.sendall(birdwire.encode(command))
+            self._sock.setblocking(False)
+        except OSError as exc:
+            self.close()
+            raise BirdUnavailableError(self.path, f"send failed: {exc.strerror or exc}", "closed") from None
+        self.deadline = now + limit
+
+    def fileno(self) -> int:
+        """The connection's descriptor, for select (-1 when closed)."""
+        return self._sock.fileno() if self._sock is not None else -1
+
+    def take_reply(self) -> birdwire.Reply | None:
+        """Read what has arrived; the reply once complete (None: not yet). Raises like `request`."""
+        sock = self._sock
+        assert sock is not None  # noqa: S101 -- only called with a command in flight
+        try:
+            while True:
+                try:
+                    chunk = sock.recv(READ_CHUNK)
+                except BlockingIOError:
+                    return None
+                if not chunk:
+                    raise BirdUnavailableError(
+                        self.path, "BIRD closed the connection (stopped or restarted?)", "closed"
+                    )
+                reply = self._complete(self._reader.feed(chunk))
+                if reply is not None:
+                    return reply
+        except OSError as exc:
+            self.close()
+            raise BirdUnavailableError(
+                self.path, f"connection failed: {exc.strerror or exc}", "closed"
+            ) from None
+        except (BirdUnavailableError, BirdProtocolError):
+            self.close()
+            raise
+
+    def _complete(self, replies: list[birdwire.Reply]) -> birdwire.Reply | None:
+        """The command's reply among `replies`, after the greeting of a new connection."""
+        if self._greeting_due and replies:
+            greeting = replies.pop(0)
+            if greeting.code != birdwire.GREETING:
+                raise BirdProtocolError(f"{self.path}: expected the 0001 greeting, got {greeting.code:04d}")
+            self.greeting = greeting.text
+            self.connections += 1
+            self._greeting_due = False
+        if len(replies) > 1 or (replies and self._reader.pending):
+            raise BirdProtocolError(f"{self.path}: more than one reply to one command")
+        if not replies:
+            return None
+        self.deadline = None
+        return replies[0]
+
+    def expire(self, now: float) -> None:
+        """Raise (and close) when the command in flight has had its time."""
+        if self.deadline is not None and now >= self.deadline:
+            self.close()
+            raise BirdUnavailableError(self.path, "no complete reply in time", "timeout")
 
 
 def check_access(path: str, timeout: float) -> None:

@@ -33,6 +33,7 @@ CONFIG_REJECTED = 8002
 ACCESS_DENIED = 8007
 SYNTAX_ERROR = 9001
 NOT_A_PROTOCOL = 9002  # BIRD 1.6; BIRD 2 answers 9001 for an undeclared name
+NETWORK_NOT_FOUND = 8001  # show route N: no route for N in the table
 
 _LINE = re.compile(rb"(\d{4})([ -])(.*)\Z", re.DOTALL)
 
@@ -122,6 +123,11 @@ def show_route_command(protocol: str) -> str:
     return f"show route protocol {require_bird_symbol(protocol)}"
 
 
+def show_prefix_command(protocol: str, prefix: Network) -> str:
+    """``show route N protocol P``: the one network N (a value, not text) of a validated protocol."""
+    return f"show route {prefix.with_prefixlen} protocol {require_bird_symbol(protocol)}"
+
+
 def encode(command: str) -> bytes:
     """One command line. Refuses anything that could carry a second command."""
     if not command or any(char in command for char in "\n\r;\x00") or not command.isascii():
@@ -148,6 +154,13 @@ def parse_route_listing(reply: Reply) -> frozenset[Network]:
         except ValueError:
             raise BirdProtocolError(f"route listing line without a prefix: {text[:60]!r}") from None
     return frozenset(prefixes)
+
+
+def parse_prefix_listing(reply: Reply) -> frozenset[Network]:
+    """The prefixes in a ``show route N protocol P`` reply: N, or none (8001 says so too)."""
+    if reply.code == NETWORK_NOT_FOUND:
+        return frozenset()
+    return parse_route_listing(reply)
 
 
 @dataclass(frozen=True, slots=True)

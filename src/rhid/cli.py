@@ -181,8 +181,9 @@ def withdraw(bird_dir: str, bird_socket: str, timeout: float, *, out: TextIO, er
             side = BirdSide(directory, bird.BirdClient(bird_socket, min(timeout, 2.0)))
             count = side.count
             nothing = parse_rules("", allow_empty=True)
-            final = plan.decide(nothing, {}, side.announced(), side.owned, 0.0)
-            outcome = side.stop(final.withdrawn("rhid withdraw"), 0.0, bound=timeout)
+            files = plan.initial(side.announced(), side.owned, 0.0)
+            final = plan.decide(files, nothing, {}, plan.Intents(stopping="rhid withdraw"), 0.0)
+            outcome = side.stop(final, 0.0, bound=timeout)
     except CannotRunError as exc:
         print(f"rhid: {exc}", file=err)
         return EXIT_INVALID

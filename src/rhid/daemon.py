@@ -1,11 +1,13 @@
 """`rhid run`: the loop. It owns the clock, the signals and sd_notify, and wires the rooms together:
 
-    HAProxySide.observe ─> health.observe ─> plan.decide ─> BirdSide.apply
+    HAProxySide.observe ─> health.observe ─> plan.decide ─> BirdSide.apply (reconciler's actions)
                                                        └──> status.document (rhid status)
 
-Each cycle: poll HAProxy, step every proxy's hysteresis, re-plan when a proxy's health or the
-rules changed, hand the plan to the BIRD side, tell systemd. Between cycles it waits on the
-signals, the `rhid status` socket and HAProxy's event stream, whichever comes first.
+Each cycle: poll HAProxy, step every proxy's hysteresis, re-plan when a proxy's health, the rules
+or the intents changed or a policy's `wake_at` came, log the plan's transitions, hand the plan to
+the BIRD side, tell systemd. Between cycles it waits on the signals, the `rhid status` socket,
+HAProxy's event stream and BIRD's connection (a command in flight), whichever comes first: a slow
+``configure`` never stops polls, `rhid status` or the watchdog.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import json
 import os
 import select
 import signal
+import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -26,7 +29,7 @@ from rhid import __version__, bird, control, health, plan, routefiles, rulefile,
 from rhid.errors import CannotRunError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
-from rhid.model import Proxy
+from rhid.model import LogLine, Proxy
 from rhid.reconcile import BirdSide, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
@@ -56,18 +59,17 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.rules = rules
-        # Counts advance at most once per fast poll (with 10% slack for the clock's rounding), so
-        # --fall N lasts at least N-1 fast intervals however many event-woken polls a burst brings.
-        spacing = 0.9 * min(settings.fast_interval or DEFAULT_FAST_INTERVAL, settings.interval)
-        self.thresholds = health.Thresholds(settings.fall, settings.rise, settings.vanished_keep, spacing)
+        self.thresholds = thresholds(settings)
         self.notifier = service.Notifier()
         self.haproxy = haproxy or HAProxySide.of(settings)
         self.bird = bird_side or BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)
         self.states: Mapping[Proxy, health.ProxyState] = {}
-        self.plan = plan.EMPTY
-        self.replan = True  # routes can only move when a proxy's health or the rules changed
         self.started = self.rules_loaded = time.monotonic()
-        self.named_since = dict.fromkeys(rules.routes, self.started)  # when a rule first named each route
+        self.intents = plan.NO_INTENTS
+        # Each route as the files have it (no health known yet), since the start.
+        files = plan.initial(self.bird.announced(), self.bird.owned, self.started)
+        self.plan = plan.decide(files, rules, {}, self.intents, self.started)
+        self.replan = True  # routes move only when health, the rules or the intents changed, or time came
         self.reload_result = "none since start"
         self.rule_file = rulefile.RuleFileWatch(settings.rules_path, allow_empty=settings.allow_empty)
         self.origin = origin
@@ -77,6 +79,7 @@ class Daemon:
         self.restart_needed: str | None = None  # a setting changed that only a restart applies
         self.reload_pending = False  # SIGHUPs are coalesced: one reload, then a cycle, then the next
         self.cycles = 0
+        self.next_tick = self.last_cycle = 0.0  # the loop's: when to poll next, when it last did
         log.info(
             "daemon.started",
             rules=len(rules.rules),
@@ -90,12 +93,13 @@ class Daemon:
     def cycle(self, now: float) -> None:
         """One complete cycle: HAProxy read, health stepped, plan made, BIRD reconciled; tell systemd."""
         observed = self.haproxy.observe(self.rules.proxies, now)
+        if isinstance(observed, health.Outage):
+            observed = health.during(observed, self.rules.proxies, now, self.thresholds)
         self.states, events, moved = health.observe(self.states, observed, now, self.thresholds)
-        for line in health.summarize(events):  # one cause, one line: not one per proxy
-            getattr(log, line.level)(line.name, **line.fields)
-        if moved or self.replan:
-            self.plan = plan.decide(self.rules, self.states, self.bird.announced(), self.bird.owned, now)
-        self.replan = not self.bird.apply(self.plan, now)  # a file not written: hand it over again
+        write(health.summarize(events))  # one cause, one line: not one per proxy
+        if moved or self.replan or self.plan.due(now):
+            self.replan_now(now)
+        self.bird.apply(self.plan, now)  # a file not written is retried at the next cycle
         self.cycles += 1
         self.rule_file.look()
         self.notifier.status(self.summary())
@@ -103,6 +107,13 @@ class Daemon:
             self.notifier.send("READY=1")
             log.info("daemon.ready", status=self.summary())
         self.notifier.send("WATCHDOG=1")  # only ever after a completed cycle: a hung loop gets restarted
+
+    def replan_now(self, now: float) -> None:
+        """Make the plan for `now` against the current one, and log what it changed."""
+        self.plan = plan.decide(self.plan, self.rules, self.states, self.intents, now)
+        self.replan = False
+        write(self.plan.lines)
+        write(plan.transition_lines(self.plan))
 
     def poll_interval(self) -> float:
         """The fast interval while a proxy is between states (see Settings.fast_interval), else --interval."""
@@ -138,11 +149,11 @@ class Daemon:
         else:
             changes = compare(self.rules, loaded.rules)
             rules = loaded.rules
-            self.rules, self.rules_loaded, self.replan, self.origin = rules, now, True, loaded
-            self.named_since = {route: self.named_since.get(route, now) for route in rules.routes}
+            self.rules, self.rules_loaded, self.origin = rules, now, loaded
             self.states = health.keep(self.states, rules.proxies)
             self.rule_file.loaded(loaded)
             self.keep_copy(loaded)
+            self.replan_now(now)  # a route the reload added is named since now
             self.reload_result = f"ok at {at}"
             log.info(
                 "rules.reloaded",
@@ -241,8 +252,9 @@ class Daemon:
         if action == "hold":
             log.info("daemon.stopping", on_stop="hold", announced=self.bird.count)
             return 0
-        final = plan.decide(self.rules, self.states, self.bird.announced(), self.bird.owned, now)
-        outcome = self.bird.stop(final.withdrawn("rhid stopping (--on-stop withdraw)"), now)
+        self.intents = replace(self.intents, stopping="rhid stopping (--on-stop withdraw)")
+        self.replan_now(now)
+        outcome = self.bird.stop(self.plan, now)
         return STOP_EXIT[outcome]
 
     def answer(self, request: bytes) -> bytes:
@@ -260,7 +272,7 @@ class Daemon:
             reload_result=self.reload_result,
             plan=self.plan,
             states=self.states,
-            since={**self.named_since, **self.bird.changed_at},
+            since=self.plan.since,
             thresholds=self.thresholds,
             haproxy=self.haproxy.report(),
             bird=self.bird.report(),
@@ -277,14 +289,15 @@ class Daemon:
         return not service.STOP_SIGNALS.isdisjoint(signums)
 
     def run(self) -> int:
-        """Cycle every interval (faster while a proxy is between states, at once on an HAProxy event)
-        until SIGTERM or SIGINT; SIGHUP reloads; answer `rhid status`."""
+        """Cycle every interval (faster while a proxy is between states, at once on an HAProxy event
+        or when a policy's time comes) until SIGTERM or SIGINT; SIGHUP reloads; answer `rhid status`."""
         with (
             service.signals() as signals,
             control.control_socket(self.settings.bird_dir / status.SOCKET_NAME) as server,
         ):
-            self.bird.watch(signals)  # a stop signal abandons any wait on BIRD (a slow configure)
-            next_tick = last_cycle = time.monotonic()
+            self.bird.watch(signals)  # a stop signal abandons any blocking wait on BIRD
+            self.bird.join_loop()  # from now on BIRD's replies are read when select says so
+            self.next_tick = self.last_cycle = time.monotonic()
             try:
                 while True:
                     now = time.monotonic()
@@ -294,37 +307,67 @@ class Daemon:
                         # feeding the watchdog).
                         self.reload_pending = False
                         self.reload(now)
-                        next_tick = now = time.monotonic()
-                    if now >= next_tick:
-                        last_cycle = now
+                        self.next_tick = now = time.monotonic()
+                    if now >= self.next_tick:
+                        self.last_cycle = now
                         self.cycle(now)
                         now = time.monotonic()  # the cycle took time
-                        next_tick = max(last_cycle + self.poll_interval(), now)
-                    self.haproxy.ensure_stream(now)
-                    readers: list[Any] = [signals]
-                    writers: list[Any] = []
-                    wake = next_tick
-                    if server is not None:
-                        readers += server.readers()
-                        writers += server.writers()
-                        wake = min(wake, server.next_deadline() or wake)
-                    stream = self.haproxy.waitable(now)
-                    if stream is not None:
-                        readers.append(stream)
-                    elif self.haproxy.streaming:
-                        wake = min(wake, self.haproxy.paused_until)
-                    if self.reload_pending and self.cycles:
-                        wake = now
-                    ready, writable, _ = select.select(readers, writers, [], max(0.0, wake - now))
-                    now = time.monotonic()  # after the wait
-                    if stream is not None and stream in ready and self.haproxy.read_stream(now):
-                        next_tick = min(next_tick, last_cycle + EVENT_GAP)
-                    if server is not None:
-                        server.serve(ready, writable, now, self.answer)
-                    if signals in ready and self.take_signals(service.drain(signals)):
-                        return self.shut_down(now)
+                        self.next_tick = max(self.last_cycle + self.poll_interval(), now)
+                    if self.wait(now, signals, server):
+                        return self.shut_down(time.monotonic())
             finally:
                 self.haproxy.close_stream()
+
+    def wait(self, now: float, signals: socket.socket, server: control.ControlServer | None) -> bool:
+        """Wait for the soonest of: the next poll, a signal, a `rhid status` client, HAProxy's event
+        stream, BIRD's reply (or its deadline), a policy's `wake_at`; handle what came. True when a
+        stop signal came."""
+        self.haproxy.ensure_stream(now)
+        readers: list[Any] = [signals]
+        writers: list[Any] = []
+        wake = self.next_tick
+        if server is not None:
+            readers += server.readers()
+            writers += server.writers()
+            wake = min(wake, server.next_deadline() or wake)
+        stream = self.haproxy.waitable(now)
+        if stream is not None:
+            readers.append(stream)
+        elif self.haproxy.streaming:
+            wake = min(wake, self.haproxy.paused_until)
+        connection = self.bird.waitable()
+        if connection is not None:
+            readers.append(connection)
+        wake = min(wake, self.bird.wake_at(), max(self.plan.wake_at, self.last_cycle + EVENT_GAP))
+        if self.reload_pending and self.cycles:
+            wake = now
+        ready, writable, _ = select.select(readers, writers, [], max(0.0, wake - now))
+        now = time.monotonic()  # after the wait
+        if connection is not None and connection in ready:
+            self.bird.on_readable(now)
+        self.bird.on_time(now)
+        soon = self.last_cycle + EVENT_GAP
+        if self.plan.due(now) or (stream is not None and stream in ready and self.haproxy.read_stream(now)):
+            self.next_tick = min(self.next_tick, soon)  # a policy's time came, or HAProxy's news
+        if server is not None:
+            server.serve(ready, writable, now, self.answer)
+        return signals in ready and self.take_signals(service.drain(signals))
+
+
+def thresholds(settings: Settings) -> health.Thresholds:
+    """The health policy's thresholds `rhid run`'s settings ask for."""
+    # Counts advance at most once per fast poll (with 10% slack for the clock's rounding), so
+    # --fall N lasts at least N-1 fast intervals however many event-woken polls a burst brings.
+    spacing = 0.9 * min(settings.fast_interval or DEFAULT_FAST_INTERVAL, settings.interval)
+    return health.Thresholds(
+        settings.fall, settings.rise, settings.vanished_keep, spacing, settings.unreadable_down_after
+    )
+
+
+def write(lines: Iterable[LogLine]) -> None:
+    """Log what a pure module asked to log."""
+    for line in lines:
+        getattr(log, line.level)(line.name, **line.fields)
 
 
 def run(settings: Settings) -> int:

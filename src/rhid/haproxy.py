@@ -11,14 +11,15 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Collection
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
 from rhid import health, sockets, stats
 from rhid.backoff import Backoff
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
-from rhid.model import Proxy
+from rhid.model import HAProxyState, Proxy, StreamState
 from rhid.settings import ENVIRONMENT_FILES, Settings
 
 log = structlog.get_logger("rhid")
@@ -183,13 +184,6 @@ class EventStream:
 
 # ---- the HAProxy side: polls and the event stream turned into observations ------------------------
 
-# What a failed poll says about every proxy: short and constant, so that a new failure reason (logged
-# once as haproxy.unreachable) is not a new status for thousands of proxies.
-UNREACHABLE = stats.ProxyStatus(stats.Observation.DOWN, "HAProxy unreachable")
-UNREADABLE = stats.ProxyStatus(stats.Observation.UNKNOWN, "HAProxy's reply unreadable")
-# EACCES proves that a process listens, not whether HAProxy serves: not known, like a garbled reply.
-FORBIDDEN = stats.ProxyStatus(stats.Observation.UNKNOWN, "HAProxy's socket: permission denied")
-NOT_KNOWN = {"garbled": UNREADABLE, "forbidden": FORBIDDEN}
 EVENT_READ_GAP = 0.01  # seconds: after a read of only traffic lines, the ring waits this long
 NO_RING_RETRY = 60.0  # seconds between looks for a ring when HAProxy has none
 
@@ -215,7 +209,7 @@ class HAProxySide:
         timeout: float,
         *,
         events: str = "none",
-        unreadable_down_after: float = 30.0,
+        unreadable_down_after: float = health.DEFAULT_UNREADABLE_DOWN_AFTER,
         poller: Poller | None = None,
         source: str = "--haproxy-socket",
     ) -> None:
@@ -223,14 +217,14 @@ class HAProxySide:
         self.source = source  # where the path was set, for the operator who must fix it
         self.timeout = timeout
         self.events_setting = events  # a ring name, "auto" or "none"
-        self.unreadable_down_after = unreadable_down_after
+        self.unreadable_down_after = unreadable_down_after  # for the words of `problems` only
         self.client: Poller = poller if poller is not None else HAProxyClient(path, timeout)
-        self.state = "not polled"  # reachable, unreachable (counts as down), garbled, forbidden (not known)
+        self.state = HAProxyState.NOT_POLLED
         self.error: str | None = None
-        self.unreadable_since: float | None = None  # since when nothing is known (garbled or forbidden)
+        self.state_since = 0.0  # when `state` began (monotonic seconds)
         self.reported: set[tuple[Proxy, str]] = set()
         self.stream: EventStream | None = None
-        self.stream_note: str | None = None
+        self.stream_note: StreamState | None = None
         self.stream_backoff = Backoff()
         self.stream_noisy = False
         self.paused_until = 0.0
@@ -251,28 +245,37 @@ class HAProxySide:
 
     # ---- polls ---------------------------------------------------------------------------------
 
-    def observe(self, proxies: Collection[Proxy], now: float) -> dict[Proxy, stats.ProxyStatus]:
-        """Poll once: what HAProxy says of each proxy, or rhid's word for a failed poll."""
+    def observe(
+        self, proxies: Collection[Proxy], now: float
+    ) -> dict[Proxy, stats.ProxyStatus] | health.Outage:
+        """Poll once: what HAProxy says of each proxy, or the outage that kept it from saying
+        (`health.during` says what that means for each proxy)."""
         try:
             snapshot = self.client.poll(proxies)
         except HAProxyUnavailableError as exc:
             if exc.kind == "permission":  # a process listens; whether HAProxy serves is not known
-                fields = sockets.denial(exc.path).fields() if self.state != "forbidden" else {}
-                self._weather("forbidden", f"{exc.path}: {exc.reason}", reason=exc.reason, **fields)
-                return self._not_known(proxies, now, "forbidden")
-            self.unreadable_since = None
-            self._weather(
-                "unreachable", f"{exc.path}: {exc.reason}", reason=exc.reason, path=exc.path, hint=self.hint()
-            )
-            return dict.fromkeys(proxies, UNREACHABLE)
+                first = self.state is not HAProxyState.FORBIDDEN
+                fields = sockets.denial(exc.path).fields() if first else {}
+                self._weather(
+                    HAProxyState.FORBIDDEN, f"{exc.path}: {exc.reason}", now, reason=exc.reason, **fields
+                )
+            else:
+                self._weather(
+                    HAProxyState.UNREACHABLE,
+                    f"{exc.path}: {exc.reason}",
+                    now,
+                    reason=exc.reason,
+                    path=exc.path,
+                    hint=self.hint(),
+                )
+            return health.Outage(self.state, self.state_since)
         except HAProxyProtocolError as exc:
-            self._weather("garbled", str(exc), reason=str(exc))
-            return self._not_known(proxies, now, "garbled")
+            self._weather(HAProxyState.GARBLED, str(exc), now, reason=str(exc))
+            return health.Outage(self.state, self.state_since)
         if self.client.reloaded_from is not None:
             log.info("haproxy.reloaded", old_pid=self.client.reloaded_from, new_pid=snapshot.pid)
             self.close_stream()  # the stream stays with the old, stopping worker: follow the new one
-        self.unreadable_since = None
-        self._weather("reachable", None, pid=snapshot.pid)
+        self._weather(HAProxyState.REACHABLE, None, now, pid=snapshot.pid)
         self._report_unknown(snapshot.unknown)
         return {proxy: snapshot.status_of(proxy) for proxy in proxies}
 
@@ -296,26 +299,23 @@ class HAProxySide:
                 counts_as="down",
             )
 
-    def _not_known(
-        self, proxies: Collection[Proxy], now: float, state: str
-    ) -> dict[Proxy, stats.ProxyStatus]:
-        """A poll that says nothing: each proxy not known, until nothing has been known for
-        --unreadable-down-after; from then on, each such poll counts as down."""
-        if self.unreadable_since is None:
-            self.unreadable_since = now
-        failed = NOT_KNOWN[state]
-        if now - self.unreadable_since >= self.unreadable_down_after:
-            limit = self.unreadable_down_after
-            what = "replies unreadable" if state == "garbled" else "socket forbidden to rhid"
-            failed = stats.ProxyStatus(stats.Observation.DOWN, f"HAProxy's {what} for over {limit:g} s")
-        return dict.fromkeys(proxies, failed)
-
-    def _weather(self, state: str, error: str | None, **fields: str) -> None:
+    def _weather(self, state: HAProxyState, error: str | None, now: float, **fields: str) -> None:
         self.error = error
-        if state != self.state:
-            level = {"reachable": log.info, "forbidden": log.critical}.get(state, log.error)
-            level(f"haproxy.{state}", **fields)
-            self.state = state
+        if state is self.state:
+            return
+        # garbled <-> forbidden: nothing has been known since the first of them
+        unknown = (HAProxyState.GARBLED, HAProxyState.FORBIDDEN)
+        if not (state in unknown and self.state in unknown):
+            self.state_since = now
+        self.state = state
+        if state is HAProxyState.REACHABLE:
+            log.info("haproxy.reachable", **fields)
+        elif state is HAProxyState.UNREACHABLE:
+            log.error("haproxy.unreachable", **fields)
+        elif state is HAProxyState.GARBLED:
+            log.error("haproxy.garbled", **fields)
+        else:
+            log.critical("haproxy.forbidden", **fields)
 
     # ---- the event ring: a wake-up signal only ------------------------------------------------
 
@@ -333,7 +333,7 @@ class HAProxySide:
         if self.events_setting == "none" or self.stream is not None or not self.stream_backoff.ready(now):
             return
         if self.client.master:
-            self._note("unavailable", reason="the master CLI does not stream events: polling only")
+            self._note(StreamState.UNAVAILABLE, reason="the master CLI does not stream events: polling only")
             self.stream_backoff.wait_until(float("inf"))
             return
         try:
@@ -342,16 +342,16 @@ class HAProxySide:
             else:
                 choice = stats.RingChoice(self.events_setting, "--haproxy-events")
             if choice.ring is None:
-                self._note("unavailable", reason=f"{choice.why}: polling only")
+                self._note(StreamState.UNAVAILABLE, reason=f"{choice.why}: polling only")
                 self.stream_backoff.wait_until(now + NO_RING_RETRY)
                 return
             self.stream = EventStream(self.path, choice.ring, self.timeout)
         except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
-            self._note("unavailable", reason=str(exc))
+            self._note(StreamState.UNAVAILABLE, reason=str(exc))
             self.stream_backoff.failed(now)
             return
         self.has_ring = True
-        self._note("streaming", ring=choice.ring, chosen_as=choice.why)
+        self._note(StreamState.STREAMING, ring=choice.ring, chosen_as=choice.why)
 
     def read_stream(self, now: float) -> bool:
         """Read the stream; True when a line says a server, backend or frontend changed, or when the
@@ -368,7 +368,7 @@ class HAProxySide:
             block = self.stream.read()
         except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
             self.close_stream()
-            self._note("unavailable", reason=str(exc))
+            self._note(StreamState.UNAVAILABLE, reason=str(exc))
             self.stream_backoff.failed(now)
             return True  # the stream's end is news: HAProxy reloaded or died; poll at once
         self.stream_backoff.succeeded()
@@ -392,10 +392,14 @@ class HAProxySide:
             self.stream.close()
             self.stream = None
 
-    def _note(self, note: str, **fields: str) -> None:
-        if note != self.stream_note:
-            self.stream_note = note
-            (log.info if note == "streaming" else log.warning)(f"haproxy.events_{note}", **fields)
+    def _note(self, note: StreamState, **fields: str) -> None:
+        if note is self.stream_note:
+            return
+        self.stream_note = note
+        if note is StreamState.STREAMING:
+            log.info("haproxy.events_streaming", **fields)
+        else:
+            log.warning("haproxy.events_unavailable", **fields)
 
     def hint(self) -> str:
         """Where the socket's path is set, and Debian's own, for an HAProxy rhid cannot reach."""
@@ -408,32 +412,71 @@ class HAProxySide:
         """What is wrong on the HAProxy side, one operator sentence each (`rhid status` prints each
         as a PROBLEM line); empty when HAProxy answers."""
         limit = f"--unreadable-down-after, {self.unreadable_down_after:g} s"
-        if self.state == "unreachable":
+        if self.state is HAProxyState.UNREACHABLE:
             return [f"HAProxy is unreachable ({self.error}): every proxy counts as down; {self.hint()}"]
-        if self.state == "garbled":
+        if self.state is HAProxyState.GARBLED:
             return [
                 f"HAProxy's replies are unreadable ({self.error}): nothing is known, routes hold, and "
                 f"count as down once nothing has been readable for {limit}"
             ]
-        if self.state == "forbidden":
+        if self.state is HAProxyState.FORBIDDEN:
             return [
                 f"HAProxy's socket refuses rhid ({self.error}): nothing is known, routes hold, and "
                 f"count as down once this has lasted {limit}"
             ]
         return []
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> HAProxyReport:
         """What `rhid status` shows of HAProxy."""
+        return HAProxyReport(
+            socket=self.path,
+            state=self.state,
+            pid=self.client.pid,
+            last_error=self.error if self.state is not HAProxyState.REACHABLE else None,
+            problems=tuple(self.problems()),
+            events=StreamReport(
+                state=self.stream_note
+                or (StreamState.OFF if self.events_setting == "none" else StreamState.NOT_STARTED),
+                ring=self.stream.ring if self.stream is not None else None,
+                reads=self.stream.reads if self.stream is not None else 0,
+                bytes=self.stream.received if self.stream is not None else 0,
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReport:
+    """The event stream, as `rhid status` shows it."""
+
+    state: StreamState
+    ring: str | None
+    reads: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class HAProxyReport:
+    """What `rhid status` (and later metrics) shows of HAProxy."""
+
+    socket: str
+    state: HAProxyState
+    pid: str | None
+    last_error: str | None
+    problems: tuple[str, ...]
+    events: StreamReport
+
+    def document(self) -> dict[str, object]:
+        """The report as `rhid status`'s JSON has it."""
         return {
-            "socket": self.path,
-            "state": self.state,
-            "pid": self.client.pid,
-            "last_error": self.error if self.state != "reachable" else None,
-            "problems": self.problems(),
+            "socket": self.socket,
+            "state": self.state.value,
+            "pid": self.pid,
+            "last_error": self.last_error,
+            "problems": list(self.problems),
             "events": {
-                "state": self.stream_note or ("off" if self.events_setting == "none" else "not started"),
-                "ring": self.stream.ring if self.stream is not None else None,
-                "reads": self.stream.reads if self.stream is not None else 0,
-                "bytes": self.stream.received if self.stream is not None else 0,
+                "state": self.events.state.value,
+                "ring": self.events.ring,
+                "reads": self.events.reads,
+                "bytes": self.events.bytes,
             },
         }

@@ -30,10 +30,12 @@ from __future__ import annotations
 import enum
 import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from rhid.model import Proxy
+from rhid.model import HAProxyState, LogLine, Proxy
 from rhid.stats import NEVER_POLLED, Observation, ProxyStatus
+
+DEFAULT_UNREADABLE_DOWN_AFTER = 30.0
 
 
 class Health(enum.Enum):
@@ -58,6 +60,9 @@ class Thresholds:
     # A running count advances at most once per `spacing` seconds: polls woken by a burst of HAProxy
     # events 10 ms apart must not turn `fall` 3 into 20 ms (it is a debounce, not a count of reads).
     spacing: float = 0.0
+    # An HAProxy whose replies stay unreadable (or whose socket refuses rhid) counts as down after
+    # this long; before, nothing is known and routes hold.
+    unreadable_down_after: float = DEFAULT_UNREADABLE_DOWN_AFTER
 
     def __post_init__(self) -> None:
         if self.fall < 1 or self.rise < 1:
@@ -272,15 +277,6 @@ def sample(proxies: Iterable[Proxy]) -> list[str]:
     return heapq.nsmallest(SAMPLE_SIZE, (str(proxy) for proxy in proxies))
 
 
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    """One log line: its event name, its level, and its fields."""
-
-    name: str
-    level: str
-    fields: dict[str, object] = field(default_factory=dict)
-
-
 def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
     """One cause, one line: the events of one poll grouped by what happened and why (event, level,
     HAProxy's status and the event's own fields), in the order each group first appears.
@@ -305,3 +301,40 @@ def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
             fields = {"proxy": str(proxy), **fields, "transitions": state.transitions}
         lines.append(LogLine(name, level, {**fields, **extra}))
     return lines
+
+
+# ---- a poll that said nothing of any proxy ----------------------------------------------------------
+
+# What a failed poll says about every proxy: short and constant, so that a new failure reason (logged
+# once as haproxy.unreachable) is not a new status for thousands of proxies.
+UNREACHABLE = ProxyStatus(Observation.DOWN, "HAProxy unreachable")
+UNREADABLE = ProxyStatus(Observation.UNKNOWN, "HAProxy's reply unreadable")
+# EACCES proves that a process listens, not whether HAProxy serves: not known, like a garbled reply.
+FORBIDDEN = ProxyStatus(Observation.UNKNOWN, "HAProxy's socket: permission denied")
+_NOT_KNOWN = {
+    HAProxyState.GARBLED: (UNREADABLE, "replies unreadable"),
+    HAProxyState.FORBIDDEN: (FORBIDDEN, "socket forbidden to rhid"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A poll that said nothing of any proxy: HAProxy `unreachable`, or `garbled`/`forbidden` since
+    `since` (monotonic seconds; the HAProxy side owns when its weather began)."""
+
+    state: HAProxyState
+    since: float
+
+
+def during(
+    outage: Outage, proxies: Iterable[Proxy], now: float, thresholds: Thresholds
+) -> dict[Proxy, ProxyStatus]:
+    """What an outage says of each proxy. Unreachable: down. Garbled or forbidden: not known (routes
+    hold) until nothing has been known for `unreadable_down_after`; from then on, down."""
+    if outage.state is HAProxyState.UNREACHABLE:
+        return dict.fromkeys(proxies, UNREACHABLE)
+    failed, what = _NOT_KNOWN[outage.state]
+    limit = thresholds.unreadable_down_after
+    if now - outage.since >= limit:
+        failed = ProxyStatus(Observation.DOWN, f"HAProxy's {what} for over {limit:g} s")
+    return dict.fromkeys(proxies, failed)

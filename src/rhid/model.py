@@ -78,3 +78,40 @@ class Route:
 def route_order(route: Route) -> tuple[str, int, int, int]:
     """Sort key: table, family, address, length (networks of two families do not compare)."""
     return (route.table, route.prefix.version, int(route.prefix.network_address), route.prefix.prefixlen)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One log line a pure module asks its caller to write: its event name (a literal of
+    `rhid.catalogue`), its level, and its fields."""
+
+    name: str
+    level: str
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+class HAProxyState(enum.StrEnum):
+    """What the HAProxy side knows of HAProxy's socket (a string, as `rhid status` shows it)."""
+
+    NOT_POLLED = "not polled"
+    REACHABLE = "reachable"
+    UNREACHABLE = "unreachable"  # every proxy counts as down
+    GARBLED = "garbled"  # nothing is known, until --unreadable-down-after
+    FORBIDDEN = "forbidden"  # EACCES: a process listens; nothing is known, as for garbled
+
+
+class BirdState(enum.StrEnum):
+    """Whether BIRD's control socket answers."""
+
+    NOT_CONTACTED = "not contacted"
+    REACHABLE = "reachable"
+    UNREACHABLE = "unreachable"
+
+
+class StreamState(enum.StrEnum):
+    """HAProxy's event stream, the wake-up signal."""
+
+    OFF = "off"  # --haproxy-events none
+    NOT_STARTED = "not started"
+    STREAMING = "streaming"
+    UNAVAILABLE = "unavailable"  # polling only, for the reason logged

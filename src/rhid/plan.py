@@ -1,28 +1,42 @@
-"""The decision, as a value: what every route should be, and why. Pure.
+"""The decision, as a value: what every route should be, why, since when, and when to look again. Pure.
 
-    plan = decide(rules, states, announced, owned, now)
+    plan = decide(previous, rules, states, intents, now)
 
 is rhid's one answer to "what should each route be?". Everything that reports or acts reads that
-value and never re-derives a verdict: the BIRD side writes `plan.files()` and logs each route that
-moved with `plan.reason(route)`; `rhid status` shows `plan.decisions`; a stop applies
-`plan.withdrawn(...)`. A policy that can change a route (damping, a blast-radius guard, a drain) is
-a small pure module of its own whose state is handed in here, and its effect is one more field of
-a `Decision`, never a branch in the loop.
+value and never re-derives a verdict: the BIRD side writes `plan.files()`; the loop logs
+`plan.transitions` (computed here, once, by diffing the previous plan) with `plan.reason(route)`;
+`rhid status` shows `plan.decisions` and `plan.since`; a stop is the `stopping` intent, which the
+policy chain turns into a plan with every route withdrawn.
+
+The rules' verdicts go through a chain of policies (`Policy`): small pure functions of
+(decisions, their own state, the intents, now), each returning a `Step`: new decisions, its new
+state, the lines to log and the earliest moment it needs to look again (the shape of structlog's
+processor chain). `stopping` is the first; damping, a guard or a drain are modules of their own
+that add theirs to the chain. The plan carries each policy's state
+and `wake_at`, the soonest of those moments: the loop re-plans when a proxy's health moved, the
+rules or intents changed, or `now >= plan.wake_at`, so that time alone can end a hold. Hysteresis
+runs before (in `rhid.health`), on each proxy.
 
 A rule's verdict is three-valued (`rhid.rules.Condition.verdict`): announce, withdraw, or not known
-yet. A route whose verdict is not known yet is *held*: it stays as rhid's files have it.
+yet. A route whose verdict is not known yet is *held*: it stays as the previous plan had it (at
+start: as rhid's files had it).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from rhid import health
-from rhid.model import Channel, Network, Proxy, Route
+from rhid.model import Channel, LogLine, Network, Proxy, Route, route_order
 from rhid.rules import Rule, RuleSet
 from rhid.stats import in_words
+
+MORE = "routes in this change, not listed one by one"
+ROUTE_LINES = 100  # route.announced/withdrawn lines one plan logs one by one; the rest as one line
 
 
 class RouteState(enum.Enum):
@@ -39,7 +53,7 @@ class Decision:
 
     state: RouteState
     rule: Rule | None
-    held: bool = False  # the verdict is not known yet: kept as the files had it
+    held: bool = False  # the verdict is not known yet: kept as the previous plan had it
     note: str | None = None
 
     @property
@@ -49,12 +63,78 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class Transition:
+    """A route whose state differs from the previous plan's (a route the previous plan did not
+    have was withdrawn)."""
+
+    route: Route
+    before: RouteState
+    after: RouteState
+
+    @property
+    def event(self) -> str:
+        """The log event: ``route.announced`` or ``route.withdrawn``."""
+        return "route.announced" if self.after is RouteState.ANNOUNCED else "route.withdrawn"
+
+
+@dataclass(frozen=True, slots=True)
+class Intents:
+    """What the operator or the service asks of the plan besides the rules: `stopping` (the note of
+    a stop that withdraws every route, or None)."""
+
+    stopping: str | None = None
+
+
+NO_INTENTS = Intents()
+Decisions = Mapping[Route, Decision]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one policy made of the decisions: the new decisions, its new state, the lines to log,
+    and the earliest moment it needs to run again (math.inf: only when something else changes)."""
+
+    decisions: Decisions
+    state: object = None
+    lines: tuple[LogLine, ...] = ()
+    wake_at: float = math.inf
+
+
+class Policy(Protocol):
+    """One link of the chain: a pure function of the decisions so far, its own state from the
+    previous plan (None at first), the intents and `now`."""
+
+    __name__: str
+
+    def __call__(self, decisions: Decisions, state: object, intents: Intents, now: float) -> Step: ...
+
+
+def stopping(decisions: Decisions, state: object, intents: Intents, now: float) -> Step:
+    """A stop that withdraws (`--on-stop withdraw`): every route withdrawn, for the stop's note."""
+    del state, now  # no state, no timing: a stop withdraws at once
+    if intents.stopping is None:
+        return Step(decisions)
+    note = intents.stopping
+    return Step({route: Decision(RouteState.WITHDRAWN, d.rule, note=note) for route, d in decisions.items()})
+
+
+CHAIN: tuple[Policy, ...] = (stopping,)
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """Every route's decision, the channels whose files rhid owns, and the health it was made from."""
+    """Every route's decision, the channels whose files rhid owns, the health it was made from,
+    each route's `since` (when its state last changed, or when a rule first named it), the
+    transitions against the previous plan, the policies' states and `wake_at`."""
 
     decisions: Mapping[Route, Decision]
     channels: frozenset[Channel]
     states: Mapping[Proxy, health.ProxyState] = field(default_factory=dict, repr=False)
+    since: Mapping[Route, float] = field(default_factory=dict, repr=False)
+    transitions: tuple[Transition, ...] = ()
+    policies: Mapping[str, object] = field(default_factory=dict, repr=False)
+    wake_at: float = math.inf
+    lines: tuple[LogLine, ...] = ()  # what the policies asked to log when this plan was made
 
     def files(self) -> dict[Channel, frozenset[Network]]:
         """What each include file should hold: every owned channel, with its announced prefixes."""
@@ -82,46 +162,113 @@ class Plan:
         text = explain(decision.rule, self.states if states is None else states)
         return f"not known yet, kept as it was: {text}" if decision.held else text
 
-    def withdrawn(self, note: str) -> Plan:
-        """The same routes, all withdrawn, each for `note` (a stop)."""
-        withdrawn = {
-            route: Decision(RouteState.WITHDRAWN, d.rule, note=note) for route, d in self.decisions.items()
-        }
-        return Plan(withdrawn, self.channels, self.states)
+    def due(self, now: float) -> bool:
+        """True when a policy asked to look again at `now` or before."""
+        return now >= self.wake_at
 
 
 EMPTY = Plan({}, frozenset())
 
 
+def initial(announced: Collection[Route], owned: Collection[Channel], now: float) -> Plan:
+    """The plan rhid's files hold at start: `announced` routes (held as they are until a verdict is
+    known), in the `owned` channels, each since `now`."""
+    decisions = {route: Decision(RouteState.ANNOUNCED, None, held=True) for route in announced}
+    return Plan(decisions, frozenset(owned), since=dict.fromkeys(announced, now))
+
+
 def decide(
+    previous: Plan,
     rules: RuleSet,
     states: Mapping[Proxy, health.ProxyState],
-    announced: Collection[Route],
-    owned: Collection[Channel],
+    intents: Intents,
     now: float,
+    *,
+    chain: Sequence[Policy] = CHAIN,
 ) -> Plan:
-    """The plan for `now`.
-
-    `states`: each proxy's health (a proxy missing is not known yet). `announced`: the routes rhid's
-    files announce now. `owned`: the channels rhid has files for; a channel no rule uses any more is
-    kept in the plan, empty, so that its file is emptied. `now` is the clock every time-based policy
-    reads; the verdicts of today's rules do not depend on it.
-    """
-    del now  # the seam for time-based policies (damping, guards); hysteresis already ran in health
+    """The plan for `now`, made from the rules' verdicts on `states` (a proxy missing is not known
+    yet) and the policy `chain`, against the `previous` plan: its held routes, its channels (a
+    channel no rule uses any more is kept, empty, so that its file is emptied), its policies'
+    states and each route's `since`."""
     up = {proxy: health.is_up(states.get(proxy, health.INITIAL)) for proxy in rules.proxies}
+    before = previous.decisions
     decisions: dict[Route, Decision] = {}
     for rule in rules.rules:
         verdict = rule.condition.verdict(up)
         for route in rule.routes:
             if verdict is None:
-                kept = RouteState.ANNOUNCED if route in announced else RouteState.WITHDRAWN
-                decisions[route] = Decision(kept, rule, held=True)
+                kept = before.get(route)
+                state = kept.state if kept is not None else RouteState.WITHDRAWN
+                decisions[route] = Decision(state, rule, held=True)
             else:
                 decisions[route] = Decision(RouteState.ANNOUNCED if verdict else RouteState.WITHDRAWN, rule)
-    for route in announced:
-        if route not in decisions:
+    for route, decision in before.items():
+        if route not in decisions and decision.announced:
             decisions[route] = Decision(RouteState.WITHDRAWN, None)
-    return Plan(decisions, frozenset(rules.channels) | frozenset(owned), states)
+    chained: Decisions = decisions
+    policies: dict[str, object] = {}
+    lines: list[LogLine] = []
+    wake_at = math.inf
+    for link in chain:
+        step = link(chained, previous.policies.get(link.__name__), intents, now)
+        chained, policies[link.__name__] = step.decisions, step.state
+        lines.extend(step.lines)
+        wake_at = min(wake_at, step.wake_at)
+    channels = frozenset(rules.channels) | previous.channels
+    transitions, since = _against(previous, chained, now)
+    return Plan(chained, channels, states, since, transitions, policies, wake_at, tuple(lines))
+
+
+def _against(
+    previous: Plan, decisions: Decisions, now: float
+) -> tuple[tuple[Transition, ...], dict[Route, float]]:
+    """The transitions and each route's `since`, against the `previous` plan."""
+    transitions: list[Transition] = []
+    since: dict[Route, float] = {}
+    old_since = previous.since
+    for route, decision in decisions.items():
+        kept = previous.decisions.get(route)
+        was = kept.state if kept is not None else RouteState.WITHDRAWN
+        if was is not decision.state:
+            transitions.append(Transition(route, was, decision.state))
+            since[route] = now
+        else:
+            since[route] = old_since.get(route, now) if kept is not None else now
+    transitions.sort(key=lambda t: route_order(t.route))
+    return tuple(transitions), since
+
+
+def stopped(previous: Plan, rules: RuleSet, note: str, now: float) -> Plan:
+    """The plan of a stop: every route withdrawn, each for `note`."""
+    return decide(previous, rules, previous.states, replace(NO_INTENTS, stopping=note), now)
+
+
+def transition_lines(made: Plan, limit: int = ROUTE_LINES) -> list[LogLine]:
+    """The log lines of a plan's transitions: one per route up to `limit` per event, with the rule's
+    line and the reason; one line for the rest (journald's rate limit keeps the others)."""
+    lines: list[LogLine] = []
+    counted: dict[str, int] = {}
+    for transition in made.transitions:
+        event = transition.event
+        counted[event] = counted.get(event, 0) + 1
+        if counted[event] > limit:
+            continue
+        route = transition.route
+        decision = made.decisions[route]
+        fields: dict[str, object] = {
+            "prefix": str(route.prefix),
+            "table": route.table,
+            "rule_line": decision.rule.line if decision.rule else None,
+            "was": transition.before.value,
+            "reason": made.reason(route),
+        }
+        lines.append(LogLine(event, "info", fields))
+    lines.extend(
+        LogLine(event, "info", {"count": count - limit, "more": MORE})
+        for event, count in counted.items()
+        if count > limit
+    )
+    return lines
 
 
 def explain(rule: Rule | None, states: Mapping[Proxy, health.ProxyState]) -> str:

@@ -16,12 +16,16 @@ import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rhid import health, sockets
 from rhid.errors import StatusUnavailableError
 from rhid.model import Network, Proxy, Route, route_order
 from rhid.plan import Plan
+
+if TYPE_CHECKING:
+    from rhid.haproxy import HAProxyReport
+    from rhid.reconcile import BirdReport
 from rhid.rules import RuleSet, render_rule
 from rhid.stats import in_words
 
@@ -69,8 +73,8 @@ class Facts:
     states: Mapping[Proxy, health.ProxyState]  # live health: the plan's is as of its last re-plan
     since: Mapping[Route, float]  # when each route last moved, or was first named by a rule
     thresholds: health.Thresholds
-    haproxy: dict[str, Any]
-    bird: dict[str, Any]
+    haproxy: HAProxyReport
+    bird: BirdReport
     now: float  # monotonic, and the wall clock at the same moment
     wall_now: float
     notes: tuple[str, ...] = ()  # the daemon's own problems (the rule file on disk, its settings)
@@ -82,11 +86,11 @@ def wall_time(moment: float, now: float, wall_now: float) -> str:
     return datetime.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
 
 
-def summary(announced: int, routes: int, haproxy: str, bird: Mapping[str, Any], reload_result: str) -> str:
+def summary(announced: int, routes: int, haproxy: str, bird: BirdReport, reload_result: str) -> str:
     """The one-line STATUS= text systemd shows."""
-    sync = "" if bird["in_sync"] else ", not in sync"
+    sync = "" if bird.in_sync else ", not in sync"
     withdrawn = max(routes - announced, 0)
-    text = f"{announced} announced, {withdrawn} withdrawn; HAProxy {haproxy}; BIRD {bird['state']}{sync}"
+    text = f"{announced} announced, {withdrawn} withdrawn; HAProxy {haproxy}; BIRD {bird.state}{sync}"
     if reload_result.startswith("failed"):
         text += "; reload failed, old rules kept"
     return text
@@ -145,15 +149,15 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
             "loaded": wall(facts.rules_loaded),
             "reload": facts.reload_result,
         },
-        "haproxy": facts.haproxy,
-        "bird": facts.bird,
+        "haproxy": facts.haproxy.document(),
+        "bird": facts.bird.document(),
         "announced": announced,
         "withdrawn": max(len(facts.rules.routes) - announced, 0),
         "routes": routes,
         "problems": [
             *facts.notes,
-            *facts.haproxy["problems"],  # each edge's own sentences
-            *facts.bird["problems"],
+            *facts.haproxy.problems,  # each edge's own sentences
+            *facts.bird.problems,
             *target_problems(facts.rules, facts.states),
         ],
     }

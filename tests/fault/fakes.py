@@ -129,10 +129,32 @@ def bird(
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
-                reply = replies.get(line.decode(), b"9001 syntax error\n")
-                conn.sendall(reply() if callable(reply) else reply)
+                conn.sendall(answer(replies, line.decode()))
 
     return handler
+
+
+def answer(replies: Mapping[str, bytes | Callable[[], bytes]], command: str) -> bytes:
+    """The scripted reply to `command`. ``show route N protocol P`` is answered from the script's
+    ``show route protocol P`` listing, filtered to N (8001 when N is not there), as BIRD does."""
+    words = command.split()
+    if (
+        command not in replies
+        and len(words) == 5
+        and words[:2] == ["show", "route"]
+        and words[3] == "protocol"
+    ):
+        whole = replies.get(f"show route protocol {words[4]}")
+        if whole is not None:
+            listing = whole() if callable(whole) else whole
+            if not listing.startswith((b"1007", b"0000")):
+                return listing  # an error (an unknown protocol): the same for one prefix
+            rows = [row for row in listing.splitlines() if row.split()[:1] == [words[2].encode()]]
+            if not rows:
+                return b"8001 Network not found\n"
+            return b"1007-Table master4:\n" + b"\n".join(rows) + b"\n0000 \n"
+    reply = replies.get(command, b"9001 syntax error\n")
+    return reply() if callable(reply) else reply
 
 
 STATUS = (

@@ -55,7 +55,7 @@ def daemon(tmp_path: Path) -> Iterator[Callable[[], BirdSide]]:
 
     def make() -> BirdSide:
         side = BirdSide(tmp_path / "rhid", BirdClient(str(tmp_path / "bird.ctl"), 2.0))
-        side.write(plan.decide(RULES, {}, set(), frozenset(), 0.0), 0.0)
+        side.write(plan.decide(plan.initial(set(), frozenset(), 0.0), RULES, {}, plan.NO_INTENTS, 0.0), 0.0)
         made.append(side)
         return side
 
@@ -230,9 +230,7 @@ UNKNOWN = b"9001 syntax error, unexpected CF_SYM_UNDEFINED, expecting CF_SYM_KNO
 
 
 def problems_of(side: BirdSide) -> list[str]:
-    report = side.report()
-    problems: list[str] = report["problems"]
-    return problems
+    return list(side.report().problems)
 
 
 def test_a_missing_protocol_is_not_in_sync_and_names_the_fix(
@@ -249,10 +247,10 @@ def test_a_missing_protocol_is_not_in_sync_and_names_the_fix(
     instance = daemon()
     instance.sync(CHANNELS, 0.0)
     report = instance.report()
-    assert report["state"] == "reachable"
-    assert report["in_sync"] is False
-    assert report["missing_protocols"] == ["vol1"]
-    assert any("vol1" in p and "rhid bird-config" in p for p in report["problems"]), report["problems"]
+    assert report.state == "reachable"
+    assert report.in_sync is False
+    assert list(report.missing_protocols) == ["vol1"]
+    assert any("vol1" in p and "rhid bird-config" in p for p in report.problems), report.problems
 
 
 def test_an_unwritable_file_is_not_in_sync_and_names_the_path(
@@ -264,26 +262,32 @@ def test_an_unwritable_file_is_not_in_sync_and_names_the_path(
     )
     instance = daemon()
     instance.sync(CHANNELS, 0.0)
-    assert instance.report()["in_sync"] is True
+    assert instance.report().in_sync is True
     path = tmp_path / "rhid" / "vol1.ipv4.conf"
     path.unlink()
     path.mkdir()  # nothing can be written there: not atomically, not in place
     two = parse_rules("10.0.0.1, 10.0.0.2 = always\n")
-    assert not instance.apply(plan.decide(two, {}, instance.announced(), instance.owned, 1.0), 1.0)
+    assert not instance.apply(
+        plan.decide(plan.initial(instance.announced(), instance.owned, 1.0), two, {}, plan.NO_INTENTS, 1.0),
+        1.0,
+    )
     report = instance.report()
-    assert report["in_sync"] is False
-    assert report["write_error"] is not None
-    assert str(path) in report["write_error"]
-    assert any(str(path) in p for p in report["problems"]), report["problems"]
+    assert report.in_sync is False
+    assert report.write_error is not None
+    assert str(path) in report.write_error
+    assert any(str(path) in p for p in report.problems), report.problems
     path.rmdir()
-    assert instance.apply(plan.decide(two, {}, instance.announced(), instance.owned, 2.0), 2.0)
-    assert instance.report()["write_error"] is None, "retried and recovered"
+    assert instance.apply(
+        plan.decide(plan.initial(instance.announced(), instance.owned, 2.0), two, {}, plan.NO_INTENTS, 2.0),
+        2.0,
+    )
+    assert instance.report().write_error is None, "retried and recovered"
 
 
 def test_problems_name_unreachable_refusing_and_differing_bird(
     ctl: Callable[[Script], fakes.FakeServer], daemon: Callable[[], BirdSide]
 ) -> None:
-    """Each BIRD-side condition worth paging for is one operator sentence in report()["problems"]."""
+    """Each BIRD-side condition worth paging for is one operator sentence in report().problems."""
     instance = daemon()
     instance.sync(CHANNELS, 0.0)
     assert any("unreachable" in p and "bird.ctl" in p for p in problems_of(instance)), problems_of(instance)
@@ -308,7 +312,7 @@ def test_problems_name_unreachable_refusing_and_differing_bird(
     assert differing, problems_of(instance)
     assert "10.9.9.9/32" in differing[0]
     assert "10.0.0.1/32" in differing[0]
-    assert instance.report()["in_sync"] is False
+    assert instance.report().in_sync is False
 
 
 def test_a_mismatch_rewrites_the_file_from_the_plan_before_reconfiguring(
@@ -329,7 +333,7 @@ def test_a_mismatch_rewrites_the_file_from_the_plan_before_reconfiguring(
             instance.sync(CHANNELS, float(cycle))
         assert "10.9.9.9" not in path.read_text()
         assert bird.routes == {"vol1": ["10.0.0.1/32"]}
-        assert instance.report()["in_sync"] is True
+        assert instance.report().in_sync is True
     finally:
         server.close()
 
@@ -361,7 +365,7 @@ def test_no_configure_is_ever_queued_behind_a_reconfiguration(
             time.sleep(0.02)
         final = storm_plan(True)
         deadline = time.monotonic() + 3.0
-        while time.monotonic() < deadline and not (instance.report()["in_sync"] and bird.routes.get("vol1")):
+        while time.monotonic() < deadline and not (instance.report().in_sync and bird.routes.get("vol1")):
             instance.apply(final, time.monotonic())
             time.sleep(0.02)
         assert bird.queued == 0, "a configure reached BIRD while it was reconfiguring"
@@ -370,7 +374,7 @@ def test_no_configure_is_ever_queued_behind_a_reconfiguration(
         gaps = [b - a for a, b in itertools.pairwise(bird.configures)]
         assert min(gaps) >= 0.1, gaps
         assert bird.routes == {"vol1": ["10.0.0.1/32"]}
-        assert instance.report()["in_sync"] is True
+        assert instance.report().in_sync is True
     finally:
         server.close()
 
@@ -387,9 +391,18 @@ def test_a_reconfiguration_that_never_ends_is_waited_out_and_reported(
         instance.sync(CHANNELS, 0.0)
         two = parse_rules("10.0.0.1, 10.0.0.2 = always\n")
         for moment in (5.0, 11.0):
-            instance.apply(plan.decide(two, {}, instance.announced(), instance.owned, moment), moment)
+            instance.apply(
+                plan.decide(
+                    plan.initial(instance.announced(), instance.owned, moment),
+                    two,
+                    {},
+                    plan.NO_INTENTS,
+                    moment,
+                ),
+                moment,
+            )
         assert len(bird.configures) == 1
-        assert instance.report()["in_sync"] is False
+        assert instance.report().in_sync is False
         assert [p for p in problems_of(instance) if "reconfiguring for 11 s" in p], problems_of(instance)
     finally:
         server.close()
@@ -449,12 +462,15 @@ def test_a_hand_edited_file_is_rewritten_before_rhid_configures(tmp_path: Path) 
     bird = fakes.FakeBird(tmp_path / "rhid")
     server = fakes.FakeServer(tmp_path / "bird.ctl", bird.handler(("vol1", "vol1_v6")))
     try:
-        side.apply(plan.decide(both, {}, set(), frozenset(), 0.0), 0.0)
+        side.apply(plan.decide(plan.initial(set(), frozenset(), 0.0), both, {}, plan.NO_INTENTS, 0.0), 0.0)
         assert bird.applied[-1] == {"vol1": ["10.0.0.1/32"], "vol1_v6": ["2001:db8::1/128"]}
         v4 = tmp_path / "rhid" / "vol1.ipv4.conf"
         v4.write_text(v4.read_text() + "route 10.9.9.9/32 blackhole;\n")
         only_v4 = parse_rules("10.0.0.1 = always\n")  # the IPv6 route goes: a change in the other file
-        side.apply(plan.decide(only_v4, {}, side.announced(), side.owned, 1.0), 1.0)
+        side.apply(
+            plan.decide(plan.initial(side.announced(), side.owned, 1.0), only_v4, {}, plan.NO_INTENTS, 1.0),
+            1.0,
+        )
         assert len(bird.applied) == 2
         assert bird.applied[-1] == {"vol1": ["10.0.0.1/32"], "vol1_v6": []}
         assert "10.9.9.9" not in v4.read_text()

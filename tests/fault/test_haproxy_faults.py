@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from structlog.testing import capture_logs
 
 from rhid import health
 from rhid.daemon import Daemon
+from rhid.daemon import thresholds as daemon_thresholds
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
 from rhid.haproxy import HAProxyClient, HAProxySide, fetch
 from rhid.health import Health, ProxyState, Thresholds
@@ -57,11 +59,13 @@ class Watcher:
     def __init__(self, settings: Settings, rules: RuleSet) -> None:
         self.side = HAProxySide.of(settings)
         self.rules = rules
-        self.thresholds = Thresholds(settings.fall, settings.rise)
+        self.thresholds = replace(daemon_thresholds(settings), spacing=0.0)
         self.states: Mapping[Proxy, ProxyState] = {}
 
     def observe(self, now: float) -> None:
         observed = self.side.observe(self.rules.proxies, now)
+        if isinstance(observed, health.Outage):
+            observed = health.during(observed, self.rules.proxies, now, self.thresholds)
         self.states, _, _ = health.observe(self.states, observed, now, self.thresholds)
 
 
@@ -251,12 +255,15 @@ def test_permission_denied_is_not_known_until_the_unreadable_timer(tmp_path: Pat
     path.chmod(0o660)
     poller = ScriptedPoller()
     side = HAProxySide(str(path), 1.0, unreadable_down_after=10.0, poller=poller)
-    thresholds = Thresholds(fall=2, rise=1)
+    thresholds = Thresholds(fall=2, rise=1, unreadable_down_after=10.0)
     states: Mapping[Proxy, ProxyState] = {}
 
     def observe(now: float) -> None:
         nonlocal states
-        states, _, _ = health.observe(states, side.observe(RULES.proxies, now), now, thresholds)
+        observed = side.observe(RULES.proxies, now)
+        if isinstance(observed, health.Outage):
+            observed = health.during(observed, RULES.proxies, now, thresholds)
+        states, _, _ = health.observe(states, observed, now, thresholds)
 
     observe(0.0)
     assert states[BE].health is Health.UP
@@ -269,8 +276,8 @@ def test_permission_denied_is_not_known_until_the_unreadable_timer(tmp_path: Pat
     assert [(e["event"], e["log_level"]) for e in events] == [("haproxy.forbidden", "critical")]
     assert events[0]["mode"] == "0660"
     assert events[0]["path"] == str(path)
-    assert side.report()["state"] == "forbidden"
-    [problem] = side.report()["problems"]
+    assert side.report().state == "forbidden"
+    [problem] = side.report().problems
     assert "refuses rhid" in problem
     assert str(path) in problem
     observe(11.0)
@@ -279,7 +286,7 @@ def test_permission_denied_is_not_known_until_the_unreadable_timer(tmp_path: Pat
     poller.next = GOOD
     observe(13.0)
     assert states[BE].health is Health.UP
-    assert side.report()["problems"] == []
+    assert side.report().problems == ()
 
 
 @pytest.mark.parametrize(
@@ -390,7 +397,7 @@ def test_an_unreachable_haproxy_says_where_its_path_is_set(tmp_path: Path) -> No
     """The PROBLEM for a missing socket names where the path came from and Debian's own socket."""
     side = HAProxySide(str(tmp_path / "nothing.sock"), 0.5, source="/etc/default/hapee-extras-rhi")
     side.observe([Proxy(ProxyKind.BACKEND, "be")], 0.0)
-    (problem,) = side.report()["problems"]
+    (problem,) = side.report().problems
     assert problem.startswith(f"HAProxy is unreachable ({tmp_path / 'nothing.sock'}: socket does not exist")
     assert "the path comes from /etc/default/hapee-extras-rhi" in problem
     assert "Debian's HAProxy listens on /run/haproxy/admin.sock" in problem

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rhid.errors import RuleError
 from rhid.health import INITIAL, Health, ProxyState
 from rhid.model import Proxy, ProxyKind, Route
-from rhid.plan import decide
+from rhid.plan import NO_INTENTS, decide, initial
 from rhid.rules import Aggregate, Condition, Rule, RuleSet, load_rules, parse_rules, render
 
 STRUCTURE = "=,()%/:#; \t\r\n\x00\"'*"
@@ -172,7 +172,13 @@ def test_plan_announces_what_the_rules_say_and_holds_the_unknown(
     """A route is announced iff its rule holds, or its verdict is unknown (a proxy never read) and
     the route was announced (held); every channel the rules use has a file."""
     announced = set(data.draw(st.lists(st.sampled_from(rules.routes), unique=True)))
-    decided = decide(rules, {proxy: HEALTH[value] for proxy, value in up.items()}, announced, set(), 0.0)
+    decided = decide(
+        initial(announced, set(), 0.0),
+        rules,
+        {proxy: HEALTH[value] for proxy, value in up.items()},
+        NO_INTENTS,
+        0.0,
+    )
     files = decided.files()
     assert set(files) == set(rules.channels)
     got = {Route(channel.table, prefix) for channel, prefixes in files.items() for prefix in prefixes}

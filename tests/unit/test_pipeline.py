@@ -92,10 +92,12 @@ class ScriptedBird:
                 (1011, f"Last reconfiguration on {self.configured}"),
             )
             return birdwire.Reply(13, (*lines, (13, "Daemon is up and running")))
-        protocol = command.removeprefix("show route protocol ")
-        listing = tuple(
-            (1007, f"{prefix} blackhole [{protocol}]") for prefix in self.routes.get(protocol, [])
-        )
+        words = command.split()  # show route [PREFIX] protocol P
+        protocol, only = words[-1], words[2] if len(words) == 5 else None
+        routes = [prefix for prefix in self.routes.get(protocol, []) if only in {None, prefix}]
+        if only is not None and not routes:
+            return birdwire.Reply(8001, ((8001, "Network not found"),))
+        listing = tuple((1007, f"{prefix} blackhole [{protocol}]") for prefix in routes)
         return birdwire.Reply(0, (*listing, (0, "")))
 
     def close(self) -> None:
@@ -141,6 +143,8 @@ def transcript(tmp_path: Path) -> str:
                         or event.get("pid")
                     )
                     out.append(f"  log {event['event']} {subject}")
+                    if event["event"].startswith("route."):  # each route's transition, and why
+                        out.append(f"      {event['was']} -> {event['event'][6:]}: {event['reason']}")
         daemon.shut_down(float(len(SCRIPT)))
         out.append("stop (SIGTERM, --on-stop withdraw)")
         for path in sorted(directory.glob("*.conf")):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from rhid.health import INITIAL, Health, ProxyState
 from rhid.model import Channel, Proxy, ProxyKind, Route, route_order
-from rhid.plan import RouteState, decide, explain
+from rhid.plan import NO_INTENTS, Intents, RouteState, decide, explain, initial
 from rhid.rules import parse_rules
 
 B = ProxyKind.BACKEND
@@ -34,23 +34,25 @@ def test_all_any_never_always_per_table_and_family() -> None:
         "2001:db8::5 = all(f:c)\n"
     )
     up = {Proxy(B, "a"): True, Proxy(B, "b"): False, Proxy(F, "c"): False}
-    assert decide(rules, states(up), set(), set(), 0.0).files() == {
+    assert decide(initial(set(), set(), 0.0), rules, states(up), NO_INTENTS, 0.0).files() == {
         V4: frozenset({N("10.0.0.2/32")}),
         Channel("vol1", 6): frozenset(),
         Channel("vol2", 6): frozenset({N("2001:db8::4/128")}),
     }
     up[Proxy(B, "b")] = True
-    assert N("10.0.0.1/32") in decide(rules, states(up), set(), set(), 0.0).files()[V4]
+    assert (
+        N("10.0.0.1/32") in decide(initial(set(), set(), 0.0), rules, states(up), NO_INTENTS, 0.0).files()[V4]
+    )
 
 
 def test_a_proxy_never_read_holds_its_route_as_it_was() -> None:
     """A proxy missing from the health map is not known yet: its route is held, announced or not."""
     rules = parse_rules("10.0.0.1 = any(b:ghost)\n")
     route = rules.routes[0]
-    withdrawn = decide(rules, {}, set(), set(), 0.0)
+    withdrawn = decide(initial(set(), set(), 0.0), rules, {}, NO_INTENTS, 0.0)
     assert withdrawn.files() == {V4: frozenset()}
     assert withdrawn.decisions[route].held
-    announced = decide(rules, {}, {route}, set(), 0.0)
+    announced = decide(initial({route}, set(), 0.0), rules, {}, NO_INTENTS, 0.0)
     assert announced.files() == {V4: frozenset({route.prefix})}
     assert announced.decisions[route].state is RouteState.ANNOUNCED
     assert announced.reason(route).startswith("not known yet, kept as it was: any: b:ghost is unknown")
@@ -60,7 +62,7 @@ def test_routes_and_files_no_rule_names_any_more_are_withdrawn() -> None:
     """An announced route no rule names is withdrawn, and an owned channel no rule uses is emptied."""
     rules = parse_rules("10.0.0.1 = always\n")
     stale = Route("old", N("10.9.0.1/32"))
-    decided = decide(rules, {}, {stale}, {Channel("old", 4)}, 0.0)
+    decided = decide(initial({stale}, {Channel("old", 4)}, 0.0), rules, {}, NO_INTENTS, 0.0)
     assert decided.files() == {V4: frozenset({N("10.0.0.1/32")}), Channel("old", 4): frozenset()}
     assert decided.reason(stale) == "no rule names this route any more"
     assert decided.reason(Route("other", N("10.9.0.2/32"))) == "no rule names this route any more"
@@ -70,13 +72,13 @@ def test_a_backend_and_a_frontend_of_one_name_are_distinct() -> None:
     """`b:www` and `f:www` are different proxies."""
     rules = parse_rules("10.0.0.1 = all(b:www)\n")
     up = {Proxy(F, "www"): True, Proxy(B, "www"): False}
-    assert decide(rules, states(up), set(), set(), 0.0).files() == {V4: frozenset()}
+    assert decide(initial(set(), set(), 0.0), rules, states(up), NO_INTENTS, 0.0).files() == {V4: frozenset()}
 
 
 def test_withdrawn_plan_keeps_the_channels_and_says_why() -> None:
     """A stop's plan withdraws every route, for the reason given, and still owns every file."""
     rules = parse_rules("10.0.0.1 = always\n2001:db8::1 = always\n")
-    stopping = decide(rules, {}, set(), set(), 0.0).withdrawn("rhid stopping")
+    stopping = decide(initial(set(), set(), 0.0), rules, {}, Intents(stopping="rhid stopping"), 0.0)
     assert stopping.files() == {V4: frozenset(), Channel("vol1", 6): frozenset()}
     assert {stopping.reason(route) for route in rules.routes} == {"rhid stopping"}
     assert stopping.announced == 0
@@ -89,7 +91,7 @@ def test_reasons_name_each_target_and_what_haproxy_said() -> None:
         Proxy(B, "a"): ProxyState(Health.DOWN, last_status="DOWN"),
         Proxy(F, "w"): ProxyState(Health.UP, last_status="OPEN"),
     }
-    decided = decide(rules, health, set(), set(), 0.0)
+    decided = decide(initial(set(), set(), 0.0), rules, health, NO_INTENTS, 0.0)
     assert decided.reason(rules.routes[0]) == (
         "all: b:a is down (HAProxy last said 'DOWN'), f:w is up (HAProxy last said 'OPEN')"
     )

@@ -28,7 +28,13 @@ def daemon_on(tmp_path: Path, rules: str) -> tuple[Daemon, Path]:
 
 def write_plan(daemon: Daemon) -> None:
     """Plan from the daemon's rules and health, and write the files, as a cycle does."""
-    decided = plan.decide(daemon.rules, daemon.states, daemon.bird.announced(), daemon.bird.owned, 0.0)
+    decided = plan.decide(
+        plan.initial(daemon.bird.announced(), daemon.bird.owned, 0.0),
+        daemon.rules,
+        daemon.states,
+        plan.NO_INTENTS,
+        0.0,
+    )
     daemon.bird.write(decided, 0.0)
 
 
@@ -57,7 +63,7 @@ def test_a_route_a_reload_adds_is_named_since_the_reload(tmp_path: Path) -> None
     started = daemon.started
     rules_path.write_text("10.0.0.1 = all(b:a)\n10.0.0.3 = all(b:c)\n")
     daemon.reload(started + 100.0)
-    since = {str(route.prefix): moment for route, moment in daemon.named_since.items()}
+    since = {str(route.prefix): moment for route, moment in daemon.plan.since.items()}
     assert since == {"10.0.0.1/32": started, "10.0.0.3/32": started + 100.0}
 
 

@@ -6,8 +6,6 @@ import ipaddress
 import os
 from pathlib import Path
 
-from structlog.testing import capture_logs
-
 from rhid import plan
 from rhid.bird import BirdClient
 from rhid.model import Channel
@@ -105,14 +103,15 @@ def test_a_smaller_file_is_rewritten_in_place_and_a_larger_one_is_not(tmp_path: 
 
 
 def test_a_mass_withdrawal_logs_100_route_lines_then_one_count(tmp_path: Path) -> None:
-    """150 routes withdrawn in one write: 100 route.withdrawn lines with their prefix, then one count=50."""
+    """150 routes withdrawn in one plan: 100 route.withdrawn lines with their prefix, then one count=50."""
     rules = parse_rules("".join(f"10.0.{i // 250}.{i % 250 + 1} = always\n" for i in range(150)))
     side = BirdSide(tmp_path / "rhid", BirdClient(str(tmp_path / "none.ctl"), 0.1))
-    side.write(plan.decide(rules, {}, set(), frozenset(), 0.0), 0.0)
+    first = plan.decide(plan.initial(set(), frozenset(), 0.0), rules, {}, plan.NO_INTENTS, 0.0)
+    side.write(first, 0.0)
     empty = parse_rules("", allow_empty=True)
-    with capture_logs() as events:
-        side.write(plan.decide(empty, {}, side.announced(), side.owned, 1.0), 1.0)
-    lines = [event for event in events if event["event"] == "route.withdrawn"]
+    emptied = plan.decide(first, empty, {}, plan.NO_INTENTS, 1.0)
+    side.write(emptied, 1.0)
+    lines = [line.fields for line in plan.transition_lines(emptied) if line.name == "route.withdrawn"]
     assert len(lines) == 101
     assert all("prefix" in line and "bird" not in line for line in lines[:100])
     assert lines[100]["count"] == 50

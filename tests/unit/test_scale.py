@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from rhid.errors import RuleError
-from rhid.plan import decide
+from rhid.plan import NO_INTENTS, decide, initial
 from rhid.rules import parse_rules
 
 
@@ -51,7 +51,7 @@ def test_one_megabyte_line() -> None:
     networks = ",".join(f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}" for i in range(50_000))
     rules = parse_rules(f"{networks} = any(b:be)\n")
     assert len(rules.routes) == 50_000
-    assert len(decide(rules, {}, set(), set(), 0.0).files()) == 1
+    assert len(decide(initial(set(), set(), 0.0), rules, {}, NO_INTENTS, 0.0).files()) == 1
     with pytest.raises(RuleError) as caught:
         parse_rules(f"{networks},10.0.0.300 = any(b:be)\n")
     rendered = caught.value.render()

@@ -9,7 +9,9 @@ from dataclasses import replace
 from typing import Any
 
 from rhid import health, plan, status
-from rhid.model import Proxy, ProxyKind
+from rhid.haproxy import HAProxyReport, StreamReport
+from rhid.model import BirdState, HAProxyState, Proxy, ProxyKind, StreamState
+from rhid.reconcile import BirdReport
 from rhid.rules import parse_rules
 from rhid.stats import ABSENT, Observation, ProxyStatus
 
@@ -17,10 +19,10 @@ RULES = parse_rules("10.0.0.1 = all(b:a)\n10.0.0.2 = any(b:a,b:gone)\n", "/etc/x
 A = Proxy(ProxyKind.BACKEND, "a")
 GONE = Proxy(ProxyKind.BACKEND, "gone")
 THRESHOLDS = health.Thresholds(fall=3, rise=1)
-HAPROXY: dict[str, Any] = {"socket": "/h.sock", "state": "reachable", "last_error": None, "problems": []}
-BIRD: dict[str, Any] = {"socket": "/b.ctl", "state": "reachable", "in_sync": True, "missing_protocols": [],
-        "last_error": None,
-        "problems": []}  # fmt: skip
+HAPROXY = HAProxyReport(
+    "/h.sock", HAProxyState.REACHABLE, None, None, (), StreamReport(StreamState.OFF, None, 0, 0)
+)
+BIRD = BirdReport("/b.ctl", BirdState.REACHABLE, "BIRD 2.0.12 ready.", True, (), None, None, ())
 
 
 def observed(state: health.ProxyState, *statuses: ProxyStatus, now: float = 1.0) -> health.ProxyState:
@@ -41,7 +43,7 @@ def document(
     wanted: str | None = None,
     **changes: Any,
 ) -> dict[str, Any]:
-    made = plan.decide(RULES, planned, set(), set(), 1.0)
+    made = plan.decide(plan.initial(set(), set(), 1.0), RULES, planned, plan.NO_INTENTS, 1.0)
     facts = status.Facts(
         version="0", pid=7, started=0.0, summary="s", rules=RULES, rules_loaded=0.0,
         reload_result="ok at t", plan=made, states=live, since={}, thresholds=THRESHOLDS,
@@ -61,7 +63,9 @@ def test_a_healthy_daemon_has_no_problem() -> None:
 
 def test_an_unreachable_bird_is_never_called_in_sync() -> None:
     """With BIRD unreachable the line says so and that the files are current, never 'in sync'."""
-    text = status.render(document(bird={**BIRD, "state": "unreachable", "problems": ["BIRD is unreachable"]}))
+    text = status.render(
+        document(bird=replace(BIRD, state=BirdState.UNREACHABLE, problems=("BIRD is unreachable",)))
+    )
     bird_line = next(line for line in text.splitlines() if line.startswith("bird:"))
     assert "in sync" not in bird_line
     assert "unreachable" in bird_line
@@ -71,8 +75,8 @@ def test_an_unreachable_bird_is_never_called_in_sync() -> None:
 def test_each_edge_problem_and_daemon_note_is_a_problem() -> None:
     """What the edges and the daemon report as problems is listed, in order, and rendered as PROBLEM lines."""
     made = document(
-        haproxy={**HAPROXY, "problems": ["HAProxy: permission denied"]},
-        bird={**BIRD, "in_sync": False, "problems": ["BIRD lacks protocol vol1"]},
+        haproxy=replace(HAPROXY, problems=("HAProxy: permission denied",)),
+        bird=replace(BIRD, in_sync=False, problems=("BIRD lacks protocol vol1",)),
         notes=("/etc/x.cfg on disk is invalid",),
     )
     assert status.problems(made) == [
