@@ -79,6 +79,7 @@ class Daemon:
         self.restart_needed: str | None = None  # a setting changed that only a restart applies
         self.reload_pending = False  # SIGHUPs are coalesced: one reload, then a cycle, then the next
         self.cycles = 0
+        self.ready = False  # READY=1 sent
         self.next_tick = self.last_cycle = 0.0  # the loop's: when to poll next, when it last did
         log.info(
             "daemon.started",
@@ -103,10 +104,18 @@ class Daemon:
         self.cycles += 1
         self.rule_file.look()
         self.notifier.status(self.summary())
-        if self.cycles == 1:
-            self.notifier.send("READY=1")
-            log.info("daemon.ready", status=self.summary())
+        self.announce_ready()
         self.notifier.send("WATCHDOG=1")  # only ever after a completed cycle: a hung loop gets restarted
+
+    def announce_ready(self) -> None:
+        """READY=1 once, after the first cycle whose exchange with BIRD has ended (BIRD holds the
+        routes, or said why not): `systemctl start` returns with the node announcing what it should."""
+        if self.ready or not self.cycles or self.bird.busy:
+            return
+        self.ready = True
+        self.notifier.status(self.summary())
+        self.notifier.send("READY=1")
+        log.info("daemon.ready", status=self.summary())
 
     def replan_now(self, now: float) -> None:
         """Make the plan for `now` against the current one, and log what it changed."""
@@ -301,7 +310,7 @@ class Daemon:
             try:
                 while True:
                     now = time.monotonic()
-                    if self.reload_pending and self.cycles:
+                    if self.reload_pending and self.ready:
                         # One reload for every SIGHUP that came since the last one, then a cycle before
                         # the next: a burst of signals cannot keep the loop from polling (and from
                         # feeding the watchdog).
@@ -339,13 +348,14 @@ class Daemon:
         if connection is not None:
             readers.append(connection)
         wake = min(wake, self.bird.wake_at(), max(self.plan.wake_at, self.last_cycle + EVENT_GAP))
-        if self.reload_pending and self.cycles:
+        if self.reload_pending and self.ready:
             wake = now
         ready, writable, _ = select.select(readers, writers, [], max(0.0, wake - now))
         now = time.monotonic()  # after the wait
         if connection is not None and connection in ready:
             self.bird.on_readable(now)
         self.bird.on_time(now)
+        self.announce_ready()
         soon = self.last_cycle + EVENT_GAP
         if self.plan.due(now) or (stream is not None and stream in ready and self.haproxy.read_stream(now)):
             self.next_tick = min(self.next_tick, soon)  # a policy's time came, or HAProxy's news

@@ -330,6 +330,11 @@ class BirdSide:
             return
         self.sent, self.sent_at = action, now
 
+    @property
+    def busy(self) -> bool:
+        """True while a round with BIRD is under way (a command in flight, or a configure due)."""
+        return self.sent is not None or self.reconciler.busy
+
     def waitable(self) -> bird.BirdClient | None:
         """The connection to select on: a command is in flight."""
         return self.looping if self.sent is not None else None
