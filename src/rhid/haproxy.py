@@ -19,7 +19,7 @@ from rhid import health, sockets, stats
 from rhid.backoff import Backoff
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
 from rhid.model import Proxy
-from rhid.settings import ENVIRONMENT_FILES, Settings
+from rhid.settings import DEFAULTS, ENVIRONMENT_FILES, Settings
 
 log = structlog.get_logger("rhid")
 
@@ -214,8 +214,8 @@ class HAProxySide:
         path: str,
         timeout: float,
         *,
-        events: str = "none",
-        unreadable_down_after: float = 30.0,
+        events: str = DEFAULTS.events,  # the settings' defaults: one truth for `rhid run` and a test's side
+        unreadable_down_after: float = DEFAULTS.unreadable_down_after,
         poller: Poller | None = None,
         source: str = "--haproxy-socket",
     ) -> None:
