@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
+from rhid.names import SAFE_PATH
 from rhid.rules import RuleSet
-
-SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]*\Z")
 
 
 def include_directory(bird_dir: str) -> str:

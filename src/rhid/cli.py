@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 from rhid import __version__, bird, daemon, log, names, plan, settings, status
-from rhid.birdconf import SAFE_PATH, bird_snippet
-from rhid.errors import CannotRunError, RuleError, RuleFileError, StatusUnavailableError
+from rhid.birdconf import bird_snippet
+from rhid.errors import CannotRunError, RuleError, RuleFileError, SettingError, StatusUnavailableError
 from rhid.instance import instance_lock
 from rhid.model import ProxyKind
 from rhid.reconcile import BirdSide, Withdrawal
-from rhid.rules import DEFAULT_RULES_PATH, RuleSet, load_rules, parse_rules
+from rhid.rules import RuleSet, load_rules, parse_rules
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -126,7 +125,7 @@ def warn_newer_bird(rules: RuleSet, err: TextIO) -> None:
             )
 
 
-def bird_config(path: str, bird_dir: str, *, out: TextIO, err: TextIO) -> int:
+def bird_config(path: str, bird_dir: Path, *, out: TextIO, err: TextIO) -> int:
     """``rhid bird-config``: print the BIRD snippet for the tables the rules use."""
     rules = _load(path, allow_empty=True, err=err)
     if rules is None:
@@ -141,13 +140,13 @@ def bird_config(path: str, bird_dir: str, *, out: TextIO, err: TextIO) -> int:
         )
         return EXIT_INVALID
     warn_newer_bird(rules, err)
-    out.write(bird_snippet(rules, bird_dir))
+    out.write(bird_snippet(rules, str(bird_dir)))
     return EXIT_OK
 
 
-def show_status(bird_dir: str, prefix: str | None, *, as_json: bool, out: TextIO, err: TextIO) -> int:
+def show_status(bird_dir: Path, prefix: str | None, *, as_json: bool, out: TextIO, err: TextIO) -> int:
     """``rhid status``: ask the daemon over its control socket."""
-    path = str(Path(bird_dir) / status.SOCKET_NAME)
+    path = str(bird_dir / status.SOCKET_NAME)
     try:
         document = status.fetch(path, prefix)
     except StatusUnavailableError as exc:
@@ -166,7 +165,7 @@ def show_status(bird_dir: str, prefix: str | None, *, as_json: bool, out: TextIO
     return EXIT_PROBLEM if status.problems(document) else EXIT_OK
 
 
-def withdraw(bird_dir: str, bird_socket: str, timeout: float, *, out: TextIO, err: TextIO) -> int:
+def withdraw(bird_dir: Path, bird_socket: str, timeout: float, *, out: TextIO, err: TextIO) -> int:
     """``rhid withdraw``: empty every include file in `bird_dir` and have BIRD apply it, while no rhid
     runs there (the unit's OnFailure= safety net: routes never outlive the rhid that watches them).
 
@@ -197,70 +196,18 @@ def withdraw(bird_dir: str, bird_socket: str, timeout: float, *, out: TextIO, er
     return EXIT_OK
 
 
-MAX_DURATION = 86400.0  # a day: any longer period is a typo, and would overflow deadlines
-
-
-def _duration(text: str) -> float:
-    """A period in seconds: finite, greater than 0, at most a day."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= MAX_DURATION):
-        raise argparse.ArgumentTypeError(
-            f"must be more than 0 and at most {MAX_DURATION:g} seconds, not {text}"
-        )
-    return value
-
-
-MAX_COUNT = 1000
-
-
-def _count_of_polls(text: str) -> int:
-    """A number of consecutive polls: 1 to 1000."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_COUNT}, not {text}")
-    return value
-
-
-def _add_config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c", "--config", default=DEFAULT_RULES_PATH, metavar="FILE", help="rule file (default %(default)s)"
-    )
-
-
 def start(args: argparse.Namespace) -> int:
     """``rhid run``: build the settings, set up logging, serve until SIGTERM."""
+    chosen = run_settings(args)
     log.configure(args.log_level, args.log_format)
-    files = tuple(args.defaults_file or settings.ENVIRONMENT_FILES)
-    haproxy_socket, source = settings.find_haproxy_socket(args.haproxy_socket, settings.environment(), files)
-    daemon.log.info("haproxy.socket", path=haproxy_socket, source=source)
-    return daemon.run(
-        settings.Settings(
-            rules_path=args.config,
-            haproxy_socket=haproxy_socket,
-            bird_socket=args.bird_socket,
-            bird_dir=Path(args.bird_dir),
-            interval=args.interval,
-            fall=args.fall,
-            rise=args.rise,
-            on_stop=args.on_stop,
-            allow_empty=args.allow_empty,
-            verify_every=args.verify_interval,
-            events=args.haproxy_events,
-            fast_interval=args.fast_interval,
-            on_restart=args.on_restart,
-            unreadable_down_after=args.unreadable_down_after,
-            haproxy_socket_source=source,
-            defaults=settings.read_defaults(files),
-            defaults_files=files,
-            vanished_keep=args.vanished_keep,
-        )
-    )
+    daemon.log.info("haproxy.socket", path=chosen.haproxy_socket, source=chosen.haproxy_socket_source)
+    return daemon.run(chosen)
+
+
+def run_settings(args: argparse.Namespace) -> settings.Settings:
+    """The settings `rhid run`'s options give, with the HAProxy socket and the defaults files found."""
+    given = {name: getattr(args, option.dest) for name, option in settings.OPTIONS.items()}
+    return settings.from_options(given, settings.environment())
 
 
 EPILOG = """exit status:
@@ -304,109 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_allow_empty_option(check_parser)
 
     run_parser = command("run", "run the daemon in the foreground until SIGTERM (SIGHUP re-reads the rules)")
-    _add_config_option(run_parser)
-    run_parser.add_argument(
-        "--haproxy-socket",
-        metavar="PATH",
-        help=f"HAProxy stats or master socket (default: ${settings.SOCKET_VARIABLE}, then "
-        f"{' or '.join(settings.ENVIRONMENT_FILES)}, then {settings.DEFAULT_HAPROXY_SOCKET})",
-    )
-    run_parser.add_argument(
-        "--defaults-file",
-        action="append",
-        metavar="PATH",
-        help=f"where {settings.SOCKET_VARIABLE} and {settings.ARGS_VARIABLE} are set, read at start and "
-        f"at every reload; repeat for several (default: {' and '.join(settings.ENVIRONMENT_FILES)})",
-    )
-    run_parser.add_argument(
-        "--bird-socket",
-        default=settings.DEFAULT_BIRD_SOCKET,
-        metavar="PATH",
-        help="BIRD's control socket, unrestricted (default %(default)s)",
-    )
-    _add_bird_dir_option(run_parser, "where rhid writes BIRD include files and its status socket")
-    run_parser.add_argument(
-        "--interval", type=_duration, default=1.0, metavar="SECONDS", help="poll period (default %(default)s)"
-    )
-    run_parser.add_argument(
-        "--fast-interval",
-        type=_duration,
-        default=None,
-        metavar="SECONDS",
-        help="poll period while a proxy is between states (its fall or rise count started); "
-        "default 0.1 while HAProxy's event stream is live, else --interval (the vendor's behaviour)",
-    )
-    run_parser.add_argument(
-        "--haproxy-events",
-        type=_ring,
-        default="auto",
-        metavar="RING",
-        help="poll at once when this HAProxy log ring reports a state change; auto (default): the "
-        "ring named rhid, else the first ring declared in HAProxy's configuration (never one of "
-        "HAProxy's own, such as buf0 or dpapi), if any; none: polling only",
-    )
-    run_parser.add_argument(
-        "--fall",
-        type=_count_of_polls,
-        default=3,
-        metavar="N",
-        help="down polls before a proxy is down (default %(default)s)",
-    )
-    run_parser.add_argument(
-        "--rise",
-        type=_count_of_polls,
-        default=1,
-        metavar="N",
-        help="up polls before a proxy is up (default %(default)s)",
-    )
-    run_parser.add_argument(
-        "--unreadable-down-after",
-        type=_duration,
-        default=30.0,
-        metavar="SECONDS",
-        help="an HAProxy whose replies stay unreadable this long counts as down (default %(default)s)",
-    )
-    run_parser.add_argument(
-        "--vanished-keep",
-        type=_duration,
-        default=60.0,
-        metavar="SECONDS",
-        help="a proxy that HAProxy no longer shows (renamed or removed by a reload) keeps its last "
-        "status this long, then counts as down (default %(default)s)",
-    )
-    run_parser.add_argument(
-        "--on-stop",
-        choices=["withdraw", "hold"],
-        default="withdraw",
-        help="what stopping rhid does to its routes (default %(default)s)",
-    )
-    run_parser.add_argument(
-        "--on-restart",
-        choices=["withdraw", "hold"],
-        default="hold",
-        help="what a stop does when systemd is restarting rhid (systemctl restart, a package "
-        "upgrade): default %(default)s, so a restart does not flap the routes",
-    )
-    _add_allow_empty_option(run_parser)
-    run_parser.add_argument(
-        "--verify-interval",
-        type=_duration,
-        default=30.0,
-        metavar="SECONDS",
-        help="re-check BIRD's routes this often (default %(default)s)",
-    )
-    run_parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="default %(default)s",
-    )
-    run_parser.add_argument(
-        "--log-format",
-        default="auto",
-        choices=["auto", "json", "console", "journal"],
-        help="auto (default): journal under systemd, console on a terminal, else JSON lines",
-    )
+    for name in settings.OPTIONS:
+        _add_setting(run_parser, name)
+    for option, default in LOG_OPTIONS:
+        _add_option(run_parser, option, default)
 
     status_parser = command("status", "ask the running daemon what it announces and why")
     status_parser.add_argument(
@@ -421,19 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         "runs it when the service has failed for good)",
     )
     _add_bird_dir_option(withdraw_parser, "the directory rhid writes its include files to")
-    withdraw_parser.add_argument(
-        "--bird-socket",
-        default=settings.DEFAULT_BIRD_SOCKET,
-        metavar="PATH",
-        help="BIRD's control socket, unrestricted (default %(default)s)",
-    )
-    withdraw_parser.add_argument(
-        "--timeout",
-        type=_duration,
-        default=10.0,
-        metavar="SECONDS",
-        help="how long BIRD may take to reconfigure (default %(default)s)",
-    )
+    _add_setting(withdraw_parser, "bird_socket")
+    _add_option(withdraw_parser, WITHDRAW_TIMEOUT, 10.0)
 
     snippet_parser = command("bird-config", "print the BIRD 2 snippet for the rules' tables")
     _add_config_option(snippet_parser)
@@ -441,36 +278,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_allow_empty_option(parser: argparse.ArgumentParser) -> None:
+# Options of `rhid run` that are not settings of the daemon: how it logs (set up before it starts).
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_OPTIONS = (
+    (settings.Option("--log-level", "default %(default)s", kind=settings.Choice(LOG_LEVELS)), "info"),
+    (
+        settings.Option(
+            "--log-format",
+            "auto (default): journal under systemd, console on a terminal, else JSON lines",
+            kind=settings.Choice(get_args(log.LogFormat)),
+        ),
+        "auto",
+    ),
+)
+WITHDRAW_TIMEOUT = settings.Option(
+    "--timeout", "how long BIRD may take to reconfigure (default %(default)s)", "SECONDS", settings.DURATION
+)
+
+
+def _add_setting(parser: argparse.ArgumentParser, name: str, help_text: str | None = None) -> None:
+    """The option of setting `name`, as `settings.Settings` declares it (`help_text`: what it means
+    to a command other than `rhid run`)."""
+    _add_option(parser, settings.OPTIONS[name], getattr(settings.DEFAULTS, name), help_text)
+
+
+def _add_option(
+    parser: argparse.ArgumentParser, option: settings.Option, default: object, help_text: str | None = None
+) -> None:
+    """`option` on `parser`: its flags, help and metavar; its kind reads (and bounds) the text."""
+    flags = [option.short, option.flag] if option.short else [option.flag]
+    words = help_text or option.help
+    if option.form == "switch":
+        parser.add_argument(*flags, action="store_true", help=words)
+        return
+    more: dict[str, Any] = {"action": "append"} if option.form == "repeated" else {}
+    if isinstance(option.kind, settings.Choice):
+        more["choices"] = list(option.kind.words)  # argparse lists them in the usage and refuses others
+    elif option.kind is not None:
+        more["type"] = _reader(option)
+    unset = option.looked_up or option.form == "repeated"  # from_options tells given from not given
     parser.add_argument(
-        "--allow-empty",
-        action="store_true",
-        help="accept a rule file without rules (every route is then withdrawn)",
+        *flags, default=None if unset else default, metavar=option.metavar, help=words, **more
     )
+
+
+def _reader(option: settings.Option) -> Callable[[str], object]:
+    """argparse's `type` for `option`: its value, or a usage error naming the bounds (argparse adds
+    the flag)."""
+
+    def read(text: str) -> object:
+        try:
+            return option.read(text)
+        except SettingError as exc:
+            raise argparse.ArgumentTypeError(exc.problem) from None
+
+    return read
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    _add_setting(parser, "rules_path")
+
+
+def _add_allow_empty_option(parser: argparse.ArgumentParser) -> None:
+    _add_setting(parser, "allow_empty")
 
 
 def _add_bird_dir_option(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument(
-        "--bird-dir",
-        type=_bird_dir,
-        default=settings.DEFAULT_BIRD_DIR,
-        metavar="DIR",
-        help=f"{what} (default %(default)s)",
-    )
-
-
-def _ring(text: str) -> str:
-    """auto, none, or a ring name of HAProxy's characters: it goes into a command to HAProxy."""
-    if text not in {"auto", "none"} and not names.is_proxy_name(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not an HAProxy ring name (nor auto or none)")
-    return text
-
-
-def _bird_dir(text: str) -> str:
-    """An absolute path of safe characters: it goes into BIRD's config as an include pattern."""
-    if not SAFE_PATH.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} must be an absolute path of [A-Za-z0-9._/-]")
-    return text
+    _add_setting(parser, "bird_dir", f"{what} (default %(default)s)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

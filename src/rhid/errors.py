@@ -3,6 +3,7 @@
     RhidError
     ├── RuleError           the rule file is wrong (every position, with hints)
     ├── RuleFileError       the rule file cannot be read at all
+    ├── SettingError        a setting's value is out of its bounds (names the option)
     ├── ProtocolError       a peer sent something we cannot accept
     │   ├── HAProxyProtocolError
     │   └── BirdProtocolError
@@ -111,6 +112,15 @@ class RuleFileError(RhidError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+class SettingError(RhidError):
+    """A setting's value is not one it may take; names the option that sets it and the bounds."""
+
+    def __init__(self, flag: str, problem: str) -> None:
+        self.flag = flag
+        self.problem = problem
+        super().__init__(f"{flag}: {problem}")
 
 
 class ProtocolError(RhidError):

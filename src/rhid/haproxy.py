@@ -20,7 +20,7 @@ from rhid import health, sockets, stats
 from rhid.backoff import Backoff
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
 from rhid.model import HAProxyState, Proxy, StreamState
-from rhid.settings import ENVIRONMENT_FILES, Settings
+from rhid.settings import DEFAULTS, ENVIRONMENT_FILES, Settings
 
 log = structlog.get_logger("rhid")
 
@@ -208,8 +208,8 @@ class HAProxySide:
         path: str,
         timeout: float,
         *,
-        events: str = "none",
-        unreadable_down_after: float = health.DEFAULT_UNREADABLE_DOWN_AFTER,
+        events: str = DEFAULTS.events,  # the settings' defaults: one truth for `rhid run` and a test's side
+        unreadable_down_after: float = DEFAULTS.unreadable_down_after,
         poller: Poller | None = None,
         source: str = "--haproxy-socket",
     ) -> None:

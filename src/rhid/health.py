@@ -35,6 +35,9 @@ from dataclasses import dataclass, replace
 from rhid.model import HAProxyState, LogLine, Proxy
 from rhid.stats import NEVER_POLLED, Observation, ProxyStatus
 
+# The vendor's timing: fall after 3 down polls, rise after 1 up poll.
+DEFAULT_FALL = 3
+DEFAULT_RISE = 1
 DEFAULT_UNREADABLE_DOWN_AFTER = 30.0
 
 
@@ -54,8 +57,8 @@ class Thresholds:
     """How many consecutive observations turn a proxy down (`fall`) or up (`rise`), and how long a
     proxy that vanished keeps its last status (`vanished_keep`, seconds)."""
 
-    fall: int = 3
-    rise: int = 1
+    fall: int = DEFAULT_FALL
+    rise: int = DEFAULT_RISE
     vanished_keep: float = DEFAULT_VANISHED_KEEP
     # A running count advances at most once per `spacing` seconds: polls woken by a burst of HAProxy
     # events 10 ms apart must not turn `fall` 3 into 20 ms (it is a debounce, not a count of reads).

@@ -26,8 +26,8 @@ from rhid import __version__
 from rhid.cli import EPILOG, build_parser, summarize
 from rhid.errors import Diagnostic, RuleError
 from rhid.names import MAX_PROXY_NAME, MAX_SYMBOL, PROXY_NAME_CHARS
-from rhid.rules import DEFAULT_RULES_PATH, DEFAULT_TABLE, MAX_RULES_FILE_BYTES, parse_rules
-from rhid.settings import DEFAULT_HAPROXY_SOCKET, ENVIRONMENT_FILES, SOCKET_VARIABLE
+from rhid.rules import DEFAULT_TABLE, MAX_RULES_FILE_BYTES, parse_rules
+from rhid.settings import DEFAULT_HAPROXY_SOCKET, DEFAULT_RULES_PATH, ENVIRONMENT_FILES, SOCKET_VARIABLE
 
 DATE = datetime.date(2026, 12, 1)  # of the pages' text; bump with it
 WIDTH = 78  # source lines, so that `mandoc -T lint` has nothing to say about their length

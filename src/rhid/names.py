@@ -14,6 +14,8 @@ PROXY_NAME_CHARS = "A-Z a-z 0-9 . _ : -"
 _PROXY_CHAR = re.compile(r"[A-Za-z0-9._:-]")
 _PROXY_NAME = re.compile(r"[A-Za-z0-9._:-]{1,255}\Z")
 MAX_PROXY_NAME = 255
+# A directory that BIRD's configuration names in an include pattern (rhid bird-config, --bird-dir).
+SAFE_PATH = re.compile(r"/[A-Za-z0-9._/-]*\Z")
 
 _SYMBOL_START = re.compile(r"[A-Za-z_]")
 _SYMBOL_CHAR = re.compile(r"[A-Za-z0-9_]")

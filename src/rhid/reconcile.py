@@ -25,6 +25,7 @@ from typing import Protocol
 import structlog
 
 from rhid import bird, birdwire, routefiles
+from rhid.backoff import Backoff
 from rhid.errors import (
     BirdInterruptedError,
     BirdProtocolError,
@@ -35,7 +36,7 @@ from rhid.errors import (
 from rhid.model import BirdState, Channel, LogLine, Network, Route
 from rhid.plan import Plan
 from rhid.reconciler import MIN_CONFIGURE_GAP, Answer, Failure, Reconciler, Send, Trouble, Wait, sample
-from rhid.settings import Settings
+from rhid.settings import DEFAULTS, Settings
 
 log = structlog.get_logger("rhid")
 
@@ -101,8 +102,8 @@ class BirdSide:
         directory: Path,
         client: Connection,
         *,
-        configure_timeout: float = 30.0,
-        verify_every: float = 30.0,
+        configure_timeout: float = DEFAULTS.configure_timeout,
+        verify_every: float = DEFAULTS.verify_every,
     ) -> None:
         self.directory = directory
         self.client = client
@@ -153,7 +154,7 @@ class BirdSide:
     # ---- the reconciler's state, as the rest of rhid reads it --------------------------------------
 
     @property
-    def backoff(self) -> object:
+    def backoff(self) -> Backoff:
         """The reconciler's retry pacing."""
         return self.reconciler.backoff
 

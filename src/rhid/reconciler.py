@@ -160,9 +160,9 @@ class Reconciler:
         self,
         files: Mapping[Channel, frozenset[Network]],
         *,
-        path: str = "bird.ctl",
-        verify_every: float = 30.0,
-        configure_timeout: float = 30.0,
+        path: str,
+        verify_every: float,
+        configure_timeout: float,
     ) -> None:
         self.path = path
         self.verify_every = verify_every

@@ -21,7 +21,6 @@ from rhid.grammar import ConditionSyntax, Document, NetworkSyntax, RuleSyntax, T
 from rhid.model import IPV6_SUFFIX, Channel, Network, Proxy, ProxyKind, Route
 
 DEFAULT_TABLE = "vol1"
-DEFAULT_RULES_PATH = "/etc/hapee-extras/hapee-rhi.cfg"
 MAX_RULES_FILE_BYTES = 64 * 1024 * 1024
 UTF8_BOM = b"\xef\xbb\xbf"
 

@@ -1,14 +1,36 @@
-"""Where rhid finds its peers and how it paces itself: a value built once from arguments and files."""
+"""Where rhid finds its peers and how it paces itself: a value built once from arguments and files.
+
+Each setting is declared once, as a field of `Settings`: its type and default, and, when an
+operator may set it, how the command line spells it (`command_line`: the flag, the help, the
+metavar and the `Kind` of value, which reads the text and knows the bounds). `rhid run`'s options
+are generated from these fields, in their order (`cli.build_parser`); `from_options` builds the
+value from what was given; and every `Settings`, however built, checks each bound in one place
+(`Option.check`), so that none holds a value its option would refuse. A new setting is one field
+(after `verify_every` to be listed there; a new kind of value is one small class like `Count`):
+
+    metrics_listen: Listen | None = field(
+        default=None,
+        metadata=command_line("--metrics-listen", "serve ... at /metrics; default: off", "HOST:PORT", LISTEN),
+    )
+
+and the daemon reads ``settings.metrics_listen``: `rhid run --help`, rhid(8) (regenerate it),
+`Settings()` and `cli.start` follow. Other commands reuse a declaration with `cli._add_setting`.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol, get_args
 
+from rhid import health, names
+from rhid.errors import SettingError
+
+DEFAULT_RULES_PATH = "/etc/hapee-extras/hapee-rhi.cfg"
 DEFAULT_HAPROXY_SOCKET = "/var/run/hapee-extras/hapee-lb.sock"
 DEFAULT_BIRD_SOCKET = "/run/bird/bird.ctl"
 DEFAULT_BIRD_DIR = "/run/rhid"
@@ -19,6 +41,8 @@ ARGS_VARIABLE = "RHID_ARGS"  # more options for `rhid run`, expanded by the unit
 RULES_VARIABLE = "RHID_RULES"  # the rule file the unit's ExecStart passes as -c
 RESTART_VARIABLES = (ARGS_VARIABLE, RULES_VARIABLE)  # only a restart applies a change of these
 WATCHED_VARIABLES = (SOCKET_VARIABLE, *RESTART_VARIABLES)
+MAX_DURATION = 86400.0  # a day: any longer period is a typo, and would overflow deadlines
+MAX_COUNT = 1000
 
 # KEY="value", KEY='value' or KEY=value. Values that a shell would expand ($, `, \) or treat as
 # syntax are not matched: rhid does not run a shell, so it skips what it cannot read literally.
@@ -75,40 +99,342 @@ def find_haproxy_socket(
     return DEFAULT_HAPROXY_SOCKET, "default"
 
 
+# ---- kinds of value: each reads an option's text and says what is out of bounds ------------------
+
+
+class Kind(Protocol):
+    """What values a setting may take."""
+
+    def read(self, text: str) -> Any:
+        """The value the text spells; ValueError (the problem, in words) when it spells none."""
+
+    def problem(self, value: Any, shown: str) -> str | None:
+        """Why `value` (written as `shown`) is out of bounds, or None when it is within them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """A period in seconds: finite, more than 0, at most `most`."""
+
+    most: float = MAX_DURATION
+
+    def read(self, text: str) -> float:
+        """The number of seconds."""
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"not a number of seconds: {text!r}") from None
+
+    def problem(self, value: float, shown: str) -> str | None:
+        """Not finite, not positive, or longer than `most`."""
+        if math.isfinite(value) and 0 < value <= self.most:
+            return None
+        return f"must be more than 0 and at most {self.most:g} seconds, not {shown}"
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A whole number of consecutive polls, from `least` to `most`."""
+
+    least: int = 1
+    most: int = MAX_COUNT
+
+    def read(self, text: str) -> int:
+        """The whole number."""
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"not a whole number: {text!r}") from None
+
+    def problem(self, value: int, shown: str) -> str | None:
+        """Below `least` or above `most`."""
+        return (
+            None
+            if self.least <= value <= self.most
+            else f"must be from {self.least} to {self.most}, not {shown}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One of a few words (the command line lists them, and refuses any other)."""
+
+    words: tuple[str, ...]
+
+    def read(self, text: str) -> str:
+        """The word itself."""
+        return text
+
+    def problem(self, value: str, shown: str) -> str | None:
+        """Not one of the words."""
+        return None if value in self.words else f"must be one of {', '.join(self.words)}, not {shown!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ring:
+    """auto, none, or an HAProxy ring name: it goes into a command sent to HAProxy."""
+
+    def read(self, text: str) -> str:
+        """The name itself."""
+        return text
+
+    def problem(self, value: str, shown: str) -> str | None:
+        """Neither auto, none, nor a name of HAProxy's characters."""
+        if value in {"auto", "none"} or names.is_proxy_name(value):
+            return None
+        return f"{shown!r} is not an HAProxy ring name (nor auto or none)"
+
+
+@dataclass(frozen=True, slots=True)
+class IncludeDirectory:
+    """An absolute path of safe characters: it goes into BIRD's configuration as an include pattern."""
+
+    def read(self, text: str) -> Path:
+        """The path."""
+        return Path(text)
+
+    def problem(self, value: Path, shown: str) -> str | None:
+        """Relative, or a character outside [A-Za-z0-9._/-]."""
+        if names.SAFE_PATH.match(shown) and names.SAFE_PATH.match(str(value)):
+            return None
+        return f"{shown!r} must be an absolute path of [A-Za-z0-9._/-]"
+
+
+# ---- how a setting is spelled on the command line ---------------------------------------------
+
+OPTION = "option"  # the key of a field's Option in its metadata
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """How an operator sets one setting on the command line."""
+
+    flag: str  # --interval
+    help: str  # what it does; ``%(default)s`` is the default
+    metavar: str | None = None
+    kind: Kind | None = None  # None: any text (a path)
+    short: str | None = None  # -c
+    # value: the flag takes one; switch: the flag alone means True; repeated: each use adds one
+    # value to a tuple, and none means the default.
+    form: Literal["value", "switch", "repeated"] = "value"
+    looked_up: bool = False  # not given: looked up at start (from_options), so the parser's default is None
+
+    @property
+    def dest(self) -> str:
+        """The attribute an argparse namespace holds the option's value in."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def read(self, text: str) -> Any:
+        """The value the text spells; SettingError, naming the flag, when it spells none in bounds."""
+        if self.kind is None:
+            return text
+        try:
+            value = self.kind.read(text)
+        except ValueError as exc:
+            raise SettingError(self.flag, str(exc)) from None
+        self.check(value, text)
+        return value
+
+    def check(self, value: Any, shown: str | None = None) -> None:
+        """SettingError, naming the flag and the bounds, when `value` is out of bounds."""
+        if self.kind is None or value is None:
+            return
+        problem = self.kind.problem(value, str(value) if shown is None else shown)
+        if problem is not None:
+            raise SettingError(self.flag, problem)
+
+
+def command_line(
+    flag: str,
+    help: str,  # noqa: A002 - argparse's word for it
+    metavar: str | None = None,
+    kind: Kind | None = None,
+    *,
+    short: str | None = None,
+    form: Literal["value", "switch", "repeated"] = "value",
+    looked_up: bool = False,
+) -> dict[str, Option]:
+    """A field's metadata saying that `flag` sets it (see `Option`)."""
+    return {OPTION: Option(flag, help, metavar, kind, short, form, looked_up)}
+
+
+DURATION = Duration()
+COUNT = Count()
+ON_STOP = Choice(get_args(OnStop))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything `rhid run` needs besides the rules."""
+    """Everything `rhid run` needs besides the rules. The fields with an option are `rhid run`'s
+    options, in this order; the first seven (up to `rise`) may be given by position."""
 
-    rules_path: str
-    haproxy_socket: str
-    bird_socket: str
-    bird_dir: Path
-    interval: float = 1.0
-    fall: int = 3
-    rise: int = 1
-    on_stop: OnStop = "withdraw"
-    on_restart: OnStop = "hold"  # a stop that systemd does as half of a restart
-    allow_empty: bool = False
-    verify_every: float = 30.0
-    events: str = "auto"  # a ring name, "auto" (the ring HAProxy has, if any) or "none"
+    rules_path: str = field(
+        default=DEFAULT_RULES_PATH,
+        metadata=command_line("--config", "rule file (default %(default)s)", "FILE", short="-c"),
+    )
+    haproxy_socket: str = field(
+        default=DEFAULT_HAPROXY_SOCKET,
+        metadata=command_line(
+            "--haproxy-socket",
+            f"HAProxy stats or master socket (default: ${SOCKET_VARIABLE}, then "
+            f"{' or '.join(ENVIRONMENT_FILES)}, then {DEFAULT_HAPROXY_SOCKET})",
+            "PATH",
+            looked_up=True,
+        ),
+    )
+    bird_socket: str = field(
+        default=DEFAULT_BIRD_SOCKET,
+        metadata=command_line(
+            "--bird-socket", "BIRD's control socket, unrestricted (default %(default)s)", "PATH"
+        ),
+    )
+    bird_dir: Path = field(
+        default=Path(DEFAULT_BIRD_DIR),
+        metadata=command_line(
+            "--bird-dir",
+            "where rhid writes BIRD include files and its status socket (default %(default)s)",
+            "DIR",
+            IncludeDirectory(),
+        ),
+    )
+    interval: float = field(
+        default=1.0,
+        metadata=command_line("--interval", "poll period (default %(default)s)", "SECONDS", DURATION),
+    )
+    fall: int = field(
+        default=health.DEFAULT_FALL,
+        metadata=command_line(
+            "--fall", "down polls before a proxy is down (default %(default)s)", "N", COUNT
+        ),
+    )
+    rise: int = field(
+        default=health.DEFAULT_RISE,
+        metadata=command_line("--rise", "up polls before a proxy is up (default %(default)s)", "N", COUNT),
+    )
     # Poll period while a proxy is between states. None: 0.1 s while HAProxy's event stream is live,
     # and the plain interval without one, so that defaults without a ring stay the vendor's.
-    fast_interval: float | None = None
+    fast_interval: float | None = field(
+        default=None,
+        metadata=command_line(
+            "--fast-interval",
+            "poll period while a proxy is between states (its fall or rise count started); "
+            f"default {DEFAULT_FAST_INTERVAL:g} while HAProxy's event stream is live, else --interval "
+            "(the vendor's behaviour)",
+            "SECONDS",
+            DURATION,
+        ),
+    )
+    events: str = field(  # a ring name, "auto" (the ring HAProxy has, if any) or "none"
+        default="auto",
+        metadata=command_line(
+            "--haproxy-events",
+            "poll at once when this HAProxy log ring reports a state change; auto (default): the "
+            "ring named rhid, else the first ring declared in HAProxy's configuration (never one of "
+            "HAProxy's own, such as buf0 or dpapi), if any; none: polling only",
+            "RING",
+            Ring(),
+        ),
+    )
     # An HAProxy whose replies stay unreadable counts as down after this long (see the README).
-    unreadable_down_after: float = 30.0
+    unreadable_down_after: float = field(
+        default=health.DEFAULT_UNREADABLE_DOWN_AFTER,
+        metadata=command_line(
+            "--unreadable-down-after",
+            "an HAProxy whose replies stay unreadable this long counts as down (default %(default)s)",
+            "SECONDS",
+            DURATION,
+        ),
+    )
     # A proxy seen before and now absent (renamed or removed by an HAProxy reload) keeps its last
     # status this long, then counts as down like one never seen.
-    vanished_keep: float = 60.0
+    vanished_keep: float = field(
+        default=health.DEFAULT_VANISHED_KEEP,
+        metadata=command_line(
+            "--vanished-keep",
+            "a proxy that HAProxy no longer shows (renamed or removed by a reload) keeps its last "
+            "status this long, then counts as down (default %(default)s)",
+            "SECONDS",
+            DURATION,
+        ),
+    )
+    on_stop: OnStop = field(
+        default="withdraw",
+        metadata=command_line(
+            "--on-stop", "what stopping rhid does to its routes (default %(default)s)", kind=ON_STOP
+        ),
+    )
+    on_restart: OnStop = field(  # a stop that systemd does as half of a restart
+        default="hold",
+        metadata=command_line(
+            "--on-restart",
+            "what a stop does when systemd is restarting rhid (systemctl restart, a package "
+            "upgrade): default %(default)s, so a restart does not flap the routes",
+            kind=ON_STOP,
+        ),
+    )
+    allow_empty: bool = field(
+        default=False,
+        metadata=command_line(
+            "--allow-empty", "accept a rule file without rules (every route is then withdrawn)", form="switch"
+        ),
+    )
+    verify_every: float = field(
+        default=30.0,
+        metadata=command_line(
+            "--verify-interval",
+            "re-check BIRD's routes this often (default %(default)s)",
+            "SECONDS",
+            DURATION,
+        ),
+    )
+    defaults_files: tuple[str, ...] = field(  # re-read on reload
+        default=ENVIRONMENT_FILES,
+        metadata=command_line(
+            "--defaults-file",
+            f"where {SOCKET_VARIABLE} and {ARGS_VARIABLE} are set, read at start and at every reload; "
+            f"repeat for several (default: {' and '.join(ENVIRONMENT_FILES)})",
+            "PATH",
+            form="repeated",
+        ),
+    )
     bird_timeout: float = 2.0  # show status / show route
     configure_timeout: float = 30.0  # BIRD 1.6 needs seconds for 100k static routes (quadratic diff)
     haproxy_socket_source: str = "default"  # --haproxy-socket, $HAPEE_LB_SOCKET, a file, or default
     defaults: Mapping[str, str] = field(default_factory=dict)  # read_defaults() at start
-    defaults_files: tuple[str, ...] = ENVIRONMENT_FILES  # re-read on reload
+
+    def __post_init__(self) -> None:
+        for name, option in OPTIONS.items():
+            option.check(getattr(self, name))
 
     @property
     def poll_timeout(self) -> float:
         """The whole HAProxy exchange must finish within this: below the interval, within reason."""
         return min(2.0, max(0.25, 0.8 * self.interval))
+
+
+# Each setting an operator may give, by field name, in the order `rhid run --help` lists them.
+OPTIONS: dict[str, Option] = {
+    spec.name: spec.metadata[OPTION] for spec in fields(Settings) if OPTION in spec.metadata
+}
+DEFAULTS = Settings()  # every setting's default, in one value
+
+
+def from_options(given: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    """The settings `rhid run` was given (a value for some of `OPTIONS`' names; None: not given),
+    with the HAProxy socket looked up where it was not given, and the defaults files read."""
+    values = {name: value for name, value in given.items() if value is not None}
+    for name, value in values.items():
+        if OPTIONS[name].form == "repeated":
+            values[name] = tuple(value)
+    files: tuple[str, ...] = values.pop("defaults_files", DEFAULTS.defaults_files)
+    socket, source = find_haproxy_socket(values.pop("haproxy_socket", None), environ, files)
+    return Settings(
+        **values,
+        haproxy_socket=socket,
+        haproxy_socket_source=source,
+        defaults=read_defaults(files),
+        defaults_files=files,
+    )
 
 
 def environment() -> Mapping[str, str]:
