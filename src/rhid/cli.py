@@ -16,7 +16,8 @@ from rhid.errors import CannotRunError, RuleError, RuleFileError, SettingError, 
 from rhid.instance import instance_lock
 from rhid.model import ProxyKind
 from rhid.reconcile import BirdSide, Withdrawal
-from rhid.rules import RuleSet, load_rules, parse_rules
+from rhid.rulefile import load_rules
+from rhid.rules import RuleSet, parse_rules
 
 EXIT_OK = 0
 EXIT_INVALID = 1

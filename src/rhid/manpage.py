@@ -469,7 +469,7 @@ DIAGNOSTICS: dict[str, tuple[Explained, ...]] = {
     ),
 }
 
-# What `rhid: cannot read rule file PATH: REASON` can say (exit status 3): rules.read_rules_file.
+# What `rhid: cannot read rule file PATH: REASON` can say (exit status 3): rulefile.read_rules_file.
 FILE_PROBLEMS = {
     "no such file": "The path is wrong, or the file was never written (`-c` names another file).",
     "is a directory, not a rule file": "The path names a directory.",

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from rhid import routefiles
 from rhid.errors import RuleError, RuleFileError
-from rhid.rules import RuleSet, parse_rules, read_rules_file
+from rhid.grammar import parse
+from rhid.rules import MAX_RULES_FILE_BYTES, RuleSet, compile_rules, decode_rules_file, parse_rules
 
 COPY_NAME = "rules.last-good"
 _TRAILER = re.compile(r"\n# rhid: last good copy of (?P<path>.+), loaded (?P<at>\S+)\n\Z")
@@ -122,3 +123,25 @@ class RuleFileWatch:
             self.refused(seen, exc)
         else:
             self.checked, self.problem = seen, None
+
+
+def read_rules_file(path: str | os.PathLike[str]) -> str:
+    """Read a rule file as text. Raises RuleFileError if it cannot be read."""
+    shown = os.fspath(path)
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_RULES_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise RuleFileError(shown, "no such file") from None
+    except IsADirectoryError:
+        raise RuleFileError(shown, "is a directory, not a rule file") from None
+    except PermissionError:
+        raise RuleFileError(shown, f"permission denied (running as uid {os.getuid()})") from None
+    except OSError as exc:
+        raise RuleFileError(shown, exc.strerror or str(exc)) from None
+    return decode_rules_file(data, shown)
+
+
+def load_rules(path: str | os.PathLike[str], *, allow_empty: bool = False) -> RuleSet:
+    """Read, parse and compile a rule file: the one validation start-up, reload and check share."""
+    return compile_rules(parse(read_rules_file(path), os.fspath(path)), allow_empty=allow_empty)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -310,20 +309,9 @@ def compile_rules(document: Document, *, allow_empty: bool = False) -> RuleSet:
     return RuleSet.of(document.path, (rule for rule in rules if rule is not None))
 
 
-def read_rules_file(path: str | os.PathLike[str]) -> str:
-    """Read a rule file as text. Raises RuleFileError if it cannot be read."""
-    shown = os.fspath(path)
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read(MAX_RULES_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise RuleFileError(shown, "no such file") from None
-    except IsADirectoryError:
-        raise RuleFileError(shown, "is a directory, not a rule file") from None
-    except PermissionError:
-        raise RuleFileError(shown, f"permission denied (running as uid {os.getuid()})") from None
-    except OSError as exc:
-        raise RuleFileError(shown, exc.strerror or str(exc)) from None
+def decode_rules_file(data: bytes, shown: str) -> str:
+    """A rule file's bytes as text (at most MAX_RULES_FILE_BYTES + 1 of them read). Raises
+    RuleFileError for a file too large to be a rule file."""
     if len(data) > MAX_RULES_FILE_BYTES:
         raise RuleFileError(
             shown, f"larger than {MAX_RULES_FILE_BYTES // (1024 * 1024)} MiB; not a rule file"
@@ -331,11 +319,6 @@ def read_rules_file(path: str | os.PathLike[str]) -> str:
     # A UTF-8 byte-order mark (some Windows editors write one) is not part of the first rule.
     # Undecodable bytes become lone surrogates: harmless in comments, refused in any name.
     return data.removeprefix(UTF8_BOM).decode("utf-8", errors="surrogateescape")
-
-
-def load_rules(path: str | os.PathLike[str], *, allow_empty: bool = False) -> RuleSet:
-    """Read, parse and compile a rule file: the one validation start-up, reload and check share."""
-    return compile_rules(parse(read_rules_file(path), os.fspath(path)), allow_empty=allow_empty)
 
 
 def parse_rules(text: str, path: str = "<rules>", *, allow_empty: bool = False) -> RuleSet:

@@ -13,7 +13,8 @@ from rhid.errors import RuleError
 from rhid.health import INITIAL, Health, ProxyState
 from rhid.model import Proxy, ProxyKind, Route
 from rhid.plan import NO_INTENTS, decide, initial
-from rhid.rules import Aggregate, Condition, Rule, RuleSet, load_rules, parse_rules, render
+from rhid.rulefile import load_rules
+from rhid.rules import Aggregate, Condition, Rule, RuleSet, parse_rules, render
 
 STRUCTURE = "=,()%/:#; \t\r\n\x00\"'*"
 TOKENS = [

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from rhid.birdconf import bird_snippet, include_directory
-from rhid.rules import load_rules, parse_rules
+from rhid.rulefile import load_rules
+from rhid.rules import parse_rules
 from tests.integration.lab import BIRD, Lab, lab, wait_for
 
 pytestmark = pytest.mark.integration

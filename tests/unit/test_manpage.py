@@ -17,7 +17,8 @@ from rhid import manpage, service, settings
 from rhid.cli import build_parser, main
 from rhid.errors import RuleError, RuleFileError
 from rhid.manpage import DIAGNOSTICS, FILE_PROBLEMS, render, render_rules_page, subcommands
-from rhid.rules import load_rules, parse_rules
+from rhid.rulefile import load_rules
+from rhid.rules import parse_rules
 
 ROOT = Path(__file__).parents[2]
 PAGES = {ROOT / "packaging" / "rhid.8": render, ROOT / "packaging" / "hapee-rhi.cfg.5": render_rules_page}
@@ -234,13 +235,13 @@ def test_every_message_for_mangled_rules_is_explained_on_the_rule_page() -> None
 
 
 def test_rule_page_lists_every_reason_a_rule_file_cannot_be_read(tmp_path: Path) -> None:
-    """Each reason rules.read_rules_file gives (exit status 3) is listed in hapee-rhi.cfg(5)."""
+    """Each reason rulefile.read_rules_file gives (exit status 3) is listed in hapee-rhi.cfg(5)."""
     samples = [
         re.sub(r"\{[^}]+\}", "1", reason)
         for reason in FILE_PROBLEMS
         if not re.fullmatch(r"\{[^}]+\}", reason)
     ]
-    reasons = templates("rules", {"RuleFileError": 1})
+    reasons = templates("rules", {"RuleFileError": 1}) | templates("rulefile", {"RuleFileError": 1})
     assert len(reasons) >= 4
     for template in reasons:
         assert any(as_pattern(template).match(sample) for sample in samples), template

@@ -10,7 +10,8 @@ import pytest
 from rhid import rules as rules_module
 from rhid.errors import RuleError, RuleFileError
 from rhid.model import Channel, Proxy, ProxyKind, Route
-from rhid.rules import Aggregate, load_rules, parse_rules, render
+from rhid.rulefile import load_rules
+from rhid.rules import Aggregate, parse_rules, render
 
 B = ProxyKind.BACKEND
 F = ProxyKind.FRONTEND
