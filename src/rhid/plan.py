@@ -27,7 +27,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from rhid import health
@@ -236,11 +236,6 @@ def _against(
             since[route] = old_since.get(route, now) if kept is not None else now
     transitions.sort(key=lambda t: route_order(t.route))
     return tuple(transitions), since
-
-
-def stopped(previous: Plan, rules: RuleSet, note: str, now: float) -> Plan:
-    """The plan of a stop: every route withdrawn, each for `note`."""
-    return decide(previous, rules, previous.states, replace(NO_INTENTS, stopping=note), now)
 
 
 def transition_lines(made: Plan, limit: int = ROUTE_LINES) -> list[LogLine]:

@@ -445,19 +445,20 @@ class BirdSide:
             time.sleep(min(gap, left()))
         self._rewrite(())
         reply = self.client.request(birdwire.CONFIGURE, timeout=left())
-        if reply.code not in birdwire.CONFIGURE_DONE:
+        if not self.reconciler.dialect.accepted(reply.code):
             raise BirdRefusedError(reply.code, reply.text)
         running()
         while reply.code != birdwire.RECONFIGURED and not running():
             time.sleep(min(SETTLE_POLL, left()))
         differing = []
         for channel in sorted(channels):
-            listing = self.client.request(birdwire.show_route_command(channel.protocol), timeout=left())
-            if birdwire.is_unknown_protocol(listing):
+            dialect = self.reconciler.dialect
+            listing = self.client.request(dialect.show_route(channel), timeout=left())
+            if dialect.unknown_protocol(listing):
                 continue
-            left_over = birdwire.parse_route_listing(listing) - self.written.get(channel, frozenset())
+            left_over = dialect.routes_listed(listing) - self.written.get(channel, frozenset())
             if left_over:
-                differing.append(f"{channel.protocol}: {sample(sorted(map(str, left_over)))}")
+                differing.append(f"{dialect.protocol(channel)}: {sample(sorted(map(str, left_over)))}")
         if differing:
             raise BirdUnavailableError(
                 self.client.path,
@@ -490,8 +491,8 @@ class BirdSide:
         )
         if r.mismatches >= 2:  # longer than one verify: re-applying did not help
             found.extend(
-                f"BIRD's routes for {channel.protocol} differ from rhid's file {self.path(channel)} "
-                f"after a re-configure: {detail}"
+                f"BIRD's routes for {r.dialect.protocol(channel)} differ from rhid's file "
+                f"{self.path(channel)} after a re-configure: {detail}"
                 for channel, detail in sorted(r.differing.items())
             )
         lasted = r.long_reconfiguration()

@@ -20,7 +20,6 @@ and rhid, the one sender of ``configure`` for its files, sends it only after the
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tempfile
@@ -28,12 +27,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rhid.dialect import BIRD2, Dialect
 from rhid.model import Channel, Network
 from rhid.names import is_bird_symbol
 
 HEADER = "# Written by rhid; replaced atomically on every change. Do not edit: rhid owns this file.\n"
 _FILE = re.compile(r"(?P<table>[A-Za-z_][A-Za-z0-9_]*)\.ipv(?P<family>[46])\.conf\Z")
-_ROUTE = re.compile(r"route (?P<prefix>[0-9A-Fa-f.:]+/\d{1,3}) blackhole;\Z")
 FILE_MODE = 0o644  # BIRD runs as user bird and must read the files at every configure and boot
 
 
@@ -42,13 +41,14 @@ def file_name(channel: Channel) -> str:
     return f"{channel.table}.ipv{channel.family}.conf"
 
 
-def render_routes(prefixes: Iterable[Network]) -> str:
-    """The file's text: a header and one sorted ``route P blackhole;`` line per prefix."""
+def render_routes(prefixes: Iterable[Network], dialect: Dialect = BIRD2) -> str:
+    """The file's text: a header and one sorted route line per prefix (``route P blackhole;``),
+    in the dialect's words."""
     ordered = sorted(prefixes, key=lambda p: (int(p.network_address), p.prefixlen))
-    return HEADER + "".join(f"route {prefix} blackhole;\n" for prefix in ordered)
+    return HEADER + "".join(dialect.route_line(prefix) + "\n" for prefix in ordered)
 
 
-def parse_routes(text: str, family: int) -> tuple[frozenset[Network], list[str]]:
+def parse_routes(text: str, family: int, dialect: Dialect = BIRD2) -> tuple[frozenset[Network], list[str]]:
     """Read a file back: its prefixes, and the lines that were not ours (reported, then dropped)."""
     prefixes: set[Network] = set()
     strange: list[str] = []
@@ -56,17 +56,11 @@ def parse_routes(text: str, family: int) -> tuple[frozenset[Network], list[str]]
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        match = _ROUTE.match(stripped)
-        try:
-            if match is None:
-                raise ValueError(stripped)
-            prefix = ipaddress.ip_network(match["prefix"])
-            if prefix.version != family:
-                raise ValueError(stripped)
-        except ValueError:
+        parsed = dialect.parse_route_line(stripped, family)
+        if parsed is None:
             strange.append(line)
             continue
-        prefixes.add(prefix)
+        prefixes.add(parsed[0])
     return frozenset(prefixes), strange
 
 

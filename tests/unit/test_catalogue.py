@@ -61,6 +61,6 @@ def test_each_event_is_catalogued_at_the_worst_level_it_is_logged_at() -> None:
 
 
 def test_the_table_lists_every_event_once() -> None:
-    """`python -m rhid.catalogue` prints a row per event."""
+    """The table has a row per event."""
     rows = [line for line in table().splitlines() if line.startswith("| `")]
     assert len(rows) == len(EVENTS)
