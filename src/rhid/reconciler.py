@@ -320,7 +320,10 @@ class Reconciler:
         self.status = birdwire.parse_status(reply)
         if self.round.code != birdwire.RECONFIGURED:  # 0004/0005: accepted, still in progress
             # (it was not reconfiguring: a configure is sent only right after "up and running")
-            self.reconfiguring, self.reconfiguring_since = True, now  # no configure, no verify until show status says it is done
+            self.reconfiguring, self.reconfiguring_since = (
+                True,
+                now,
+            )  # no configure, no verify until show status says it is done
             self.next_verify = now  # then verify everything
             self._done()
             return

@@ -26,6 +26,7 @@ from rhid.plan import Plan
 if TYPE_CHECKING:
     from rhid.haproxy import HAProxyReport
     from rhid.reconcile import BirdReport
+    from rhid.rulefile import ReloadResult
 from rhid.rules import RuleSet, render_rule
 from rhid.stats import in_words
 
@@ -68,7 +69,7 @@ class Facts:
     summary: str
     rules: RuleSet
     rules_loaded: float
-    reload_result: str
+    reload_result: ReloadResult
     plan: Plan
     states: Mapping[Proxy, health.ProxyState]  # live health: the plan's is as of its last re-plan
     since: Mapping[Route, float]  # when each route last moved, or was first named by a rule
@@ -86,12 +87,12 @@ def wall_time(moment: float, now: float, wall_now: float) -> str:
     return datetime.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
 
 
-def summary(announced: int, routes: int, haproxy: str, bird: BirdReport, reload_result: str) -> str:
+def summary(announced: int, routes: int, haproxy: str, bird: BirdReport, reload_result: ReloadResult) -> str:
     """The one-line STATUS= text systemd shows."""
     sync = "" if bird.in_sync else ", not in sync"
     withdrawn = max(routes - announced, 0)
     text = f"{announced} announced, {withdrawn} withdrawn; HAProxy {haproxy}; BIRD {bird.state}{sync}"
-    if reload_result.startswith("failed"):
+    if reload_result.failed:
         text += "; reload failed, old rules kept"
     return text
 
@@ -147,7 +148,7 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
             "path": facts.rules.path,
             "count": len(facts.rules.rules),
             "loaded": wall(facts.rules_loaded),
-            "reload": facts.reload_result,
+            "reload": str(facts.reload_result),
         },
         "haproxy": facts.haproxy.document(),
         "bird": facts.bird.document(),

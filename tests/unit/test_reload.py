@@ -76,5 +76,5 @@ def test_failed_reload_changes_nothing(tmp_path: Path) -> None:
     daemon.reload(0.0)
     assert daemon.rules is before
     assert daemon.states[A].up_count == 2
-    assert daemon.reload_result.startswith("failed at ")
+    assert str(daemon.reload_result).startswith("failed at ")
     assert "reload failed" in daemon.summary()
