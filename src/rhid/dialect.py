@@ -15,25 +15,54 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rhid import birdwire
-from rhid.model import IPV6_SUFFIX, Channel, Network
+from rhid.model import IPV6_SUFFIX, PLAIN, Attributes, Channel, Network
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+_ROUTE = re.compile(
+    r"route (?P<prefix>[0-9A-Fa-f.:]+/\d{1,3}) (?:blackhole|via (?P<via>[0-9A-Fa-f.:]+))"
+    r"(?: \{ (?P<statements>[^{}]*)\})?;\Z"
+)
+_STATEMENT = re.compile(
+    r"bgp_med = (?P<med>\d+)|bgp_local_pref = (?P<local_pref>\d+)"
+    r"|bgp_community\.add\(\((?P<community>\d+,\d+)\)\)"
+    r"|bgp_large_community\.add\(\((?P<large>\d+,\d+,\d+)\)\)"
+)
 
 
-@dataclass(frozen=True, slots=True)
-class RouteAttributes:
-    """What a route line says besides its prefix: where it leads (`via` a next hop; None: a
-    blackhole, the vendor's default). BGP attributes (MED, communities) join here."""
+def _statements(attributes: Attributes) -> list[str]:
+    """The BGP attribute statements of a static route, in a fixed order (a stable file)."""
+    found = []
+    if attributes.med is not None:
+        found.append(f"bgp_med = {attributes.med};")
+    if attributes.local_pref is not None:
+        found.append(f"bgp_local_pref = {attributes.local_pref};")
+    found += [f"bgp_community.add(({a},{b}));" for a, b in attributes.communities]
+    found += [f"bgp_large_community.add(({a},{b},{c}));" for a, b, c in attributes.large_communities]
+    return found
 
-    via: Address | None = None
 
-
-BLACKHOLE = RouteAttributes()
-
-_ROUTE = re.compile(r"route (?P<prefix>[0-9A-Fa-f.:]+/\d{1,3}) (?:blackhole|via (?P<via>[0-9A-Fa-f.:]+));\Z")
+def _parse_statements(text: str) -> Attributes | None:
+    """The attributes of a statement block `_statements` wrote; None for anything else."""
+    med = local_pref = None
+    communities: list[tuple[int, int]] = []
+    large: list[tuple[int, int, int]] = []
+    for statement in filter(None, (part.strip() for part in text.split(";"))):
+        match = _STATEMENT.fullmatch(statement)
+        if match is None:
+            return None
+        if match["med"] is not None:
+            med = int(match["med"])
+        elif match["local_pref"] is not None:
+            local_pref = int(match["local_pref"])
+        elif match["community"] is not None:
+            a, b = map(int, match["community"].split(","))
+            communities.append((a, b))
+        else:
+            a, b, c = map(int, match["large"].split(","))
+            large.append((a, b, c))
+    return Attributes(None, med, local_pref, tuple(communities), tuple(large))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +76,19 @@ class Dialect:
         """The static protocol of `channel`."""
         return channel.table if channel.family == 4 else channel.table + self.v6_suffix
 
-    def route_line(self, prefix: Network, attributes: RouteAttributes = BLACKHOLE) -> str:
-        """One include-file line: ``route P blackhole;`` or ``route P via A;``."""
+    def route_line(self, prefix: Network, attributes: Attributes = PLAIN) -> str:
+        """One include-file line: ``route P blackhole;`` or ``route P via A;``, with a block of BGP
+        attribute statements when the route carries any (``route P blackhole { bgp_med = 200; };``)."""
         if attributes.via is None:
-            return f"route {prefix.with_prefixlen} blackhole;"
-        if attributes.via.version != prefix.version:
+            head = f"route {prefix.with_prefixlen} blackhole"
+        elif attributes.via.version != prefix.version:
             raise AssertionError(f"next hop {attributes.via} of another family than {prefix}")
-        return f"route {prefix.with_prefixlen} via {attributes.via};"
+        else:
+            head = f"route {prefix.with_prefixlen} via {attributes.via}"
+        statements = _statements(attributes)
+        return f"{head} {{ {' '.join(statements)} }};" if statements else f"{head};"
 
-    def parse_route_line(self, line: str, family: int) -> tuple[Network, RouteAttributes] | None:
+    def parse_route_line(self, line: str, family: int) -> tuple[Network, Attributes] | None:
         """A line `route_line` wrote, read back; None for anything else (a line rhid did not write)."""
         match = _ROUTE.match(line.strip())
         if match is None:
@@ -67,7 +100,10 @@ class Dialect:
             return None
         if prefix.version != family or (via is not None and via.version != family):
             return None
-        return prefix, RouteAttributes(via)
+        attributes = _parse_statements(match["statements"] or "")
+        if attributes is None:
+            return None
+        return prefix, replace(attributes, via=via)
 
     def show_route(self, channel: Channel, prefix: Network | None = None) -> str:
         """``show route protocol P``, or ``show route N protocol P`` for one network."""

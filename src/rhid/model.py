@@ -12,6 +12,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPV6_SUFFIX = "_v6"
 
 
@@ -115,3 +116,29 @@ class StreamState(enum.StrEnum):
     NOT_STARTED = "not started"
     STREAMING = "streaming"
     UNAVAILABLE = "unavailable"  # polling only, for the reason logged
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """What a route carries besides its prefix: where it leads (`via` a next hop; None: a
+    blackhole, the vendor's default) and the BGP attributes BIRD's static protocol sets on it."""
+
+    via: Address | None = None
+    med: int | None = None
+    local_pref: int | None = None
+    communities: tuple[tuple[int, int], ...] = ()
+    large_communities: tuple[tuple[int, int, int], ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        """True when the route carries no BGP attribute."""
+        return (
+            self.med is None
+            and self.local_pref is None
+            and not self.communities
+            and not self.large_communities
+        )
+
+
+PLAIN = Attributes()
+Routes = dict[Network, Attributes]  # an include file's content: each announced prefix and its attributes

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from rhid import birdwire
@@ -156,7 +156,7 @@ class Reconciler:
 
     def __init__(
         self,
-        files: Mapping[Channel, frozenset[Network]],
+        files: Mapping[Channel, Collection[Network]],
         *,
         path: str,
         verify_every: float,
@@ -167,7 +167,7 @@ class Reconciler:
         self.dialect = dialect
         self.verify_every = verify_every
         self.configure_timeout = configure_timeout
-        self.files: dict[Channel, frozenset[Network]] = dict(files)
+        self.files: dict[Channel, frozenset[Network]] = {c: frozenset(p) for c, p in files.items()}
         self.generation = 0  # counts the changes of the files
         self.applied: int | None = None  # the generation BIRD last accepted a configure of
         self.changed: dict[Channel, set[Network] | None] = {}  # not verified since it changed (None: all)
@@ -207,13 +207,14 @@ class Reconciler:
 
     def files_written(
         self,
-        files: Mapping[Channel, frozenset[Network]],
+        files: Mapping[Channel, Collection[Network]],
         moved: Mapping[Channel, frozenset[Network]],
         events: list[tuple[str, str]] | None = None,
     ) -> None:
-        """The files now hold `files`; `moved`: the prefixes each rewritten channel gained or lost
-        (an empty set: rewritten as it was, from the plan). `events`: (event, route) to confirm."""
-        self.files = dict(files)
+        """The files now announce `files`; `moved`: the prefixes each rewritten channel gained, lost
+        or changed the attributes of (an empty set: rewritten as it was, from the plan). `events`:
+        (event, route) to confirm."""
+        self.files = {channel: frozenset(prefixes) for channel, prefixes in files.items()}
         if not moved:
             return
         self.generation += 1

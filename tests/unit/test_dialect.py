@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rhid import birdwire
-from rhid.dialect import BIRD2, BIRD3, BLACKHOLE, RouteAttributes, of_greeting
-from rhid.model import Channel
+from rhid.dialect import BIRD2, BIRD3, of_greeting
+from rhid.model import PLAIN, Attributes, Channel
 
 N = ipaddress.ip_network
 A = ipaddress.ip_address
@@ -27,9 +27,7 @@ def test_a_route_line_parses_back_to_its_prefix_and_attributes(case: tuple[objec
     """render -> parse is the identity for every prefix, blackhole or via a next hop of its family."""
     prefix, via = case
     assert isinstance(prefix, ipaddress.IPv4Network | ipaddress.IPv6Network)
-    attributes = (
-        RouteAttributes(via) if isinstance(via, ipaddress.IPv4Address | ipaddress.IPv6Address) else BLACKHOLE
-    )
+    attributes = Attributes(via) if isinstance(via, ipaddress.IPv4Address | ipaddress.IPv6Address) else PLAIN
     line = BIRD2.route_line(prefix, attributes)
     assert BIRD2.parse_route_line(line, prefix.version) == (prefix, attributes)
 
@@ -38,11 +36,11 @@ def test_route_lines_read_like_bird_2() -> None:
     """The vendor's blackhole line, and a next hop spelt `via`."""
     assert BIRD2.route_line(N("192.0.2.10/32")) == "route 192.0.2.10/32 blackhole;"
     assert (
-        BIRD2.route_line(N("2001:db8::/64"), RouteAttributes(A("2001:db8::1")))
+        BIRD2.route_line(N("2001:db8::/64"), Attributes(A("2001:db8::1")))
         == "route 2001:db8::/64 via 2001:db8::1;"
     )
     with pytest.raises(AssertionError, match="another family"):
-        BIRD2.route_line(N("192.0.2.10/32"), RouteAttributes(A("2001:db8::1")))
+        BIRD2.route_line(N("192.0.2.10/32"), Attributes(A("2001:db8::1")))
 
 
 @pytest.mark.parametrize(
@@ -86,3 +84,20 @@ def test_the_greeting_names_the_dialect() -> None:
     assert of_greeting("BIRD 3.1.8 ready.") is BIRD3
     assert of_greeting("BIRD 2.0.12 ready.") is BIRD2
     assert of_greeting("") is BIRD2
+
+
+def test_bgp_attributes_ride_in_the_route_line_and_parse_back() -> None:
+    """MED, local-pref, communities and large communities are the route's statements, in a fixed order."""
+    attributes = Attributes(
+        med=200, local_pref=300, communities=((65000, 666), (65535, 0)), large_communities=((65000, 1, 2),)
+    )
+    line = BIRD2.route_line(N("192.0.2.10/32"), attributes)
+    assert line == (
+        "route 192.0.2.10/32 blackhole { bgp_med = 200; bgp_local_pref = 300; "
+        "bgp_community.add((65000,666)); bgp_community.add((65535,0)); "
+        "bgp_large_community.add((65000,1,2)); };"
+    )
+    assert BIRD2.parse_route_line(line, 4) == (N("192.0.2.10/32"), attributes)
+    assert not attributes.plain
+    assert PLAIN.plain
+    assert BIRD2.parse_route_line("route 192.0.2.10/32 blackhole { bgp_path.prepend(1); };", 4) is None
