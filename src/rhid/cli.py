@@ -166,6 +166,26 @@ def show_status(bird_dir: Path, prefix: str | None, *, as_json: bool, out: TextI
     return EXIT_PROBLEM if status.problems(document) else EXIT_OK
 
 
+def release_guard(bird_dir: Path, *, out: TextIO, err: TextIO) -> int:
+    """``rhid guard release``: the running daemon withdraws what its blast-radius guard holds, now."""
+    path = str(bird_dir / status.SOCKET_NAME)
+    try:
+        reply = status.release(path)
+    except StatusUnavailableError as exc:
+        print(f"rhid: cannot reach the daemon at {exc.path}: {exc.reason}", file=err)
+        return EXIT_UNREADABLE
+    if "error" in reply:
+        print(f"rhid: {reply['error']}", file=err)
+        return EXIT_INVALID
+    count = reply["released"]
+    if not count:
+        print("rhid: the guard holds nothing", file=out)
+    else:
+        shown = ", ".join(reply["routes"]) + (" ..." if count > len(reply["routes"]) else "")
+        print(f"rhid: the guard released {_count(count, 'route')} ({shown}): withdrawn now", file=out)
+    return EXIT_OK
+
+
 def withdraw(bird_dir: Path, bird_socket: str, timeout: float, *, out: TextIO, err: TextIO) -> int:
     """``rhid withdraw``: empty every include file in `bird_dir` and have BIRD apply it, while no rhid
     runs there (the unit's OnFailure= safety net: routes never outlive the rhid that watches them).
@@ -264,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser.add_argument("--json", action="store_true", help="print the status document as JSON")
     _add_bird_dir_option(status_parser, "the running daemon's --bird-dir")
 
+    guard_parser = command(
+        "guard", "the blast-radius guard: `rhid guard release` withdraws now the routes it holds"
+    )
+    guard_parser.add_argument("action", choices=["release"], help="release: withdraw what the guard holds")
+    _add_bird_dir_option(guard_parser, "the running daemon's --bird-dir")
+
     withdraw_parser = command(
         "withdraw",
         "withdraw every route rhid's files announce and tell BIRD, while no rhid runs (the unit "
@@ -348,7 +374,7 @@ def _add_bird_dir_option(parser: argparse.ArgumentParser, what: str) -> None:
     _add_setting(parser, "bird_dir", f"{what} (default %(default)s)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     """Entry point of the ``rhid`` console script."""
     args = build_parser().parse_args(argv)
     try:
@@ -360,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return start(args)
         if args.command == "status":
             return show_status(args.bird_dir, args.prefix, as_json=args.json, out=sys.stdout, err=sys.stderr)
+        if args.command == "guard":
+            return release_guard(args.bird_dir, out=sys.stdout, err=sys.stderr)
         if args.command == "withdraw":
             return withdraw(args.bird_dir, args.bird_socket, args.timeout, out=sys.stdout, err=sys.stderr)
         if args.command == "bird-config":

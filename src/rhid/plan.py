@@ -11,8 +11,12 @@ policy chain turns into a plan with every route withdrawn.
 The rules' verdicts go through a chain of policies (`Policy`): small pure functions of
 (decisions, their own state, the intents, now), each returning a `Step`: new decisions, its new
 state, the lines to log and the earliest moment it needs to look again (the shape of structlog's
-processor chain). `stopping` is the first; damping, a guard or a drain are modules of their own
-that add theirs to the chain. The plan carries each policy's state
+processor chain). Each also sees the previous plan's decisions (`before`: what BIRD is told now)
+and the health the plan is made from (`states`, to explain a verdict). `stopping` is the first;
+the blast-radius guard (`rhid.guard`), flap damping (`rhid.damping`) and graceful shutdown
+(`rhid.shutdown`) are modules of their own that the daemon adds to the chain, in that order; a
+drain is one more. A withdrawal the operator or the service asked for (a stop, a rule removed by a
+reload) is `planned`; one the rules' verdict on health made is not. The plan carries each policy's state
 and `wake_at`, the soonest of those moments: the loop re-plans when a proxy's health moved, the
 rules or intents changed, or `now >= plan.wake_at`, so that time alone can end a hold. Hysteresis
 runs before (in `rhid.health`), on each proxy.
@@ -56,6 +60,10 @@ class Decision:
     held: bool = False  # the verdict is not known yet: kept as the previous plan had it
     note: str | None = None
     attributes: Attributes = PLAIN  # what an announced route carries (a degraded one's MED, ...)
+    # withdrawn by the operator's or the service's choice (a stop, a rule removed by a reload), not
+    # because the node cannot serve: graceful shutdown applies to it, damping and the guard do not
+    planned: bool = False
+    until: float | None = None  # when a policy expects to change this decision (a hold's end, ...)
 
     @property
     def announced(self) -> bool:
@@ -80,10 +88,17 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Intents:
-    """What the operator or the service asks of the plan besides the rules: `stopping` (the note of
-    a stop that withdraws every route, or None)."""
+    """What the operator or the service asks of the plan besides the rules, and what the edges know
+    that a policy needs: `stopping` (the note of a stop that withdraws every route, or None);
+    `immediately` (a second stop signal: no graceful shutdown); `guard_releases` (how many times
+    `rhid guard release` was asked: a new one releases what the guard holds); `haproxy_answers`
+    (HAProxy's last poll was answered and readable: only then may the guard hold withdrawals, since
+    a dead HAProxy means the node cannot serve)."""
 
     stopping: str | None = None
+    immediately: bool = False
+    guard_releases: int = 0
+    haproxy_answers: bool = False
 
 
 NO_INTENTS = Intents()
@@ -103,20 +118,45 @@ class Step:
 
 class Policy(Protocol):
     """One link of the chain: a pure function of the decisions so far, its own state from the
-    previous plan (None at first), the intents and `now`."""
+    previous plan (None at first), the intents and `now`; `before` is the previous plan's decisions
+    (a route it lacks was withdrawn), `states` the health this plan is made from."""
 
     __name__: str
 
-    def __call__(self, decisions: Decisions, state: object, intents: Intents, now: float) -> Step: ...
+    def __call__(
+        self,
+        decisions: Decisions,
+        state: object,
+        intents: Intents,
+        now: float,
+        *,
+        before: Decisions,
+        states: Mapping[Proxy, health.ProxyState],
+    ) -> Step: ...
 
 
-def stopping(decisions: Decisions, state: object, intents: Intents, now: float) -> Step:
-    """A stop that withdraws (`--on-stop withdraw`): every route withdrawn, for the stop's note."""
-    del state, now  # no state, no timing: a stop withdraws at once
+def stopping(
+    decisions: Decisions,
+    state: object,
+    intents: Intents,
+    now: float,
+    *,
+    before: Decisions,
+    states: Mapping[Proxy, health.ProxyState],
+) -> Step:
+    """A stop that withdraws (`--on-stop withdraw`): every route withdrawn, for the stop's note; the
+    withdrawal of a route the rules would announce (or hold announced) is planned, one health
+    already withdraws is not (graceful shutdown keeps only the former a while)."""
+    del state, now, before, states  # no state, no timing: the stop's own policy withdraws at once
     if intents.stopping is None:
         return Step(decisions)
     note = intents.stopping
-    return Step({route: Decision(RouteState.WITHDRAWN, d.rule, note=note) for route, d in decisions.items()})
+    return Step(
+        {
+            route: Decision(RouteState.WITHDRAWN, d.rule, note=note, planned=d.announced)
+            for route, d in decisions.items()
+        }
+    )
 
 
 CHAIN: tuple[Policy, ...] = (stopping,)
@@ -210,13 +250,13 @@ def decide(
                 decisions[route] = Decision(RouteState.ANNOUNCED if verdict else RouteState.WITHDRAWN, rule)
     for route, decision in before.items():
         if route not in decisions and decision.announced:
-            decisions[route] = Decision(RouteState.WITHDRAWN, None)
+            decisions[route] = Decision(RouteState.WITHDRAWN, None, planned=True)
     chained: Decisions = decisions
     policies: dict[str, object] = {}
     lines: list[LogLine] = []
     wake_at = math.inf
     for link in chain:
-        step = link(chained, previous.policies.get(link.__name__), intents, now)
+        step = link(chained, previous.policies.get(link.__name__), intents, now, before=before, states=states)
         chained, policies[link.__name__] = step.decisions, step.state
         lines.extend(step.lines)
         wake_at = min(wake_at, step.wake_at)
@@ -269,6 +309,20 @@ def transition_lines(made: Plan, limit: int = ROUTE_LINES) -> list[LogLine]:
         for event, count in counted.items()
         if count > limit
     )
+    return lines
+
+
+def route_lines(
+    event: str, level: str, items: Sequence[tuple[Route, dict[str, object]]], limit: int = ROUTE_LINES
+) -> list[LogLine]:
+    """One `event` line per route (its prefix and table first, then `fields`) up to `limit`, then
+    one line with the count of the rest: a policy's per-route lines, capped like the transitions'."""
+    lines = [
+        LogLine(event, level, {"prefix": str(route.prefix), "table": route.table, **fields})
+        for route, fields in items[:limit]
+    ]
+    if len(items) > limit:
+        lines.append(LogLine(event, level, {"count": len(items) - limit, "more": MORE}))
     return lines
 
 

@@ -2,8 +2,9 @@
 
 The document is built here, purely, from the plan and the edges' reports (`document`), served by
 `rhid.control`, fetched by the `rhid status` command (`fetch`) and rendered for people (`render`).
-The wire protocol is one request line, ``status`` or ``status <prefix-or-address>``, and one JSON
-reply, after which the daemon closes the connection. The request is parsed strictly: nothing
+The wire protocol is one request line, ``status`` or ``status <prefix-or-address>`` (or ``guard
+release``: withdraw what the blast-radius guard holds), and one JSON reply, after which the daemon
+closes the connection. The request is parsed strictly: nothing
 from it reaches another socket.
 """
 
@@ -14,11 +15,11 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rhid import health, sockets
+from rhid import guard, health, sockets
 from rhid.errors import StatusUnavailableError
 from rhid.model import Network, Proxy, Route, route_order
 from rhid.plan import Plan
@@ -35,15 +36,26 @@ MAX_REQUEST_BYTES = 256
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 
-def parse_request(line: bytes) -> Network | str | None:
-    """A request line: None for the whole status, a network to explain one route, or an error text."""
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The request ``guard release``: what the blast-radius guard holds is withdrawn now."""
+
+
+RELEASE_REQUEST = b"guard release"
+
+
+def parse_request(line: bytes) -> Network | Release | str | None:
+    """A request line: None for the whole status, a network to explain one route, `Release`, or an
+    error text."""
     try:
         text = line.decode("ascii").strip()
     except UnicodeDecodeError:
         return "request is not ASCII"
+    if text == RELEASE_REQUEST.decode():
+        return Release()
     command, _, argument = text.partition(" ")
     if command != "status":
-        return "unknown request; send 'status' or 'status <prefix>'"
+        return "unknown request; send 'status', 'status <prefix>' or 'guard release'"
     if not argument:
         return None
     try:
@@ -117,27 +129,33 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
         }
 
     routes = []
-    for route in sorted(facts.rules.routes, key=route_order):
+    # every route of the rules, and those no rule names any more that are still announced (a
+    # graceful shutdown after a reload)
+    leaving = [r for r, d in facts.plan.decisions.items() if d.announced and r not in facts.rules.by_route]
+    for route in sorted([*facts.rules.routes, *leaving], key=route_order):
         if wanted is not None and not matches(route.prefix, wanted):
             continue
-        rule = facts.rules.by_route[route]
+        rule = facts.rules.by_route.get(route)
         decision = facts.plan.decisions.get(route)
+        until = decision.until if decision is not None else None
         routes.append(
             {
                 "prefix": str(route.prefix),
                 "table": route.table,
                 "protocol": route.channel.protocol,
-                "rule_line": rule.line,
-                "rule": render_rule(rule),
+                "rule_line": rule.line if rule is not None else None,
+                "rule": render_rule(rule) if rule is not None else None,
                 "announced": decision is not None and decision.announced,
                 "held": decision is not None and decision.held,
                 "reason": facts.plan.reason(route, facts.states)
                 if decision is not None
                 else "not planned yet",
                 "since": wall(facts.since.get(route, facts.started)),
-                "targets": [target(proxy) for proxy in rule.condition.operands],
+                "until": wall(until) if until is not None else None,
+                "targets": [target(proxy) for proxy in rule.condition.operands] if rule is not None else [],
             }
         )
+    held = guard.of(facts.plan.policies.get(guard.NAME))
     announced = facts.plan.announced
     return {
         "version": facts.version,
@@ -154,14 +172,39 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
         "bird": facts.bird.document(),
         "announced": announced,
         "withdrawn": max(len(facts.rules.routes) - announced, 0),
+        "guard": {
+            "holding": len(held.held),
+            "since": wall(held.since),
+            "until": wall(held.until),
+            "routes": guard.sample(held.held),
+            "reasons": list(held.reasons),
+        }
+        if held.holding
+        else None,
         "routes": routes,
         "problems": [
             *facts.notes,
+            *guard_problems(held, wall),
             *facts.haproxy.problems,  # each edge's own sentences
             *facts.bird.problems,
             *target_problems(facts.rules, facts.states),
         ],
     }
+
+
+def guard_problems(held: guard.Guard, wall: Callable[[float], str]) -> list[str]:
+    """The blast-radius guard's hold, in operator words (a page: health says the node should not
+    serve most of its routes, and only the guard keeps them)."""
+    if not held.holding:
+        return []
+    shown = ", ".join(guard.sample(held.held)) + (" ..." if len(held.held) > guard.SAMPLE else "")
+    why = "; ".join(held.reasons)
+    return [
+        f"the blast-radius guard holds {len(held.held)} route(s) announced that health would withdraw "
+        f"({shown}) since {wall(held.since)}: {why}; they are withdrawn at {wall(held.until)} unless "
+        "health returns: check the shared cause (every route at once), or run `rhid guard release` "
+        "to withdraw them now"
+    ]
 
 
 def target_problems(rules: RuleSet, states: Mapping[Proxy, health.ProxyState]) -> list[str]:
@@ -188,12 +231,30 @@ def target_problems(rules: RuleSet, states: Mapping[Proxy, health.ProxyState]) -
 
 def fetch(path: str, prefix: str | None, timeout: float = 5.0) -> dict[str, Any]:
     """Ask the daemon at `path` for its status (or one route's)."""
+    line = b"status" + (b" " + prefix.encode("ascii", "replace") if prefix else b"")
+    return parse_reply(path, ask(path, line, timeout))
+
+
+def release(path: str, timeout: float = 5.0) -> dict[str, Any]:
+    """Ask the daemon at `path` to release what its blast-radius guard holds: its reply."""
+    data = ask(path, RELEASE_REQUEST, timeout)
+    try:
+        document = json.loads(data)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict) or not ("released" in document or "error" in document):
+        raise StatusUnavailableError(path, f"the reply is not the daemon's answer ({len(data)} bytes)")
+    return document
+
+
+def ask(path: str, line: bytes, timeout: float = 5.0) -> bytes:
+    """Send one request line to the daemon at `path` and read its whole reply."""
     deadline = time.monotonic() + timeout
     sock = sockets.connect(path, deadline, StatusUnavailableError, "rhid")
     chunks: list[bytes] = []
     size = 0
     try:
-        sock.sendall(b"status" + (b" " + prefix.encode("ascii", "replace") if prefix else b"") + b"\n")
+        sock.sendall(line + b"\n")
         sock.shutdown(socket.SHUT_WR)
         while chunk := sockets.receive(sock, deadline, 65536):
             size += len(chunk)
@@ -206,7 +267,7 @@ def fetch(path: str, prefix: str | None, timeout: float = 5.0) -> dict[str, Any]
         raise StatusUnavailableError(path, f"the connection broke: {exc.strerror or exc}") from None
     finally:
         sock.close()
-    return parse_reply(path, b"".join(chunks))
+    return b"".join(chunks)
 
 
 def parse_reply(path: str, data: bytes) -> dict[str, Any]:
@@ -247,9 +308,11 @@ def render(document: dict[str, Any]) -> str:
     lines.extend(f"PROBLEM: {problem}" for problem in problems(document))
     for route in document["routes"]:
         state = "ANNOUNCED" if route["announced"] else "withdrawn"
+        until = f" until {route['until']}" if route.get("until") else ""
+        rule = "no rule any more" if route["rule"] is None else f"line {route['rule_line']}: {route['rule']}"
         lines.append(
-            f"  {route['prefix']:<20} table {route['table']:<8} {state:<9} since {route['since']}"
-            f"  (line {route['rule_line']}: {route['rule']})"
+            f"  {route['prefix']:<20} table {route['table']:<8} {state:<9} since {route['since']}{until}"
+            f"  ({rule})"
         )
         lines.append(f"      why: {route['reason']}")
         lines.extend(_target_line(target) for target in route["targets"])

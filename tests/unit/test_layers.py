@@ -52,6 +52,9 @@ PURE = [
     "catalogue",
     "dialect",
     "birdconf",
+    "shutdown",
+    "damping",
+    "guard",
 ]
 EFFECTS = {
     "socket",
