@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from rhid.status import matches, parse_request
+from rhid.status import Release, matches, parse_request
 
 
 def test_request_lines() -> None:
@@ -15,6 +15,13 @@ def test_request_lines() -> None:
     assert isinstance(parse_request(b"status 10.0.0.300\n"), str)
     assert isinstance(parse_request(b"show stat; disable frontend x\n"), str)
     assert isinstance(parse_request(b"status \xff\n"), str)
+
+
+def test_guard_release_is_a_request_of_its_own() -> None:
+    """`guard release` asks the daemon to release its guard's hold; nothing else near it does."""
+    assert parse_request(b"guard release\n") == Release()
+    assert isinstance(parse_request(b"guard releases\n"), str)
+    assert isinstance(parse_request(b"guard\n"), str)
 
 
 def test_address_matches_containing_route() -> None:
