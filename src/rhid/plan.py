@@ -144,16 +144,17 @@ def stopping(
     before: Decisions,
     states: Mapping[Proxy, health.ProxyState],
 ) -> Step:
-    """A stop that withdraws (`--on-stop withdraw`): every route withdrawn, for the stop's note; the
-    withdrawal of a route the rules would announce (or hold announced) is planned, one health
-    already withdraws is not (graceful shutdown keeps only the former a while)."""
+    """A stop that withdraws (`--on-stop withdraw`): every route withdrawn. The withdrawal of a
+    route the rules would announce (or hold announced) is planned, for the stop's note; a route
+    health withdraws stays as health says, for health's reason (graceful shutdown keeps only the
+    former a while)."""
     del state, now, before, states  # no state, no timing: the stop's own policy withdraws at once
     if intents.stopping is None:
         return Step(decisions)
     note = intents.stopping
     return Step(
         {
-            route: Decision(RouteState.WITHDRAWN, d.rule, note=note, planned=d.announced)
+            route: Decision(RouteState.WITHDRAWN, d.rule, note=note, planned=True) if d.announced else d
             for route, d in decisions.items()
         }
     )

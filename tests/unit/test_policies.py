@@ -540,11 +540,12 @@ def test_a_stop_during_a_guard_hold_withdraws_the_held_routes_at_once() -> None:
 
 
 def test_the_stop_marks_only_what_the_rules_would_announce_as_planned() -> None:
-    """plan.stopping: an announced route's withdrawal is planned, a health withdrawal is not."""
+    """plan.stopping: an announced route's withdrawal is planned, for the stop; health's stays health's."""
     rules = parse_rules("10.0.0.1 = always\n10.0.0.2 = never\n")
     made = plan.decide(plan.initial(set(), set(), 0.0), rules, {}, Intents(stopping=STOP), 0.0)
     planned = {str(r.prefix): d.planned for r, d in made.decisions.items()}
     assert planned == {"10.0.0.1/32": True, "10.0.0.2/32": False}
+    assert made.reason(Route("vol1", rules.routes[1].prefix)) == "never()", "health's own reason"
     assert all(isinstance(d, Decision) and d.state is RouteState.WITHDRAWN for d in made.decisions.values())
 
 
