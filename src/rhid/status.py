@@ -171,7 +171,7 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
         "haproxy": facts.haproxy.document(),
         "bird": facts.bird.document(),
         "announced": announced,
-        "withdrawn": max(len(facts.rules.routes) - announced, 0),
+        "withdrawn": max(len(facts.rules.routes) - announced + len(leaving), 0),
         "guard": {
             "holding": len(held.held),
             "since": wall(held.since),

@@ -184,5 +184,6 @@ def test_a_route_no_rule_names_under_graceful_shutdown_is_listed() -> None:
     assert leaving["until"] == status.wall_time(7.0, 10.0, 1_000_000.0)
     text = status.render(shown)
     assert "(no rule any more)" in text
+    assert (shown["announced"], shown["withdrawn"]) == (2, 0), "the leaving route is no withdrawn rule"
     assert "why: graceful shutdown (RFC 8326)" in text
     assert status.problems(shown) == []
