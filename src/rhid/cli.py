@@ -232,15 +232,17 @@ def run_settings(args: argparse.Namespace) -> settings.Settings:
 
 
 EPILOG = """exit status:
-  0  success
+  0  success (`rhid guard release`: whether or not the guard held routes)
   1  the rule file is invalid (each error as FILE:LINE:COL), or rhid cannot run (the message says
      why: another rhid holds the directory, BIRD's socket may not be opened), or `rhid status`
      has no rule for the prefix asked
   2  wrong usage: an unknown option or a value out of range
-  3  the rule file cannot be read, or `rhid status` cannot reach the daemon
+  3  the rule file cannot be read, or `rhid status` (or `rhid guard release`) cannot reach the
+     daemon
   4  `rhid status`: the daemon runs but reports a problem (the rule file on disk invalid, a
      proxy HAProxy does not have, HAProxy or BIRD unreachable or refusing, a BIRD protocol
-     missing, a file rhid cannot write, BIRD not in sync); each is printed as a PROBLEM line
+     missing, a file rhid cannot write, BIRD not in sync, the blast-radius guard holding
+     routes); each is printed as a PROBLEM line
   5  `rhid run` stopped with --on-stop withdraw: the files are emptied but BIRD did not
      confirm in time (it applies them at its next configure or start)
   6  `rhid run` stopped with --on-stop withdraw, and an include file could not be emptied
