@@ -100,6 +100,7 @@ FLAP_EVERY = 0.5  # seconds between a flap's disable and enable (HAProxy's check
 FLAP_FOR = 10.0
 FLAP_TIMEOUT = 150.0  # a damped route comes back within --damping-max-suppress (120 s) of the last flap
 VIA = re.compile(r"via (\S+)")
+LOCAL_PREF = re.compile(r"BGP\.local_pref: (\d+)")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -119,9 +120,18 @@ class RouteWatch:
         self.thread.start()
 
     def hops(self) -> frozenset[str]:
-        reply = self.client.request(f"show route {SERVICE}")
-        text = "\n".join(line for _, line in reply.lines)
-        return frozenset(self.addresses[a] for a in VIA.findall(text) if a in self.addresses)
+        """The paths the router's kernel gets as one multipath route: those of the best local
+        preference (`merge paths`; a path marked GRACEFUL_SHUTDOWN has local-pref 0 there)."""
+        reply = self.client.request(f"show route {SERVICE} all")
+        paths: list[tuple[str, int]] = []  # (address, local_pref) in the order BIRD lists them
+        for _, line in reply.lines:
+            via = VIA.search(line)
+            if via:
+                paths.append((via.group(1), 100))
+            elif paths and (pref := LOCAL_PREF.search(line)):
+                paths[-1] = (paths[-1][0], int(pref.group(1)))
+        best = max((pref for _, pref in paths), default=0)
+        return frozenset(self.addresses[a] for a, pref in paths if pref == best and a in self.addresses)
 
     def run(self) -> None:
         last: frozenset[str] | None = None
