@@ -40,6 +40,8 @@ EVENTS: dict[str, Event] = {
     # ---- routes: the plan's transitions
     "route.announced": Event("info", "a route became announced: prefix, table, rule line, reason"),
     "route.withdrawn": Event("info", "a route became withdrawn: prefix, table, rule line, reason"),
+    "route.would_announce": Event("info", "--dry-run: the files would announce this route now, and why"),
+    "route.would_withdraw": Event("info", "--dry-run: the files would withdraw this route now, and why"),
     # ---- proxies: the health policy
     "proxy.up": Event("info", "proxies became up (fall/rise applied); count and a sample"),
     "proxy.down": Event("warning", "proxies became down; count and a sample, HAProxy's status"),

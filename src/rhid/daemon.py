@@ -26,11 +26,12 @@ from typing import Any
 import structlog
 
 from rhid import __version__, bird, control, health, plan, routefiles, rulefile, service, settings, status
+from rhid.dryrun import DryRunSide
 from rhid.errors import CannotRunError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
 from rhid.model import LogLine, Proxy
-from rhid.reconcile import BirdSide, Withdrawal
+from rhid.reconcile import BirdEdge, BirdSide, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
 
@@ -54,7 +55,7 @@ class Daemon:
         settings: Settings,
         rules: RuleSet,
         haproxy: HAProxySide | None = None,
-        bird_side: BirdSide | None = None,
+        bird_side: BirdEdge | None = None,
         origin: rulefile.Loaded | None = None,
     ) -> None:
         self.settings = settings
@@ -62,7 +63,11 @@ class Daemon:
         self.thresholds = thresholds(settings)
         self.notifier = service.Notifier()
         self.haproxy = haproxy or HAProxySide.of(settings)
-        self.bird = bird_side or BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)
+        self.bird: BirdEdge = bird_side or (
+            DryRunSide(settings.bird_dir)
+            if settings.dry_run
+            else BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)
+        )
         self.states: Mapping[Proxy, health.ProxyState] = {}
         self.started = self.rules_loaded = time.monotonic()
         self.intents = plan.NO_INTENTS
@@ -217,10 +222,10 @@ class Daemon:
         if loaded.copy_loaded_at is not None:
             return
         try:
-            rulefile.keep(self.settings.bird_dir, loaded, time.time())
+            rulefile.keep(self.settings.own_dir, loaded, time.time())
         except OSError as exc:
             log.warning(
-                "rules.copy_failed", path=str(self.settings.bird_dir / rulefile.COPY_NAME), reason=str(exc)
+                "rules.copy_failed", path=str(self.settings.own_dir / rulefile.COPY_NAME), reason=str(exc)
             )
 
     def notes(self) -> tuple[str, ...]:
@@ -302,7 +307,7 @@ class Daemon:
         or when a policy's time comes) until SIGTERM or SIGINT; SIGHUP reloads; answer `rhid status`."""
         with (
             service.signals() as signals,
-            control.control_socket(self.settings.bird_dir / status.SOCKET_NAME) as server,
+            control.control_socket(self.settings.own_dir / status.SOCKET_NAME) as server,
         ):
             self.bird.watch(signals)  # a stop signal abandons any blocking wait on BIRD
             self.bird.join_loop()  # from now on BIRD's replies are read when select says so
@@ -388,7 +393,7 @@ def run(settings: Settings) -> int:
         # Only a restart that held routes needs the copy (they must stay watched); a start after a
         # stop (files emptied) or a boot refuses the broken file, and announces nothing.
         held = any(routefiles.read_announced(settings.bird_dir).announced.values())
-        copy = rulefile.recall(settings.bird_dir, settings.rules_path, allow_empty=settings.allow_empty)
+        copy = rulefile.recall(settings.own_dir, settings.rules_path, allow_empty=settings.allow_empty)
         if copy is None or not held:
             return _refuse(exc)
         log.critical(
@@ -405,15 +410,16 @@ def run(settings: Settings) -> int:
         )
         loaded = copy
     try:
-        bird.check_access(settings.bird_socket, settings.bird_timeout)
+        if not settings.dry_run:
+            bird.check_access(settings.bird_socket, settings.bird_timeout)
         try:
-            routefiles.ensure_directory(settings.bird_dir)
+            routefiles.ensure_directory(settings.own_dir)
         except OSError as exc:
             raise CannotRunError(
-                f"cannot create --bird-dir {settings.bird_dir}: {exc.strerror or exc} (running as uid "
+                f"cannot create --bird-dir {settings.own_dir}: {exc.strerror or exc} (running as uid "
                 f"{os.getuid()}; it must be a directory rhid may write)"
             ) from None
-        with instance_lock(settings.bird_dir):
+        with instance_lock(settings.own_dir):
             return Daemon(settings, loaded.rules, origin=loaded).run()
     except CannotRunError as exc:
         log.critical("daemon.cannot_run", reason=str(exc))

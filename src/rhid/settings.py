@@ -33,6 +33,7 @@ from rhid.errors import SettingError
 DEFAULT_RULES_PATH = "/etc/hapee-extras/hapee-rhi.cfg"
 DEFAULT_HAPROXY_SOCKET = "/var/run/hapee-extras/hapee-lb.sock"
 DEFAULT_BIRD_SOCKET = "/run/bird/bird.ctl"
+DRY_RUN_DIR = "dry-run"  # a dry run's own directory in --bird-dir (the include glob skips it)
 DEFAULT_BIRD_DIR = "/run/rhid"
 DEFAULT_FAST_INTERVAL = 0.1
 ENVIRONMENT_FILES = ("/etc/default/hapee-extras-rhi", "/etc/sysconfig/hapee-extras-rhi")
@@ -387,6 +388,17 @@ class Settings:
             DURATION,
         ),
     )
+    dry_run: bool = field(
+        default=False,
+        metadata=command_line(
+            "--dry-run",
+            "poll, decide, log and answer rhid status as usual, but never write BIRD's include files "
+            "nor send configure (the log says route.would_announce / route.would_withdraw); for "
+            "trying rules on a live node beside the running rhid, whose files it only reads (its "
+            "own rhid status socket: --bird-dir DIR/dry-run)",
+            form="switch",
+        ),
+    )
     defaults_files: tuple[str, ...] = field(  # re-read on reload
         default=ENVIRONMENT_FILES,
         metadata=command_line(
@@ -405,6 +417,12 @@ class Settings:
     def __post_init__(self) -> None:
         for name, option in OPTIONS.items():
             option.check(getattr(self, name))
+
+    @property
+    def own_dir(self) -> Path:
+        """Where this rhid keeps its lock, its rhid status socket and the last good copy of its
+        rules: --bird-dir, or a dry run's own directory inside it (the live rhid's stay its own)."""
+        return self.bird_dir / DRY_RUN_DIR if self.dry_run else self.bird_dir
 
     @property
     def poll_timeout(self) -> float:
