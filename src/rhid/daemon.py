@@ -63,6 +63,7 @@ class Daemon:
         self.thresholds = thresholds(settings)
         self.notifier = service.Notifier()
         self.haproxy = haproxy or HAProxySide.of(settings)
+        self.haproxy.watch(rules)
         self.bird: BirdEdge = bird_side or (
             DryRunSide(settings.bird_dir)
             if settings.dry_run
@@ -164,6 +165,7 @@ class Daemon:
             changes = compare(self.rules, loaded.rules)
             rules = loaded.rules
             self.rules, self.rules_loaded, self.origin = rules, now, loaded
+            self.haproxy.watch(rules)
             self.states = health.keep(self.states, rules.proxies)
             self.rule_file.loaded(loaded)
             self.keep_copy(loaded)
@@ -201,6 +203,7 @@ class Daemon:
                 defaults={**before, settings.SOCKET_VARIABLE: values.get(settings.SOCKET_VARIABLE, "")},
             )
             self.haproxy = HAProxySide.of(self.settings)
+            self.haproxy.watch(self.rules)
             log.info("haproxy.socket", path=path, source=f"{where}, re-read by the reload")
         changed = [
             f"{name} ({before.get(name, '')!r} -> {values.get(name, '')!r})"

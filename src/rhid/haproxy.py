@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -21,6 +21,9 @@ from rhid.backoff import Backoff
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
 from rhid.model import HAProxyState, Proxy, StreamState
 from rhid.settings import DEFAULTS, ENVIRONMENT_FILES, Settings
+
+if TYPE_CHECKING:
+    from rhid.rules import RuleSet
 
 log = structlog.get_logger("rhid")
 
@@ -231,6 +234,8 @@ class HAProxySide:
         # True once a ring was streamed: HAProxy has one even while the stream is down (it died or
         # reloaded), so the event wake-up's fast polls still apply.
         self.has_ring = False
+        # The proxy names the rules use (None: any): an event about another proxy wakes no poll.
+        self.watched: frozenset[str] | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> HAProxySide:
@@ -319,6 +324,10 @@ class HAProxySide:
 
     # ---- the event ring: a wake-up signal only ------------------------------------------------
 
+    def watch(self, rules: RuleSet) -> None:
+        """Wake a poll only for events about the proxies `rules` name."""
+        self.watched = frozenset(proxy.name for proxy in rules.proxies)
+
     @property
     def streaming(self) -> bool:
         """True while the event stream is open."""
@@ -380,7 +389,7 @@ class HAProxySide:
                 hint="this ring carries traffic logs (level info); give rhid a dedicated ring at level "
                 "notice: see the README, 'Event wake-up'",
             )
-        if stats.has_state_change(block):
+        if stats.has_state_change(block, self.watched):
             return True
         if block:  # complete lines, none a state change: traffic. (Half a line: read on at once.)
             self.paused_until = now + EVENT_READ_GAP

@@ -37,7 +37,7 @@ import csv
 import enum
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from rhid.errors import HAProxyProtocolError
@@ -330,10 +330,10 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
 # ---- the event ring (a wake-up signal only; polling stays the source of truth) ----------------
 
 _STATE_CHANGE = re.compile(
-    rb"(?:Server \S+/\S+ (?:is |was |enters )"
-    rb"|backend \S+ has no server available"
-    rb"|(?:Paused|Resumed) frontend \S+\."
-    rb"|Proxy \S+ stopped)"
+    rb"(?:Server (?P<server>\S+)/\S+ (?:is |was |enters )"
+    rb"|backend (?P<backend>\S+) has no server available"
+    rb"|(?:Paused|Resumed) frontend (?P<frontend>\S+)\."
+    rb"|Proxy (?P<proxy>\S+) stopped)"
 )
 # Every state-change line holds one of these words; traffic lines almost never do. Looking for them
 # with `in` runs at memory speed in C, so a ring full of traffic costs no per-line Python work.
@@ -350,12 +350,20 @@ def events_command(ring: str) -> bytes:
     return f"set timeout cli 86400; show events {ring} -nw\n".encode()
 
 
-def has_state_change(block: bytes) -> bool:
+def has_state_change(block: bytes, watched: Collection[str] | None = None) -> bool:
     """True when some line of `block` (complete lines from the ring) is a server, backend or frontend
-    changing state. One scan of the whole block, never a loop over its lines."""
+    changing state, of a proxy named in `watched` (None: of any proxy). A block without any
+    state-change word costs one scan at memory speed; lines about proxies no rule names cost no
+    poll (a flapping check in a backend rhid does not watch)."""
     if not any(word in block for word in _STATE_CHANGE_WORDS):
         return False
-    return _STATE_CHANGE.search(block) is not None
+    if watched is None:
+        return _STATE_CHANGE.search(block) is not None
+    for match in _STATE_CHANGE.finditer(block):
+        name = next(group for group in match.groups() if group is not None)
+        if name.decode("ascii", "replace") in watched:
+            return True
+    return False
 
 
 def is_noisy(block: bytes) -> bool:
