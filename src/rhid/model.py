@@ -115,3 +115,87 @@ class StreamState(enum.StrEnum):
     NOT_STARTED = "not started"
     STREAMING = "streaming"
     UNAVAILABLE = "unavailable"  # polling only, for the reason logged
+
+
+# ---- the richer rules' values: server thresholds and the attributes of a degraded route ---------
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """``>=N`` (`minimum` servers up) or ``>=N%`` (`percent`: at least N % of them up).
+
+    What counts is `met`: of a backend's active servers (backups left out), how many are up, of
+    how many configured. A backend without any active server meets no threshold.
+    """
+
+    minimum: int
+    percent: bool = False
+
+    def met(self, up: int, total: int) -> bool:
+        """True when `up` of `total` servers reach the threshold (integers only: no rounding)."""
+        if self.percent:
+            return total > 0 and up * 100 >= self.minimum * total
+        return up >= self.minimum
+
+    def __str__(self) -> str:
+        return f">={self.minimum}{'%' if self.percent else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTerm:
+    """A threshold on one backend's servers, ``b:be_app>=50%``: it has a health of its own, with
+    the same fall and rise as a proxy's (`rhid.health.observe_terms`)."""
+
+    proxy: Proxy
+    threshold: Threshold
+
+    def __str__(self) -> str:
+        return f"{self.proxy}{self.threshold}"
+
+
+MAX_U32 = 2**32 - 1
+MAX_U16 = 2**16 - 1
+Community = tuple[int, int]
+LargeCommunity = tuple[int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """The BGP attributes a degraded route is announced with. Communities are sets (sorted, each
+    once), so that two spellings of the same attributes are equal and render the same text."""
+
+    med: int | None = None
+    local_pref: int | None = None
+    communities: tuple[Community, ...] = ()
+    large_communities: tuple[LargeCommunity, ...] = ()
+
+    def __post_init__(self) -> None:
+        for value in (self.med, self.local_pref):
+            if value is not None and not 0 <= value <= MAX_U32:
+                raise ValueError(f"{value} is not a 32-bit unsigned number")
+        if any(not 0 <= part <= MAX_U16 for pair in self.communities for part in pair):
+            raise ValueError(f"a community part is outside 0-{MAX_U16}: {self.communities}")
+        if any(not 0 <= part <= MAX_U32 for triple in self.large_communities for part in triple):
+            raise ValueError(f"a large community part is outside 0-{MAX_U32}: {self.large_communities}")
+        object.__setattr__(self, "communities", tuple(sorted(set(self.communities))))
+        object.__setattr__(self, "large_communities", tuple(sorted(set(self.large_communities))))
+
+    def bird(self) -> str:
+        """The statements of a BIRD 2/3 static route's attribute block, in a fixed order:
+        ``bgp_med = 200; bgp_local_pref = 300; bgp_community.add((65000,666)); ...``. Every
+        value is an integer checked against its range, so nothing else can reach BIRD's config."""
+        statements = [] if self.med is None else [f"bgp_med = {self.med};"]
+        if self.local_pref is not None:
+            statements.append(f"bgp_local_pref = {self.local_pref};")
+        statements += [f"bgp_community.add(({a},{b}));" for a, b in self.communities]
+        statements += [f"bgp_large_community.add(({a},{b},{c}));" for a, b, c in self.large_communities]
+        return " ".join(statements)
+
+    def __str__(self) -> str:
+        """The rule file's words: ``med 200 local-pref 300 community 65000:666 large-community 1:2:3``."""
+        words = [] if self.med is None else [f"med {self.med}"]
+        if self.local_pref is not None:
+            words.append(f"local-pref {self.local_pref}")
+        words += [f"community {a}:{b}" for a, b in self.communities]
+        words += [f"large-community {a}:{b}:{c}" for a, b, c in self.large_communities]
+        return " ".join(words)
