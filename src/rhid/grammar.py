@@ -219,7 +219,8 @@ def _attribute(s: str, loc: int, toks: pp.ParseResults) -> AttributeSyntax:
     # The token matched _ATTRIBUTE at loc: no None to handle.
     match = cast(re.Match[str], _ATTRIBUTE.match(s, loc))
     value = match["value"]
-    return AttributeSyntax(loc + 1, match["word"], value, match.start("value") + 1 if value is not None else 0)
+    value_col = match.start("value") + 1 if value is not None else 0
+    return AttributeSyntax(loc + 1, match["word"], value, value_col)
 
 
 def _condition(s: str, loc: int, toks: pp.ParseResults) -> ConditionSyntax:
@@ -256,7 +257,8 @@ def _build_grammar() -> pp.ParserElement:
     open_ = pp.Literal("(")
     close = pp.Suppress(pp.Literal(")").set_name("',' or ')'"))
     comma = pp.Suppress(pp.Literal(","))
-    nested = pp.Forward().set_name("condition")
+    nested = pp.Forward()
+    nested.set_name("condition")
     argument = nested | targets | count
     arguments = argument + pp.ZeroOrMore(comma + argument)
     # "all(" starts a nested condition; "all:x" is a target (of an unknown kind) instead.

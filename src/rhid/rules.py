@@ -514,6 +514,17 @@ class Rule:
         if self.degraded is not None:
             yield from self.degraded.condition.server_terms()
 
+    def explain(self, facts: Facts | Mapping[Proxy, ProxyState]) -> str:
+        """Why the rule decides as it does: each node's verdict, the leaves' health and counts.
+        `facts` may be the proxies' health states alone (thresholds then are not known yet)."""
+        if not isinstance(facts, Facts):
+            facts = Facts(facts)
+        text = self.condition.headline(facts)
+        if self.degraded is not None:
+            degraded = self.degraded
+            text += f"; degraded ({degraded.attributes}) while {degraded.condition.headline(facts)}"
+        return text
+
 
 def _possible(main: bool | None, clause: bool, degraded: bool | None) -> frozenset[Fate]:
     """The fates three-valued verdicts leave: announced unless the condition is false; degraded,
@@ -538,15 +549,6 @@ def evaluate(rule: Rule, facts: Facts) -> Outcome:
     possible = _possible(main, clause is not None, degraded)
     fate = next(iter(possible)) if len(possible) == 1 else None
     return Outcome(fate, possible, None if clause is None else clause.attributes)
-
-
-def explain(rule: Rule, facts: Facts) -> str:
-    """Why the rule decides as it does: each node's verdict, the leaves' health and counts."""
-    text = rule.condition.headline(facts)
-    if rule.degraded is not None:
-        degraded = rule.degraded
-        text += f"; degraded ({degraded.attributes}) while {degraded.condition.headline(facts)}"
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -757,33 +759,32 @@ class _Checker:
                 f"e.g. {example}",
             )
             return None
-        minimum, percent = int(limit["number"]), bool(limit["percent"])
-        threshold = Threshold(minimum, percent)
-        if minimum == 0:
-            self.error(
-                rule,
-                target.limit_col,
+        threshold = Threshold(int(limit["number"]), bool(limit["percent"]))
+        return threshold if self.threshold_in_range(rule, target, threshold, proxy) else None
+
+    def threshold_in_range(
+        self, rule: RuleSyntax, target: TargetSyntax, threshold: Threshold, proxy: Proxy
+    ) -> bool:
+        """False, and why, for a threshold always true, never met, or beyond any backend."""
+        if threshold.minimum == 0:
+            message, hint = (
                 f"server threshold {threshold} is always true",
                 f"write {proxy} for the backend's own health, or {proxy}>=1 for one server up",
             )
-            return None
-        if percent and minimum > 100:
-            self.error(
-                rule,
-                target.limit_col,
+        elif threshold.percent and threshold.minimum > 100:
+            message, hint = (
                 f"server threshold {threshold} can never be met",
                 f"a share of the servers is from 1% to 100% (all of them: {proxy}>=100%)",
             )
-            return None
-        if minimum > MAX_SERVERS:
-            self.error(
-                rule,
-                target.limit_col,
+        elif threshold.minimum > MAX_SERVERS:
+            message, hint = (
                 f"server threshold {threshold} is out of range (1-{MAX_SERVERS})",
                 "a count of servers up; for a share of them, add %",
             )
-            return None
-        return threshold
+        else:
+            return True
+        self.error(rule, target.limit_col, message, hint)
+        return False
 
     def operands(self, rule: RuleSyntax, syntax: ConditionSyntax, skip: int = 0) -> list[Expression] | None:
         """A condition's arguments after the first `skip`, compiled (every error reported);
@@ -851,7 +852,9 @@ class _Checker:
                     good = False
                 single[attribute.word] = value
             elif value in communities:
-                self.error(rule, attribute.col, f"{attribute.word} {attribute.value} is listed twice", "list it once")
+                self.error(
+                    rule, attribute.col, f"{attribute.word} {attribute.value} is listed twice", "list it once"
+                )
                 good = False
             else:
                 communities[value] = attribute.word
@@ -890,7 +893,7 @@ class _Checker:
             return None
         return parts[0] if len(parts) == 1 else parts
 
-    def degraded(self, rule: RuleSyntax, clause: DegradedSyntax | None) -> Degraded | None | bool:
+    def degraded(self, rule: RuleSyntax, clause: DegradedSyntax | None) -> Degraded | bool | None:
         """The degraded clause, None without one, or False when it is wrong."""
         if clause is None:
             return None

@@ -268,19 +268,50 @@ def _status(observation: Observation, status: str, servers: Counts | None = None
     return ProxyStatus(observation, status, servers)
 
 
-_COUNT_COLUMNS = ("bck", "weight", "scur")  # read when present (every HAProxy prints them)
+class _Counter:
+    """The server counts of the counted backends, as a reply's rows go by (see the docstring of
+    this module: backups left out, every other server in the total, up when HAProxy balances to
+    it). Columns ``bck``, ``weight`` and ``scur`` are read when the header has them."""
 
+    __slots__ = ("bck", "names", "scur", "sessions", "tallies", "weight")
 
-def _server_up(status: str, weight: str) -> bool:
-    """A counted server is up when HAProxy would balance to it: UP (or not checked) with weight."""
-    return (status.split(" ", 1)[0] == "UP" or status == "no check") and weight != "0"
+    def __init__(self, names: frozenset[str], index: dict[str, int]) -> None:
+        self.names = names
+        columns = ("bck", "weight", "scur")
+        self.bck, self.weight, self.scur = (index.get(column) if names else None for column in columns)
+        self.tallies: dict[str, list[int]] = {}  # per counted backend: [up, total]
+        self.sessions: dict[str, int] = {}
 
+    @property
+    def columns(self) -> tuple[int, ...]:
+        """The optional columns the rows must be split up to."""
+        return tuple(at for at in (self.bck, self.weight, self.scur) if at is not None)
 
-def _number(column: str, name: str, value: str) -> int:
-    """A counter column (``scur``): ASCII digits, else the peer's garbage."""
-    if not (value.isascii() and value.isdigit()):
-        raise HAProxyProtocolError(f"show stat: {column} of {name!r} is not a number: {value[:20]!r}")
-    return int(value)
+    def backend(self, name: str, row: list[str]) -> None:
+        """A BACKEND row: its sessions, if it is counted."""
+        if name in self.names and self.scur is not None:
+            value = row[self.scur]
+            if not (value.isascii() and value.isdigit()):
+                raise HAProxyProtocolError(f"show stat: scur of {name!r} is not a number: {value[:20]!r}")
+            self.sessions[name] = int(value)
+
+    def server(self, name: str, status: str, row: list[str]) -> None:
+        """A server row: counted in its backend's total unless a backup, and up when UP (or not
+        checked) with a weight."""
+        if name not in self.names or (self.bck is not None and row[self.bck] == "1"):
+            return
+        tally = self.tallies.setdefault(name, [0, 0])
+        weight = "1" if self.weight is None else row[self.weight]
+        first = _check_field("status", name, status).split(" ", 1)[0]
+        tally[0] += (first == "UP" or status == "no check") and weight != "0"
+        tally[1] += 1
+
+    def counts(self, name: str) -> Counts | None:
+        """A backend's counts (0 of 0 for a counted backend without servers); None if not counted."""
+        if name not in self.names:
+            return None
+        up, total = self.tallies.get(name, (0, 0))
+        return Counts(up, total, self.sessions.get(name))
 
 
 def parse_stat(
@@ -296,32 +327,24 @@ def parse_stat(
     header, _, body = block.partition("\n")
     index = _columns(header)
     name_at, kind_at, status_at, check_at = (index[c] for c in ("pxname", "type", "status", "check_status"))
-    counted = wanted.counted if servers else frozenset()
-    bck_at, weight_at, scur_at = (index.get(c) if counted else None for c in _COUNT_COLUMNS)
+    counter = _Counter(wanted.counted if servers else frozenset(), index)
     names = wanted.frontends.keys() | wanted.backends.keys()
     lines = [line for line in body.split("\n") if line.split(",", 1)[0] in names]
     frontends: dict[str, str] = {}
     backends: dict[str, str] = {}
     pending: dict[str, int] = {}  # per backend: servers whose first check is pending (INI)
-    tallies: dict[str, list[int]] = {}  # per counted backend: [up, total]
-    sessions: dict[str, int] = {}
-    for row in _rows(lines, index, tuple(at for at in (bck_at, weight_at, scur_at) if at is not None)):
+    for row in _rows(lines, index, counter.columns):
         name, kind, status = row[name_at], row[kind_at], row[status_at]
         if kind == _TYPE_FRONTEND:
             frontends[name] = status
         elif kind == _TYPE_BACKEND:
             backends[name] = status
-            if name in counted and scur_at is not None:
-                sessions[name] = _number("scur", name, row[scur_at])
+            counter.backend(name, row)
         elif kind == _TYPE_SERVER:
             check = _check_field("check_status", name, row[check_at]).lstrip("* ")
             if check == "INI" and not _check_field("status", name, status).startswith("MAINT"):
                 pending[name] = pending.get(name, 0) + 1
-            if name in counted and (bck_at is None or row[bck_at] != "1"):
-                tally = tallies.setdefault(name, [0, 0])
-                weight = "1" if weight_at is None else row[weight_at]
-                tally[0] += _server_up(_check_field("status", name, status), weight)
-                tally[1] += 1
+            counter.server(name, status, row)
         elif kind != _TYPE_LISTENER:
             raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
     _check_statuses(frontends)
@@ -335,11 +358,7 @@ def parse_stat(
             waiting = pending.get(name, 0)
             observation = backend_observation(status, waiting > 0)
             shown = f"{status} (first check pending)" if observation is Observation.PENDING else status
-            counts = None
-            if name in counted:
-                up, total = tallies.get(name, (0, 0))
-                counts = Counts(up, total, sessions.get(name))
-            result[wanted.backends[name]] = _status(observation, shown, counts)
+            result[wanted.backends[name]] = _status(observation, shown, counter.counts(name))
     unknown = _unknown(frontends, wanted.frontends, ProxyKind.FRONTEND) + _unknown(
         backends, wanted.backends, ProxyKind.BACKEND
     )
