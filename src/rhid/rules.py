@@ -18,8 +18,8 @@ A new operator is one more class and its word in `rhid.grammar.OPERATORS`. The l
 A rule may add a degraded clause (`Degraded`), and `evaluate` then gives the route's fate:
 announced, degraded (announced with BGP attributes), withdrawn, or not known yet.
 
-Everything here is pure: no sockets, clock or logging. `load_rules` is the one function that reads
-a file, and it is exactly what `rhid check`, daemon start-up and reload run.
+Everything here is pure: no sockets, clock or logging (`rhid.rulefile` reads the file, with the one
+validation `rhid check`, daemon start-up and reload share).
 """
 
 from __future__ import annotations

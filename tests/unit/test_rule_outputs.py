@@ -14,6 +14,7 @@ from rhid.cli import main
 from rhid.model import Proxy, ProxyKind, ServerTerm, Threshold
 from rhid.rules import parse_rules
 from rhid.stats import Counts
+from tests.unit.test_status_render import BIRD, HAPROXY
 
 B = ProxyKind.BACKEND
 APP = Proxy(B, "be_app")
@@ -72,12 +73,11 @@ def test_status_shows_each_threshold_term_its_counts_and_the_degraded_attributes
         health.ProxyState(health.Health.DOWN, last_status="2 of 6 servers up", seen=True, down_count=3),
         Counts(2, 6, 40),
     )
+    made = plan.decide(plan.initial(set(), set(), 1.0), rules, states, plan.NO_INTENTS, 1.0)
     facts = status.Facts(
         version="0", pid=7, started=0.0, summary="s", rules=rules, rules_loaded=0.0,
-        reload_result="ok at t", plan=plan.decide(rules, states, set(), set(), 1.0), states=states,
-        since={}, thresholds=health.Thresholds(), haproxy={"problems": [], "state": "reachable",
-        "socket": "/h", "last_error": None}, bird={"problems": [], "state": "reachable", "in_sync": True,
-        "socket": "/b"}, now=10.0, wall_now=1_000_000.0, terms={HALF: term},
+        reload_result="ok at t", plan=made, states=states, since={}, thresholds=health.Thresholds(),
+        haproxy=HAPROXY, bird=BIRD, now=10.0, wall_now=1_000_000.0, terms={HALF: term},
     )  # fmt: skip
     document = status.document(facts, ipaddress.ip_network("192.0.2.10"))
     (route,) = document["routes"]
