@@ -43,7 +43,9 @@ ALL, ANY, NEVER, ALWAYS, NOT, ATLEAST = "all", "any", "never", "always", "not", 
 AGGREGATES = (ALL, ANY, NEVER, ALWAYS)  # the vendor's words
 OPERATORS = (*AGGREGATES, NOT, ATLEAST)
 DEGRADED = "degraded"
-OPERATOR_WORDS = "all, any, never or always (or not, atleast)"  # what may follow "="
+MED, LOCAL_PREF, COMMUNITY, LARGE_COMMUNITY = "med", "local-pref", "community", "large-community"
+ATTRIBUTES = (MED, LOCAL_PREF, COMMUNITY, LARGE_COMMUNITY)  # a degraded clause's words
+OPERATOR_WORDS = f"{ALL}, {ANY}, {NEVER} or {ALWAYS} (or {NOT}, {ATLEAST})"  # what may follow "="
 T = TypeVar("T")
 
 
@@ -328,22 +330,31 @@ def _expected(exc: pp.ParseBaseException, text: str) -> tuple[int, str, str | No
         if (nested := re.split(r"[\s,()]", rest, maxsplit=1)[0]) in OPERATORS:
             hint = f"a condition inside another has parentheses: {nested}(...)"
     found = repr(rest[:20]) if rest else "end of line"
+    return loc, f"{message}, found {found}", hint or _hint(message, text[:loc], rest)
+
+
+def _hint(message: str, before: str, rest: str) -> str | None:  # noqa: PLR0911 -- one exit per hint
+    """A hint for what was expected (`message`) where `rest` starts, after `before`."""
     word = rest.split("(", 1)[0].strip().lower()
     first = rest.split(None, 1)[0].lower() if rest else ""
     if "all, any" in message and word in OPERATORS:
-        hint = f"aggregates are lowercase: {word}"
-    elif "all, any" in message and (close := difflib.get_close_matches(word, OPERATORS, n=1)):
-        hint = f"did you mean {close[0]}?"
-    elif "all, any" in message and ":" in word:
-        hint = f"a target stands inside a condition: all({rest.split()[0]})"
-    elif message == "expected end of rule" and difflib.get_close_matches(first, [DEGRADED], n=1):
-        hint = f"did you mean {DEGRADED}? (<condition> degraded <condition> med N ...)"
-    elif hint is None and ("'='" in message or message == "expected end of rule"):
-        hint = (
-            "a rule is <network>[,<network>...] = all|any|never|always(b:<backend>|f:<frontend>,...), "
-            "optionally followed by: degraded <condition> <attributes>"
+        return f"aggregates are lowercase: {word}"
+    if "all, any" in message and (close := difflib.get_close_matches(word, OPERATORS, n=1)):
+        return f"did you mean {close[0]}?"
+    if "all, any" in message and ":" in word:
+        return f"a target stands inside a condition: all({rest.split(None, 1)[0]})"
+    if message == "expected end of rule" and len(re.findall(rf"\b{DEGRADED}\b", before)) > 1:
+        return f"a rule has one {DEGRADED} clause"
+    if message == "expected end of rule" and first in ATTRIBUTES:
+        return f"attributes follow a {DEGRADED} clause: <condition> {DEGRADED} <condition> {first} ..."
+    if message == "expected end of rule" and difflib.get_close_matches(first, [DEGRADED], n=1):
+        return f"did you mean {DEGRADED}? (<condition> {DEGRADED} <condition> {MED} N ...)"
+    if "'='" in message or message == "expected end of rule":
+        return (
+            f"a rule is <network>[,<network>...] = {'|'.join(AGGREGATES)}(b:<backend>|f:<frontend>,...), "
+            f"optionally followed by: {DEGRADED} <condition> <attributes>"
         )
-    return loc, f"{message}, found {found}", hint
+    return None
 
 
 def parse_line(line_no: int, source: str, path: str) -> RuleSyntax | Diagnostic | None:

@@ -914,7 +914,7 @@ class _Checker:
 
 
 _LIMIT = re.compile(r"(?P<number>[0-9]{1,12})(?P<percent>%?)\Z")
-_MED, _LOCAL_PREF, _COMMUNITY, _LARGE_COMMUNITY = "med", "local-pref", "community", "large-community"
+_MED, _LOCAL_PREF, _COMMUNITY, _LARGE_COMMUNITY = grammar.ATTRIBUTES
 _NUMBER = re.compile(r"([0-9]{1,12})")
 # word: (what its value matches, each number's maximum, the value in words, an example)
 _ATTRIBUTES = {

@@ -188,6 +188,13 @@ def test_each_new_construct_is_refused_at_its_column_with_a_hint(
             "parentheses: all(...)",
         ),
         ("1.1.1.1 = all(b:a) degrade any(b:b) med 1", 20, "expected end of rule", "did you mean degraded?"),
+        ("1.1.1.1 = all(b:a) med 200", 20, "expected end of rule", "attributes follow a degraded clause"),
+        (
+            "1.1.1.1 = all(b:a) degraded any(b:a) med 1 degraded any(b:b) med 2",
+            56,
+            "expected end of rule",
+            "a rule has one degraded clause",
+        ),
         ("1.1.1.1 = all(b:a) degraded", 28, "expected all, any, never or always (or not, atleast)", None),
         (
             "1.1.1.1 = all(b:a) degraded any(b:b) med 1 (",
