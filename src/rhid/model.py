@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -153,6 +154,12 @@ class ServerTerm:
         return f"{self.proxy}{self.threshold}"
 
 
+_STATEMENTS = (  # what `Attributes.bird` writes, statement by statement
+    ("med", re.compile(r"bgp_med = ([0-9]{1,10})")),
+    ("local_pref", re.compile(r"bgp_local_pref = ([0-9]{1,10})")),
+    ("community", re.compile(r"bgp_community\.add\(\(([0-9]{1,5}),([0-9]{1,5})\)\)")),
+    ("large", re.compile(r"bgp_large_community\.add\(\(([0-9]{1,10}),([0-9]{1,10}),([0-9]{1,10})\)\)")),
+)
 MAX_U32 = 2**32 - 1
 MAX_U16 = 2**16 - 1
 Community = tuple[int, int]
@@ -190,6 +197,33 @@ class Attributes:
         statements += [f"bgp_community.add(({a},{b}));" for a, b in self.communities]
         statements += [f"bgp_large_community.add(({a},{b},{c}));" for a, b, c in self.large_communities]
         return " ".join(statements)
+
+    @classmethod
+    def from_bird(cls, text: str) -> Attributes | None:
+        """Statements `bird` wrote, read back (rhid's own files, at start-up); None for any other
+        text: a statement rhid does not write, a value out of range, another order or spacing."""
+        *statements, tail = text.strip().split(";")
+        if tail:
+            return None
+        found: dict[str, list[tuple[int, ...]]] = {name: [] for name, _ in _STATEMENTS}
+        for statement in statements:
+            matches = ((name, pattern.fullmatch(statement.strip())) for name, pattern in _STATEMENTS)
+            name, match = next(((name, m) for name, m in matches if m is not None), ("", None))
+            if match is None:
+                return None
+            found[name].append(tuple(int(part) for part in match.groups()))
+        if len(found["med"]) > 1 or len(found["local_pref"]) > 1:
+            return None
+        try:
+            made = cls(
+                med=found["med"][0][0] if found["med"] else None,
+                local_pref=found["local_pref"][0][0] if found["local_pref"] else None,
+                communities=tuple((a, b) for a, b in found["community"]),
+                large_communities=tuple((a, b, c) for a, b, c in found["large"]),
+            )
+        except ValueError:
+            return None
+        return made if made.bird() == text.strip() else None
 
     def __str__(self) -> str:
         """The rule file's words: ``med 200 local-pref 300 community 65000:666 large-community 1:2:3``."""

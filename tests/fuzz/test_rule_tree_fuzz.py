@@ -212,3 +212,16 @@ def test_mutated_new_forms_compile_or_raise_rule_error(rules: RuleSet, data: st.
     skip = data.draw(st.integers(0, 2))
     with contextlib.suppress(RuleError):
         parse_rules(text[:index] + piece + text[index + skip :], "fuzz.cfg")
+
+
+@given(attributes, st.data())
+def test_attribute_statements_read_back_exactly(value: Attributes, data: st.DataObject) -> None:
+    """BIRD statements read back give the same attributes; with a character changed they read
+    back as None or as attributes that write exactly that text (never something else)."""
+    text = value.bird()
+    assert Attributes.from_bird(text) == value
+    index = data.draw(st.integers(0, len(text)))
+    piece = data.draw(st.sampled_from([*" ;=(),0123456789", "bgp_med = 1;", ""]))
+    mutated = text[:index] + piece + text[index + data.draw(st.integers(0, 1)) :]
+    back = Attributes.from_bird(mutated)
+    assert back is None or back.bird() == mutated.strip()

@@ -38,7 +38,19 @@ def test_the_vocabulary_imports_nothing_of_rhid() -> None:
     assert loaded_after("rhid.model") == ["rhid", "rhid.model"]
 
 
-PURE = ["model", "grammar", "rules", "stats", "birdwire", "health", "plan", "reconciler", "backoff", "names", "catalogue"]
+PURE = [
+    "model",
+    "grammar",
+    "rules",
+    "stats",
+    "birdwire",
+    "health",
+    "plan",
+    "reconciler",
+    "backoff",
+    "names",
+    "catalogue",
+]
 EFFECTS = {
     "socket",
     "select",

@@ -218,3 +218,31 @@ def test_attributes_out_of_range_are_refused_as_a_bug(attributes: dict[str, obje
     """An attribute outside its BGP range can never be built, so it never reaches BIRD's config."""
     with pytest.raises(ValueError, match=r"outside|not a 32-bit"):
         Attributes(**attributes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bgp_med = 1; bgp_med = 2;",  # a route has one MED
+        "bgp_med=1;",  # not how rhid writes it
+        "bgp_community.add((2,2)); bgp_community.add((1,1));",  # not in rhid's order
+        "bgp_med = 4294967296;",  # out of range
+        "bgp_community.add((65536,1));",
+        "bgp_med = 1",  # no ;
+        "bgp_med = 1; bgp_path.prepend(1);",  # a statement rhid never writes
+        "bgp_med = 1;  bgp_local_pref = 2;",
+    ],
+)
+def test_attribute_statements_rhid_did_not_write_are_not_read_back(text: str) -> None:
+    """from_bird reads only what bird() writes, exactly: anything else is None (a strange line)."""
+    assert Attributes.from_bird(text) is None
+
+
+def test_attribute_statements_read_back_into_the_same_attributes() -> None:
+    """from_bird(bird()) gives the attributes back, none included (an empty block)."""
+    attributes = Attributes(
+        med=0, local_pref=4294967295, communities=((65535, 65535),), large_communities=((0, 0, 0), (1, 2, 3))
+    )
+    assert Attributes.from_bird(attributes.bird()) == attributes
+    assert Attributes.from_bird(f"  {attributes.bird()} ") == attributes
+    assert Attributes.from_bird("") == Attributes()
