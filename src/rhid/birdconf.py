@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rhid.dialect import BIRD2, Dialect
 from rhid.names import SAFE_PATH
 from rhid.rules import RuleSet
 
@@ -22,7 +23,7 @@ def include_directory(bird_dir: str) -> str:
     return f"{parent}/{name[:-1]}[{name[-1]}]"
 
 
-def bird_snippet(rules: RuleSet, bird_dir: str) -> str:
+def bird_snippet(rules: RuleSet, bird_dir: str, dialect: Dialect = BIRD2) -> str:
     """The BIRD 2 configuration that reads rhid's files, one static protocol per table and family."""
     if not SAFE_PATH.match(bird_dir):
         raise AssertionError(f"refusing to paste unvalidated directory {bird_dir!r} into BIRD's config")
@@ -36,13 +37,13 @@ def bird_snippet(rules: RuleSet, bird_dir: str) -> str:
     for channel in protocols:
         pattern = f"{directory}/{channel.table}.ipv{channel.family}*.conf"
         lines += [
-            f"protocol static {channel.protocol} {{",
+            f"protocol static {dialect.protocol(channel)} {{",
             f"  ipv{channel.family};",
             f'  include "{pattern}";',
             "}",
         ]
-    v4 = " || ".join(f'proto = "{c.protocol}"' for c in protocols if c.family == 4)
-    v6 = " || ".join(f'proto = "{c.protocol}"' for c in protocols if c.family == 6)
+    v4 = " || ".join(f'proto = "{dialect.protocol(c)}"' for c in protocols if c.family == 4)
+    v6 = " || ".join(f'proto = "{dialect.protocol(c)}"' for c in protocols if c.family == 6)
     lines.append("# and in each BGP session towards your routers, export them:")
     if v4:
         lines.append(f"#   ipv4 {{ import none; export where {v4}; next hop self; }};")

@@ -4,7 +4,7 @@ its level, and what it means. Pure data.
 Each emitter spells the name as a literal (``log.error("haproxy.unreachable", ...)``), never an
 f-string, so that ``grep -rn haproxy.unreachable src/`` finds the line that logs it;
 tests/unit/test_catalogue.py checks that every such literal is here, at the level it is logged at,
-and that every entry is emitted. ``python -m rhid.catalogue`` prints the table.
+and that every entry is emitted; the README's table of events is `table()`'s.
 """
 
 from __future__ import annotations
@@ -97,7 +97,3 @@ def table() -> str:
     """The catalogue as a Markdown table (the README's)."""
     rows = [f"| `{name}` | {event.level} | {event.meaning} |" for name, event in EVENTS.items()]
     return "\n".join(["| event | level | meaning |", "|---|---|---|", *rows]) + "\n"
-
-
-if __name__ == "__main__":
-    print(table(), end="")

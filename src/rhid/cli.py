@@ -72,7 +72,6 @@ def describe(rules: RuleSet) -> dict[str, Any]:
                         "local_pref": rule.degraded.attributes.local_pref,
                         "communities": [list(c) for c in rule.degraded.attributes.communities],
                         "large_communities": [list(c) for c in rule.degraded.attributes.large_communities],
-                        "bird": rule.degraded.attributes.bird(),
                     },
                 },
             }

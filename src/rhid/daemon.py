@@ -70,7 +70,7 @@ class Daemon:
         files = plan.initial(self.bird.announced(), self.bird.owned, self.started)
         self.plan = plan.decide(files, rules, {}, self.intents, self.started)
         self.replan = True  # routes move only when health, the rules or the intents changed, or time came
-        self.reload_result = "none since start"
+        self.reload_result = rulefile.NO_RELOAD
         self.rule_file = rulefile.RuleFileWatch(settings.rules_path, allow_empty=settings.allow_empty)
         self.origin = origin
         if origin is not None:
@@ -153,7 +153,7 @@ class Daemon:
         except (RuleError, RuleFileError) as exc:
             errors = [d.render() for d in exc.diagnostics] if isinstance(exc, RuleError) else [str(exc)]
             self.rule_file.refused(seen, exc)
-            self.reload_result = f"failed at {at}: {rulefile.first_error(exc)}"
+            self.reload_result = rulefile.ReloadResult(at, rulefile.first_error(exc))
             log.error("rules.reload_failed", errors=errors, kept_rules=len(self.rules.rules))
         else:
             changes = compare(self.rules, loaded.rules)
@@ -163,7 +163,7 @@ class Daemon:
             self.rule_file.loaded(loaded)
             self.keep_copy(loaded)
             self.replan_now(now)  # a route the reload added is named since now
-            self.reload_result = f"ok at {at}"
+            self.reload_result = rulefile.ReloadResult(at)
             log.info(
                 "rules.reloaded",
                 rules=len(rules.rules),
@@ -234,7 +234,7 @@ class Daemon:
             else "the rules it loaded before"
         )
         if self.rule_file.problem is not None:
-            refused = "the last reload failed: " if self.reload_result.startswith("failed") else ""
+            refused = "the last reload failed: " if self.reload_result.failed else ""
             found.append(
                 f"{refused}{path} on disk is invalid ({self.rule_file.problem}); in force: {running_on}: "
                 "fix the file (rhid check), then systemctl reload hapee-extras-rhi"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import re
 from dataclasses import dataclass, field
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPV6_SUFFIX = "_v6"
 
 
@@ -118,7 +118,33 @@ class StreamState(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # polling only, for the reason logged
 
 
-# ---- the richer rules' values: server thresholds and the attributes of a degraded route ---------
+@dataclass(frozen=True, slots=True)
+class Attributes:
+    """What a route carries besides its prefix: where it leads (`via` a next hop; None: a
+    blackhole, the vendor's default) and the BGP attributes BIRD's static protocol sets on it."""
+
+    via: Address | None = None
+    med: int | None = None
+    local_pref: int | None = None
+    communities: tuple[tuple[int, int], ...] = ()
+    large_communities: tuple[tuple[int, int, int], ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        """True when the route carries no BGP attribute."""
+        return (
+            self.med is None
+            and self.local_pref is None
+            and not self.communities
+            and not self.large_communities
+        )
+
+
+PLAIN = Attributes()
+Routes = dict[Network, Attributes]  # an include file's content: each announced prefix and its attributes
+
+
+# ---- the richer rules' values: a threshold on a backend's servers -------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,84 +178,3 @@ class ServerTerm:
 
     def __str__(self) -> str:
         return f"{self.proxy}{self.threshold}"
-
-
-_STATEMENTS = (  # what `Attributes.bird` writes, statement by statement
-    ("med", re.compile(r"bgp_med = ([0-9]{1,10})")),
-    ("local_pref", re.compile(r"bgp_local_pref = ([0-9]{1,10})")),
-    ("community", re.compile(r"bgp_community\.add\(\(([0-9]{1,5}),([0-9]{1,5})\)\)")),
-    ("large", re.compile(r"bgp_large_community\.add\(\(([0-9]{1,10}),([0-9]{1,10}),([0-9]{1,10})\)\)")),
-)
-MAX_U32 = 2**32 - 1
-MAX_U16 = 2**16 - 1
-Community = tuple[int, int]
-LargeCommunity = tuple[int, int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Attributes:
-    """The BGP attributes a degraded route is announced with. Communities are sets (sorted, each
-    once), so that two spellings of the same attributes are equal and render the same text."""
-
-    med: int | None = None
-    local_pref: int | None = None
-    communities: tuple[Community, ...] = ()
-    large_communities: tuple[LargeCommunity, ...] = ()
-
-    def __post_init__(self) -> None:
-        for value in (self.med, self.local_pref):
-            if value is not None and not 0 <= value <= MAX_U32:
-                raise ValueError(f"{value} is not a 32-bit unsigned number")
-        if any(not 0 <= part <= MAX_U16 for pair in self.communities for part in pair):
-            raise ValueError(f"a community part is outside 0-{MAX_U16}: {self.communities}")
-        if any(not 0 <= part <= MAX_U32 for triple in self.large_communities for part in triple):
-            raise ValueError(f"a large community part is outside 0-{MAX_U32}: {self.large_communities}")
-        object.__setattr__(self, "communities", tuple(sorted(set(self.communities))))
-        object.__setattr__(self, "large_communities", tuple(sorted(set(self.large_communities))))
-
-    def bird(self) -> str:
-        """The statements of a BIRD 2/3 static route's attribute block, in a fixed order:
-        ``bgp_med = 200; bgp_local_pref = 300; bgp_community.add((65000,666)); ...``. Every
-        value is an integer checked against its range, so nothing else can reach BIRD's config."""
-        statements = [] if self.med is None else [f"bgp_med = {self.med};"]
-        if self.local_pref is not None:
-            statements.append(f"bgp_local_pref = {self.local_pref};")
-        statements += [f"bgp_community.add(({a},{b}));" for a, b in self.communities]
-        statements += [f"bgp_large_community.add(({a},{b},{c}));" for a, b, c in self.large_communities]
-        return " ".join(statements)
-
-    @classmethod
-    def from_bird(cls, text: str) -> Attributes | None:
-        """Statements `bird` wrote, read back (rhid's own files, at start-up); None for any other
-        text: a statement rhid does not write, a value out of range, another order or spacing."""
-        *statements, tail = text.strip().split(";")
-        if tail:
-            return None
-        found: dict[str, list[tuple[int, ...]]] = {name: [] for name, _ in _STATEMENTS}
-        for statement in statements:
-            matches = ((name, pattern.fullmatch(statement.strip())) for name, pattern in _STATEMENTS)
-            name, match = next(((name, m) for name, m in matches if m is not None), ("", None))
-            if match is None:
-                return None
-            found[name].append(tuple(int(part) for part in match.groups()))
-        if len(found["med"]) > 1 or len(found["local_pref"]) > 1:
-            return None
-        try:
-            made = cls(
-                med=found["med"][0][0] if found["med"] else None,
-                local_pref=found["local_pref"][0][0] if found["local_pref"] else None,
-                communities=tuple((a, b) for a, b in found["community"]),
-                large_communities=tuple((a, b, c) for a, b, c in found["large"]),
-            )
-        except ValueError:
-            return None
-        return made if made.bird() == text.strip() else None
-
-    def __str__(self) -> str:
-        """The rule file's words: ``med 200 local-pref 300 community 65000:666 large-community 1:2:3``."""
-        words = [] if self.med is None else [f"med {self.med}"]
-        if self.local_pref is not None:
-            words.append(f"local-pref {self.local_pref}")
-        words += [f"community {a}:{b}" for a, b in self.communities]
-        words += [f"large-community {a}:{b}:{c}" for a, b, c in self.large_communities]
-        return " ".join(words)

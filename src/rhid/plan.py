@@ -27,11 +27,11 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from rhid import health
-from rhid.model import Channel, LogLine, Network, Proxy, Route, route_order
+from rhid.model import PLAIN, Attributes, Channel, LogLine, Network, Proxy, Route, Routes, route_order
 from rhid.rules import Rule, RuleSet
 
 MORE = "routes in this change, not listed one by one"
@@ -54,6 +54,7 @@ class Decision:
     rule: Rule | None
     held: bool = False  # the verdict is not known yet: kept as the previous plan had it
     note: str | None = None
+    attributes: Attributes = PLAIN  # what an announced route carries (a degraded one's MED, ...)
 
     @property
     def announced(self) -> bool:
@@ -135,13 +136,18 @@ class Plan:
     wake_at: float = math.inf
     lines: tuple[LogLine, ...] = ()  # what the policies asked to log when this plan was made
 
-    def files(self) -> dict[Channel, frozenset[Network]]:
-        """What each include file should hold: every owned channel, with its announced prefixes."""
-        files: dict[Channel, set[Network]] = {channel: set() for channel in self.channels}
+    def files(self) -> dict[Channel, Routes]:
+        """What each include file should hold: every owned channel, with its announced prefixes
+        and what each carries."""
+        files: dict[Channel, Routes] = {channel: {} for channel in self.channels}
         for route, decision in self.decisions.items():
             if decision.announced:
-                files[route.channel].add(route.prefix)
-        return {channel: frozenset(prefixes) for channel, prefixes in files.items()}
+                files[route.channel][route.prefix] = decision.attributes
+        return files
+
+    def prefixes(self) -> dict[Channel, frozenset[Network]]:
+        """The prefixes each owned channel's file announces."""
+        return {channel: frozenset(routes) for channel, routes in self.files().items()}
 
     @property
     def announced(self) -> int:
@@ -235,11 +241,6 @@ def _against(
             since[route] = old_since.get(route, now) if kept is not None else now
     transitions.sort(key=lambda t: route_order(t.route))
     return tuple(transitions), since
-
-
-def stopped(previous: Plan, rules: RuleSet, note: str, now: float) -> Plan:
-    """The plan of a stop: every route withdrawn, each for `note`."""
-    return decide(previous, rules, previous.states, replace(NO_INTENTS, stopping=note), now)
 
 
 def transition_lines(made: Plan, limit: int = ROUTE_LINES) -> list[LogLine]:

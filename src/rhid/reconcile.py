@@ -33,7 +33,7 @@ from rhid.errors import (
     BirdUnavailableError,
     FatalError,
 )
-from rhid.model import BirdState, Channel, LogLine, Network, Route
+from rhid.model import BirdState, Channel, LogLine, Network, Route, Routes
 from rhid.plan import Plan
 from rhid.reconciler import MIN_CONFIGURE_GAP, Answer, Failure, Reconciler, Send, Trouble, Wait, sample
 from rhid.settings import DEFAULTS, Settings
@@ -108,7 +108,7 @@ class BirdSide:
         self.directory = directory
         self.client = client
         on_disk = routefiles.read_announced(directory)
-        self.written: dict[Channel, frozenset[Network]] = dict(on_disk.announced)
+        self.written: dict[Channel, Routes] = dict(on_disk.routes)
         self.foreign = set(on_disk.foreign)  # files holding lines rhid did not write: rewrite them
         # what each file looked like when rhid last wrote (or read) it: a change is someone else's
         self.stamps = {channel: _stamp(self.path(channel)) for channel in self.written}
@@ -195,13 +195,13 @@ class BirdSide:
         """The include file of `channel`."""
         return self.directory / routefiles.file_name(channel)
 
-    def _write_file(self, channel: Channel, prefixes: frozenset[Network]) -> bool:
-        """Make the channel's file hold `prefixes` (a withdrawal needs no free space: see
+    def _write_file(self, channel: Channel, routes: Routes) -> bool:
+        """Make the channel's file hold `routes` (a withdrawal needs no free space: see
         `routefiles.write_routes`). False, logged once per reason, when it could not be done."""
         path = self.path(channel)
         try:
             routefiles.ensure_directory(self.directory)  # someone may have removed it
-            how = routefiles.write_routes(path, prefixes)
+            how = routefiles.write_routes(path, routes)
         except OSError as exc:
             # A full or broken /run: the old file stays (BIRD keeps its routes); retry next cycle.
             reason = exc.strerror or str(exc)
@@ -214,7 +214,7 @@ class BirdSide:
         if self.write_errors.pop(channel, None) is not None:
             log.info("files.write_recovered", path=str(path))
         self.foreign.discard(channel)
-        self.written[channel] = prefixes
+        self.written[channel] = routes
         self.stamps[channel] = _stamp(path)
         return True
 
@@ -227,21 +227,21 @@ class BirdSide:
         complete = True
         moved: dict[Channel, frozenset[Network]] = {}
         events: list[tuple[str, str]] = []
-        for channel, prefixes in sorted(plan.files().items()):
+        for channel, routes in sorted(plan.files().items()):
             before = self.written.get(channel)
-            if before == prefixes and channel not in self.foreign and channel not in self.write_errors:
+            if before == routes and channel not in self.foreign and channel not in self.write_errors:
                 continue
-            if not self._write_file(channel, prefixes):
+            if not self._write_file(channel, routes):
                 complete = False
                 continue
-            before = before or frozenset()
-            moved[channel] = prefixes ^ before
-            events.extend(
-                ("route.announced", str(Route(channel.table, p))) for p in sorted_prefixes(prefixes - before)
+            before = before or {}
+            moved[channel] = frozenset(
+                p for p in before.keys() | routes.keys() if before.get(p) != routes.get(p)
             )
-            events.extend(
-                ("route.withdrawn", str(Route(channel.table, p))) for p in sorted_prefixes(before - prefixes)
-            )
+            gained = sorted_prefixes(routes.keys() - before.keys())
+            lost = sorted_prefixes(before.keys() - routes.keys())
+            events.extend(("route.announced", str(Route(channel.table, p))) for p in gained)
+            events.extend(("route.withdrawn", str(Route(channel.table, p))) for p in lost)
         self.reconciler.files_written(self.written, moved, events)
         self.written_plan = plan if complete else None
         return complete
@@ -252,9 +252,9 @@ class BirdSide:
         applies rhid's routes and nothing else."""
         touched = {c for c in self.written if _stamp(self.path(c)) != self.stamps.get(c)}
         for channel in sorted(set(differing) | touched):
-            prefixes = self.written.get(channel, frozenset())
+            routes = self.written.get(channel, {})
             why = "BIRD differed from the plan" if channel in differing else "changed by someone else"
-            if self._write_file(channel, prefixes):
+            if self._write_file(channel, routes):
                 log.info("files.rewritten", path=str(self.path(channel)), why=why)
 
     # ---- carrying out the reconciler's actions ------------------------------------------------------
@@ -445,19 +445,20 @@ class BirdSide:
             time.sleep(min(gap, left()))
         self._rewrite(())
         reply = self.client.request(birdwire.CONFIGURE, timeout=left())
-        if reply.code not in birdwire.CONFIGURE_DONE:
+        if not self.reconciler.dialect.accepted(reply.code):
             raise BirdRefusedError(reply.code, reply.text)
         running()
         while reply.code != birdwire.RECONFIGURED and not running():
             time.sleep(min(SETTLE_POLL, left()))
         differing = []
         for channel in sorted(channels):
-            listing = self.client.request(birdwire.show_route_command(channel.protocol), timeout=left())
-            if birdwire.is_unknown_protocol(listing):
+            dialect = self.reconciler.dialect
+            listing = self.client.request(dialect.show_route(channel), timeout=left())
+            if dialect.unknown_protocol(listing):
                 continue
-            left_over = birdwire.parse_route_listing(listing) - self.written.get(channel, frozenset())
+            left_over = dialect.routes_listed(listing) - self.written.get(channel, {}).keys()
             if left_over:
-                differing.append(f"{channel.protocol}: {sample(sorted(map(str, left_over)))}")
+                differing.append(f"{dialect.protocol(channel)}: {sample(sorted(map(str, left_over)))}")
         if differing:
             raise BirdUnavailableError(
                 self.client.path,
@@ -490,8 +491,8 @@ class BirdSide:
         )
         if r.mismatches >= 2:  # longer than one verify: re-applying did not help
             found.extend(
-                f"BIRD's routes for {channel.protocol} differ from rhid's file {self.path(channel)} "
-                f"after a re-configure: {detail}"
+                f"BIRD's routes for {r.dialect.protocol(channel)} differ from rhid's file "
+                f"{self.path(channel)} after a re-configure: {detail}"
                 for channel, detail in sorted(r.differing.items())
             )
         lasted = r.long_reconfiguration()

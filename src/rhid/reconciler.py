@@ -48,11 +48,12 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from rhid import birdwire
 from rhid.backoff import Backoff
+from rhid.dialect import BIRD2, Dialect
 from rhid.errors import BirdProtocolError
 from rhid.model import BirdState, Channel, LogLine, Network
 
@@ -130,12 +131,9 @@ class Check:
     channel: Channel
     prefix: Network | None = None
 
-    @property
-    def command(self) -> str:
+    def command(self, dialect: Dialect) -> str:
         """The ``show route`` command of this check."""
-        if self.prefix is None:
-            return birdwire.show_route_command(self.channel.protocol)
-        return birdwire.show_prefix_command(self.channel.protocol, self.prefix)
+        return dialect.show_route(self.channel, self.prefix)
 
 
 @dataclass
@@ -158,16 +156,18 @@ class Reconciler:
 
     def __init__(
         self,
-        files: Mapping[Channel, frozenset[Network]],
+        files: Mapping[Channel, Collection[Network]],
         *,
         path: str,
         verify_every: float,
         configure_timeout: float,
+        dialect: Dialect = BIRD2,
     ) -> None:
         self.path = path
+        self.dialect = dialect
         self.verify_every = verify_every
         self.configure_timeout = configure_timeout
-        self.files: dict[Channel, frozenset[Network]] = dict(files)
+        self.files: dict[Channel, frozenset[Network]] = {c: frozenset(p) for c, p in files.items()}
         self.generation = 0  # counts the changes of the files
         self.applied: int | None = None  # the generation BIRD last accepted a configure of
         self.changed: dict[Channel, set[Network] | None] = {}  # not verified since it changed (None: all)
@@ -207,13 +207,14 @@ class Reconciler:
 
     def files_written(
         self,
-        files: Mapping[Channel, frozenset[Network]],
+        files: Mapping[Channel, Collection[Network]],
         moved: Mapping[Channel, frozenset[Network]],
         events: list[tuple[str, str]] | None = None,
     ) -> None:
-        """The files now hold `files`; `moved`: the prefixes each rewritten channel gained or lost
-        (an empty set: rewritten as it was, from the plan). `events`: (event, route) to confirm."""
-        self.files = dict(files)
+        """The files now announce `files`; `moved`: the prefixes each rewritten channel gained, lost
+        or changed the attributes of (an empty set: rewritten as it was, from the plan). `events`:
+        (event, route) to confirm."""
+        self.files = {channel: frozenset(prefixes) for channel, prefixes in files.items()}
         if not moved:
             return
         self.generation += 1
@@ -304,7 +305,7 @@ class Reconciler:
 
     def _on_configure(self, reply: birdwire.Reply, now: float) -> None:
         self.last_configure = now
-        if reply.code not in birdwire.CONFIGURE_DONE:
+        if not self.dialect.accepted(reply.code):
             self._restore_changed()
             self._refused(reply, now)
             return
@@ -319,9 +320,11 @@ class Reconciler:
     def _on_confirm(self, reply: birdwire.Reply, now: float) -> None:
         self.status = birdwire.parse_status(reply)
         if self.round.code != birdwire.RECONFIGURED:  # 0004/0005: accepted, still in progress
-            if not self.reconfiguring:
-                self.reconfiguring_since = now
-            self.reconfiguring = True  # no configure, no verify until show status says it is done
+            # (it was not reconfiguring: a configure is sent only right after "up and running")
+            self.reconfiguring, self.reconfiguring_since = (
+                True,
+                now,
+            )  # no configure, no verify until show status says it is done
             self.next_verify = now  # then verify everything
             self._done()
             return
@@ -337,23 +340,22 @@ class Reconciler:
     def _on_listing(self, reply: birdwire.Reply, now: float) -> None:
         check = self.round.checks.pop(0)
         channel = check.channel
-        if birdwire.is_unknown_protocol(reply):
-            if channel.protocol not in self.missing_protocols:
+        protocol = self.dialect.protocol(channel)
+        if self.dialect.unknown_protocol(reply):
+            if protocol not in self.missing_protocols:
                 self._log(
                     "bird.protocol_missing",
                     level="error",
-                    protocol=channel.protocol,
+                    protocol=protocol,
                     hint="add the output of `rhid bird-config` to bird.conf, then `birdc configure`",
                 )
-                self.missing_protocols.add(channel.protocol)
+                self.missing_protocols.add(protocol)
         else:
-            self.missing_protocols.discard(channel.protocol)
+            self.missing_protocols.discard(protocol)
             self.round.verified.add(channel)
             expected = self.files.get(channel, frozenset())
-            if check.prefix is None:
-                actual = birdwire.parse_route_listing(reply)
-            else:
-                actual = birdwire.parse_prefix_listing(reply)
+            actual = self.dialect.routes_listed(reply, check.prefix)
+            if check.prefix is not None:
                 expected = expected & {check.prefix}
             if actual != expected:
                 self._mismatch(channel, expected, actual)
@@ -402,7 +404,7 @@ class Reconciler:
         if not self.round.checks:
             self._verified_now()
             return
-        self._send(Phase.VERIFY, self.round.checks[0].command)
+        self._send(Phase.VERIFY, self.round.checks[0].command(self.dialect))
 
     def _verified_now(self) -> None:
         """A round with nothing to verify (no channel): as if everything matched."""
@@ -417,7 +419,7 @@ class Reconciler:
         self._log(
             "bird.mismatch",
             level="warning",
-            protocol=channel.protocol,
+            protocol=self.dialect.protocol(channel),
             why=self.round.why,
             missing=missing,
             unexpected=unexpected,

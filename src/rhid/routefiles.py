@@ -20,20 +20,19 @@ and rhid, the one sender of ``configure`` for its files, sends it only after the
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rhid.model import Channel, Network
+from rhid.dialect import BIRD2, Dialect
+from rhid.model import PLAIN, Attributes, Channel, Network, Routes
 from rhid.names import is_bird_symbol
 
 HEADER = "# Written by rhid; replaced atomically on every change. Do not edit: rhid owns this file.\n"
 _FILE = re.compile(r"(?P<table>[A-Za-z_][A-Za-z0-9_]*)\.ipv(?P<family>[46])\.conf\Z")
-_ROUTE = re.compile(r"route (?P<prefix>[0-9A-Fa-f.:]+/\d{1,3}) blackhole;\Z")
 FILE_MODE = 0o644  # BIRD runs as user bird and must read the files at every configure and boot
 
 
@@ -42,32 +41,34 @@ def file_name(channel: Channel) -> str:
     return f"{channel.table}.ipv{channel.family}.conf"
 
 
-def render_routes(prefixes: Iterable[Network]) -> str:
-    """The file's text: a header and one sorted ``route P blackhole;`` line per prefix."""
-    ordered = sorted(prefixes, key=lambda p: (int(p.network_address), p.prefixlen))
-    return HEADER + "".join(f"route {prefix} blackhole;\n" for prefix in ordered)
+def render_routes(routes: Iterable[Network] | Mapping[Network, Attributes], dialect: Dialect = BIRD2) -> str:
+    """The file's text: a header and one route line per prefix (``route P blackhole;``, with its
+    attributes), in the dialect's words, sorted by address: an unchanged route's line never moves."""
+    attributes = routes if isinstance(routes, Mapping) else dict.fromkeys(routes, PLAIN)
+    ordered = sorted(attributes, key=lambda p: (int(p.network_address), p.prefixlen))
+    return HEADER + "".join(dialect.route_line(prefix, attributes[prefix]) + "\n" for prefix in ordered)
 
 
-def parse_routes(text: str, family: int) -> tuple[frozenset[Network], list[str]]:
+def parse_routes(text: str, family: int, dialect: Dialect = BIRD2) -> tuple[frozenset[Network], list[str]]:
     """Read a file back: its prefixes, and the lines that were not ours (reported, then dropped)."""
-    prefixes: set[Network] = set()
+    routes, strange = read_routes(text, family, dialect)
+    return frozenset(routes), strange
+
+
+def read_routes(text: str, family: int, dialect: Dialect = BIRD2) -> tuple[Routes, list[str]]:
+    """Read a file back: each prefix with its attributes, and the lines that were not ours."""
+    routes: Routes = {}
     strange: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        match = _ROUTE.match(stripped)
-        try:
-            if match is None:
-                raise ValueError(stripped)
-            prefix = ipaddress.ip_network(match["prefix"])
-            if prefix.version != family:
-                raise ValueError(stripped)
-        except ValueError:
+        parsed = dialect.parse_route_line(stripped, family)
+        if parsed is None:
             strange.append(line)
             continue
-        prefixes.add(prefix)
-    return frozenset(prefixes), strange
+        routes[parsed[0]] = parsed[1]
+    return routes, strange
 
 
 def channel_of(name: str) -> Channel | None:
@@ -83,14 +84,19 @@ class OnDisk:
     """What rhid's directory holds: each channel's routes, the files holding lines rhid did not
     write (they must be rewritten: rhid owns these files), and warnings about what was skipped."""
 
-    announced: dict[Channel, frozenset[Network]] = field(default_factory=dict)
+    routes: dict[Channel, Routes] = field(default_factory=dict)
     foreign: frozenset[Channel] = frozenset()
     warnings: tuple[str, ...] = ()
+
+    @property
+    def announced(self) -> dict[Channel, frozenset[Network]]:
+        """Each channel's announced prefixes."""
+        return {channel: frozenset(routes) for channel, routes in self.routes.items()}
 
 
 def read_announced(directory: Path) -> OnDisk:
     """Every channel file in `directory` and its routes, and which files need rewriting."""
-    announced: dict[Channel, frozenset[Network]] = {}
+    announced: dict[Channel, Routes] = {}
     foreign: set[Channel] = set()
     warnings: list[str] = []
     try:
@@ -108,11 +114,11 @@ def read_announced(directory: Path) -> OnDisk:
             warnings.append(f"{path}: unreadable ({exc}); treated as empty and rewritten")
             foreign.add(channel)
             text = ""
-        prefixes, strange = parse_routes(text, channel.family)
+        routes, strange = read_routes(text, channel.family)
         warnings.extend(f"{path}: removing a line not written by rhid: {line[:80]!r}" for line in strange)
         if strange:
             foreign.add(channel)
-        announced[channel] = prefixes
+        announced[channel] = routes
     return OnDisk(announced, frozenset(foreign), tuple(warnings))
 
 
@@ -128,14 +134,14 @@ def ensure_directory(directory: Path) -> None:
     directory.chmod(DIRECTORY_MODE)
 
 
-def write_routes(path: Path, prefixes: frozenset[Network]) -> str:
-    """Make `path` announce exactly `prefixes`; returns how: "replaced", "removed" or "rewritten in
+def write_routes(path: Path, routes: Iterable[Network] | Mapping[Network, Attributes]) -> str:
+    """Make `path` announce exactly `routes`; returns how: "replaced", "removed" or "rewritten in
     place". Raises OSError only when no way worked (an announcement that needs space it lacks)."""
-    text = render_routes(prefixes)
+    text = render_routes(routes)
     try:
         write_atomically(path, text)
     except OSError:
-        if not prefixes:
+        if text == HEADER:
             remove(path)
             return "removed"
         if rewrite_in_place(path, text):

@@ -60,6 +60,28 @@ def load(path: str, *, allow_empty: bool) -> Loaded:
     return Loaded(parse_rules(text, path, allow_empty=allow_empty), text, seen)
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """How the last reload went: `at` (local time) and, for one that was refused, the first error.
+    Shown as ``none since start``, ``ok at T`` or ``failed at T: ERROR``."""
+
+    at: str | None = None  # None: no reload since the start
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True when the last reload was refused."""
+        return self.error is not None
+
+    def __str__(self) -> str:
+        if self.at is None:
+            return "none since start"
+        return f"failed at {self.at}: {self.error}" if self.error is not None else f"ok at {self.at}"
+
+
+NO_RELOAD = ReloadResult()
+
+
 def first_error(exc: RuleError | RuleFileError) -> str:
     """The first thing wrong with a file, on one line."""
     if isinstance(exc, RuleFileError):

@@ -49,8 +49,7 @@ from rhid.grammar import (
 from rhid.health import INITIAL, INITIAL_TERM, NOT_COUNTED, Health, ProxyState, TermState, is_up
 from rhid.model import (
     IPV6_SUFFIX,
-    MAX_U16,
-    MAX_U32,
+    PLAIN,
     Attributes,
     Channel,
     Network,
@@ -66,6 +65,7 @@ DEFAULT_TABLE = "vol1"
 MAX_RULES_FILE_BYTES = 64 * 1024 * 1024
 UTF8_BOM = b"\xef\xbb\xbf"
 MAX_SERVERS = 1_000_000  # a server threshold's largest count
+MAX_U16, MAX_U32 = 2**16 - 1, 2**32 - 1  # a community's numbers; MED, local-pref, a large community's
 
 
 class Aggregate(enum.Enum):
@@ -477,16 +477,16 @@ class Degraded:
 class Outcome:
     """A rule's decision for its routes: its fate, or None while it is not known yet; the fates
     still possible then (a route whose fate is among them can be kept as it is); and the
-    attributes a degraded route carries (None for a rule without a degraded clause)."""
+    attributes a degraded route carries (PLAIN, none, for a rule without a degraded clause)."""
 
     fate: Fate | None
     possible: frozenset[Fate]
-    attributes: Attributes | None = None
+    attributes: Attributes = PLAIN
 
     def describe(self) -> str:
         """The fate in words: ``announced``, ``degraded (med 200 ...)``, ``withdrawn``, ``not known yet``."""
         if self.fate is Fate.DEGRADED:
-            return f"degraded ({self.attributes})"
+            return f"degraded ({attribute_words(self.attributes)})"
         if self.fate is not None:
             return str(self.fate.value)
         order = [str(fate.value) for fate in Fate if fate in self.possible]
@@ -522,7 +522,8 @@ class Rule:
         text = self.condition.headline(facts)
         if self.degraded is not None:
             degraded = self.degraded
-            text += f"; degraded ({degraded.attributes}) while {degraded.condition.headline(facts)}"
+            words = attribute_words(degraded.attributes)
+            text += f"; degraded ({words}) while {degraded.condition.headline(facts)}"
         return text
 
 
@@ -548,7 +549,7 @@ def evaluate(rule: Rule, facts: Facts) -> Outcome:
     degraded = None if clause is None or main is True else clause.condition.verdict(facts)
     possible = _possible(main, clause is not None, degraded)
     fate = next(iter(possible)) if len(possible) == 1 else None
-    return Outcome(fate, possible, None if clause is None else clause.attributes)
+    return Outcome(fate, possible, PLAIN if clause is None else clause.attributes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -860,12 +861,12 @@ class _Checker:
                 communities[value] = attribute.word
         if not good:
             return None
-        return Attributes(
+        return Attributes(  # communities are sets: sorted, so that one set has one spelling
             med=single.get(_MED),
             local_pref=single.get(_LOCAL_PREF),
-            communities=tuple((v[0], v[1]) for v, word in communities.items() if word == _COMMUNITY),
+            communities=tuple(sorted((v[0], v[1]) for v, word in communities.items() if word == _COMMUNITY)),
             large_communities=tuple(
-                (v[0], v[1], v[2]) for v, word in communities.items() if word == _LARGE_COMMUNITY
+                sorted((v[0], v[1], v[2]) for v, word in communities.items() if word == _LARGE_COMMUNITY)
             ),
         )
 
@@ -1030,6 +1031,17 @@ def compare(old: RuleSet, new: RuleSet) -> Changes:
 # render: rules -> canonical text
 
 
+def attribute_words(attributes: Attributes) -> str:
+    """A degraded route's attributes in the rule file's words, in a fixed order:
+    ``med 200 local-pref 300 community 65000:666 large-community 1:2:3``."""
+    words = [] if attributes.med is None else [f"{_MED} {attributes.med}"]
+    if attributes.local_pref is not None:
+        words.append(f"{_LOCAL_PREF} {attributes.local_pref}")
+    words += [f"{_COMMUNITY} {a}:{b}" for a, b in attributes.communities]
+    words += [f"{_LARGE_COMMUNITY} {a}:{b}:{c}" for a, b, c in attributes.large_communities]
+    return " ".join(words)
+
+
 def render_condition(condition: Condition) -> str:
     """A rule's condition as text: as written alone after "=" when it stands for one operand."""
     bare = condition.bare()
@@ -1041,7 +1053,10 @@ def render_rule(rule: Rule) -> str:
     networks = ",".join(f"{route.table}%{route.prefix}" for route in rule.routes)
     text = f"{networks} = {render_condition(rule.condition)}"
     if rule.degraded is not None:
-        text += f" {grammar.DEGRADED} {render_condition(rule.degraded.condition)} {rule.degraded.attributes}"
+        clause = rule.degraded
+        text += (
+            f" {grammar.DEGRADED} {render_condition(clause.condition)} {attribute_words(clause.attributes)}"
+        )
     return text
 
 

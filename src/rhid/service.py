@@ -37,6 +37,8 @@ class Notifier:
     The datagram goes to $NOTIFY_SOCKET with MSG_DONTWAIT: if the service manager stops reading and
     its queue is full (the kernel's default is 10 datagrams), the message is dropped, not waited
     for; the loop goes on polling and routing. (systemd-python's `daemon.notify` blocks there.)
+    A READY=1 that was dropped rides along with the next message until one is taken (unless a
+    reload or stop begins first): systemd must learn that the start is over, or it times it out.
     """
 
     def __init__(self) -> None:
@@ -46,18 +48,26 @@ class Notifier:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) if self.enabled else None
         self._failing = False
         self._last_status = ""
+        self._ready_pending = False
 
     def send(self, *assignments: str) -> None:
         """Send `KEY=value` lines in one datagram."""
         if self.sock is None:
             return
+        lines = list(assignments)
+        if not {"RELOADING=1", "STOPPING=1"}.isdisjoint(lines):
+            self._ready_pending = False  # the reload's or the stop's own READY=1 (or exit) follows
+        elif self._ready_pending and "READY=1" not in lines:
+            lines.append("READY=1")
         try:
-            self.sock.sendto("\n".join(assignments).encode(), socket.MSG_DONTWAIT, self.address)
+            self.sock.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT, self.address)
         except OSError as exc:  # EAGAIN: the manager is not reading; ENOENT, ECONNREFUSED: gone
             if not self._failing:
                 log.error("notify.failed", socket=os.environ.get("NOTIFY_SOCKET"), reason=str(exc))
             self._failing = True
+            self._ready_pending = self._ready_pending or "READY=1" in lines
         else:
+            self._ready_pending = False
             if self._failing:
                 log.info("notify.recovered")
             self._failing = False

@@ -26,7 +26,8 @@ from rhid.plan import Plan
 if TYPE_CHECKING:
     from rhid.haproxy import HAProxyReport
     from rhid.reconcile import BirdReport
-from rhid.rules import RuleSet, render_rule
+    from rhid.rulefile import ReloadResult
+from rhid.rules import RuleSet, attribute_words, render_rule
 from rhid.stats import in_words
 
 SOCKET_NAME = "rhid.sock"
@@ -68,7 +69,7 @@ class Facts:
     summary: str
     rules: RuleSet
     rules_loaded: float
-    reload_result: str
+    reload_result: ReloadResult
     plan: Plan
     states: Mapping[Proxy, health.ProxyState]  # live health: the plan's is as of its last re-plan
     since: Mapping[Route, float]  # when each route last moved, or was first named by a rule
@@ -87,12 +88,12 @@ def wall_time(moment: float, now: float, wall_now: float) -> str:
     return datetime.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
 
 
-def summary(announced: int, routes: int, haproxy: str, bird: BirdReport, reload_result: str) -> str:
+def summary(announced: int, routes: int, haproxy: str, bird: BirdReport, reload_result: ReloadResult) -> str:
     """The one-line STATUS= text systemd shows."""
     sync = "" if bird.in_sync else ", not in sync"
     withdrawn = max(routes - announced, 0)
     text = f"{announced} announced, {withdrawn} withdrawn; HAProxy {haproxy}; BIRD {bird.state}{sync}"
-    if reload_result.startswith("failed"):
+    if reload_result.failed:
         text += "; reload failed, old rules kept"
     return text
 
@@ -152,7 +153,7 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
                 if decision is not None
                 else "not planned yet",
                 "since": wall(facts.since.get(route, facts.started)),
-                "degraded": None if rule.degraded is None else str(rule.degraded.attributes),
+                "degraded": None if rule.degraded is None else attribute_words(rule.degraded.attributes),
                 "targets": [target(proxy) for proxy in dict.fromkeys(rule.proxies())],
                 "terms": [term(server_term) for server_term in dict.fromkeys(rule.server_terms())],
             }
@@ -167,7 +168,7 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
             "path": facts.rules.path,
             "count": len(facts.rules.rules),
             "loaded": wall(facts.rules_loaded),
-            "reload": facts.reload_result,
+            "reload": str(facts.reload_result),
         },
         "haproxy": facts.haproxy.document(),
         "bird": facts.bird.document(),

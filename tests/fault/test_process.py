@@ -242,8 +242,7 @@ def test_a_12_s_configure_blocks_neither_polls_nor_status_nor_the_watchdog(
     bird = fakes.FakeBird(rhid.dir, delays={0: 12.0})
     serve(rhid.bird, bird.handler())
     rhid.start("10.0.0.1 = all(b:be)\n", "--fall", "1", env={"WATCHDOG_USEC": "2000000"})
-    rhid.notify.wait("READY=1", timeout=10)
-    wait_for("the slow configure", lambda: len(bird.configures) == 1, 5)
+    wait_for("the slow configure", lambda: len(bird.configures) == 1, 10)
     slow_since = bird.configures[0]
     answered, polled = [], []
     next_status = slow_since + 3.0
@@ -264,7 +263,9 @@ def test_a_12_s_configure_blocks_neither_polls_nor_status_nor_the_watchdog(
     gaps = [b - a for a, b in itertools.pairwise(fed)]
     assert fed[-1] > slow_since + 10.5
     assert max(gaps) < 1.0, gaps
+    assert "READY=1" not in rhid.notify.lines(), "READY=1 waits for the first exchange with BIRD"
     wait_for("the second configure", lambda: len(bird.configures) == 2, 5)
+    rhid.notify.wait("READY=1", timeout=5)
     wait_for("BIRD applying the withdrawal", lambda: bird.routes.get("vol1") == [], 5)
     assert bird.configures[1] - slow_since >= 12.0
     assert bird.queued == 0

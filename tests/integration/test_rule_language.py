@@ -3,6 +3,7 @@ own rows for server counts, and BIRD taking (and carrying over eBGP) a degraded 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from rhid import health, stats
+from rhid.dialect import BIRD2
 from rhid.errors import HAProxyUnavailableError
 from rhid.haproxy import fetch
 from rhid.model import Attributes, Proxy, ProxyKind, ServerTerm, Threshold
@@ -159,9 +161,9 @@ def routes_of(shown: str) -> dict[str, str]:
 
 
 def test_bird_carries_a_degraded_routes_attributes_to_its_ebgp_peer(tmp_path: Path) -> None:
-    """BIRD takes `route P blackhole { <Attributes.bird()> };` and, with the export filter the README
-    gives, the eBGP peer sees the MED, the communities and the large communities (local-pref is iBGP
-    only, never sent over eBGP)."""
+    """BIRD takes the dialect's route line of a degraded rule's attributes and, with the export
+    filter the README gives, the eBGP peer sees the MED, the communities and the large
+    communities (local-pref is iBGP only, never sent over eBGP)."""
     rule = parse_rules(
         "192.0.2.10 = all(b:a) degraded any(b:a) med 200 local-pref 300 community 65000:666 "
         "community 65535:0 large-community 4294967295:1:2\n"
@@ -170,7 +172,10 @@ def test_bird_carries_a_degraded_routes_attributes_to_its_ebgp_peer(tmp_path: Pa
     attributes: Attributes = rule.degraded.attributes
     with lab(tmp_path) as instance:
         (instance.root / "routes.conf").write_text(
-            f"route 192.0.2.10/32 blackhole {{ {attributes.bird()} }};\nroute 192.0.2.11/32 blackhole;\n"
+            BIRD2.route_line(ipaddress.ip_network("192.0.2.10/32"), attributes)
+            + "\n"
+            + BIRD2.route_line(ipaddress.ip_network("192.0.2.11/32"))
+            + "\n"
         )
         port = (free_port(SPEAKER_ADDRESS), free_port(PEER_ADDRESS))
         for name, peer in (("speaker", False), ("peer", True)):

@@ -61,6 +61,15 @@ def test_each_event_is_catalogued_at_the_worst_level_it_is_logged_at() -> None:
 
 
 def test_the_table_lists_every_event_once() -> None:
-    """`python -m rhid.catalogue` prints a row per event."""
+    """The table has a row per event."""
     rows = [line for line in table().splitlines() if line.startswith("| `")]
     assert len(rows) == len(EVENTS)
+
+
+def test_the_readme_lists_the_catalogue() -> None:
+    """The README's table of events is the catalogue's, row for row."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    shown = [line.strip() for line in readme.splitlines() if line.strip().startswith("| `") and "." in line]
+    assert [row for row in table().splitlines() if row.startswith("| `")] == [
+        row for row in shown if row.split("`")[1] in EVENTS
+    ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rhid import health
 from rhid.health import (
     Health,
     NeverSeen,
@@ -24,7 +26,7 @@ from rhid.health import (
     step,
     summarize,
 )
-from rhid.model import Proxy, ProxyKind
+from rhid.model import HAProxyState, Proxy, ProxyKind
 from rhid.stats import Observation, ProxyStatus
 
 T = Thresholds(fall=3, rise=2)
@@ -267,3 +269,23 @@ def test_a_burst_of_polls_advances_a_count_once_per_spacing() -> None:
     assert went_down_at >= 0.01 + 2 * 0.09 - 1e-9, went_down_at
     state, events = step(state, up, 0.4, thresholds)
     assert state.health.value == "up", "rise 1 is not delayed: a count that starts advances at once"
+
+
+@pytest.mark.parametrize(
+    ("state", "after", "observation"),
+    [
+        (HAProxyState.UNREACHABLE, 0.0, Observation.DOWN),
+        (HAProxyState.GARBLED, 29.0, Observation.UNKNOWN),
+        (HAProxyState.GARBLED, 30.0, Observation.DOWN),
+        (HAProxyState.FORBIDDEN, 29.0, Observation.UNKNOWN),
+        (HAProxyState.FORBIDDEN, 31.0, Observation.DOWN),
+    ],
+)
+def test_an_outage_counts_as_down_at_once_or_after_the_unreadable_limit(
+    state: HAProxyState, after: float, observation: Observation
+) -> None:
+    """Unreachable is down at once; garbled or forbidden is not known until 30 s of it, then down."""
+    proxy = Proxy(ProxyKind.BACKEND, "a")
+    outage = health.Outage(state, since=100.0)
+    [status] = health.during(outage, [proxy], 100.0 + after, health.Thresholds()).values()
+    assert status.observation is observation

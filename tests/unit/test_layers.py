@@ -50,6 +50,8 @@ PURE = [
     "backoff",
     "names",
     "catalogue",
+    "dialect",
+    "birdconf",
 ]
 EFFECTS = {
     "socket",

@@ -34,14 +34,15 @@ def test_all_any_never_always_per_table_and_family() -> None:
         "2001:db8::5 = all(f:c)\n"
     )
     up = {Proxy(B, "a"): True, Proxy(B, "b"): False, Proxy(F, "c"): False}
-    assert decide(initial(set(), set(), 0.0), rules, states(up), NO_INTENTS, 0.0).files() == {
+    assert decide(initial(set(), set(), 0.0), rules, states(up), NO_INTENTS, 0.0).prefixes() == {
         V4: frozenset({N("10.0.0.2/32")}),
         Channel("vol1", 6): frozenset(),
         Channel("vol2", 6): frozenset({N("2001:db8::4/128")}),
     }
     up[Proxy(B, "b")] = True
     assert (
-        N("10.0.0.1/32") in decide(initial(set(), set(), 0.0), rules, states(up), NO_INTENTS, 0.0).files()[V4]
+        N("10.0.0.1/32")
+        in decide(initial(set(), set(), 0.0), rules, states(up), NO_INTENTS, 0.0).prefixes()[V4]
     )
 
 
@@ -50,10 +51,10 @@ def test_a_proxy_never_read_holds_its_route_as_it_was() -> None:
     rules = parse_rules("10.0.0.1 = any(b:ghost)\n")
     route = rules.routes[0]
     withdrawn = decide(initial(set(), set(), 0.0), rules, {}, NO_INTENTS, 0.0)
-    assert withdrawn.files() == {V4: frozenset()}
+    assert withdrawn.prefixes() == {V4: frozenset()}
     assert withdrawn.decisions[route].held
     announced = decide(initial({route}, set(), 0.0), rules, {}, NO_INTENTS, 0.0)
-    assert announced.files() == {V4: frozenset({route.prefix})}
+    assert announced.prefixes() == {V4: frozenset({route.prefix})}
     assert announced.decisions[route].state is RouteState.ANNOUNCED
     assert announced.reason(route).startswith("not known yet, kept as it was: any: b:ghost is unknown")
 
@@ -63,7 +64,7 @@ def test_routes_and_files_no_rule_names_any_more_are_withdrawn() -> None:
     rules = parse_rules("10.0.0.1 = always\n")
     stale = Route("old", N("10.9.0.1/32"))
     decided = decide(initial({stale}, {Channel("old", 4)}, 0.0), rules, {}, NO_INTENTS, 0.0)
-    assert decided.files() == {V4: frozenset({N("10.0.0.1/32")}), Channel("old", 4): frozenset()}
+    assert decided.prefixes() == {V4: frozenset({N("10.0.0.1/32")}), Channel("old", 4): frozenset()}
     assert decided.reason(stale) == "no rule names this route any more"
     assert decided.reason(Route("other", N("10.9.0.2/32"))) == "no rule names this route any more"
 
@@ -72,14 +73,16 @@ def test_a_backend_and_a_frontend_of_one_name_are_distinct() -> None:
     """`b:www` and `f:www` are different proxies."""
     rules = parse_rules("10.0.0.1 = all(b:www)\n")
     up = {Proxy(F, "www"): True, Proxy(B, "www"): False}
-    assert decide(initial(set(), set(), 0.0), rules, states(up), NO_INTENTS, 0.0).files() == {V4: frozenset()}
+    assert decide(initial(set(), set(), 0.0), rules, states(up), NO_INTENTS, 0.0).prefixes() == {
+        V4: frozenset()
+    }
 
 
 def test_withdrawn_plan_keeps_the_channels_and_says_why() -> None:
     """A stop's plan withdraws every route, for the reason given, and still owns every file."""
     rules = parse_rules("10.0.0.1 = always\n2001:db8::1 = always\n")
     stopping = decide(initial(set(), set(), 0.0), rules, {}, Intents(stopping="rhid stopping"), 0.0)
-    assert stopping.files() == {V4: frozenset(), Channel("vol1", 6): frozenset()}
+    assert stopping.prefixes() == {V4: frozenset(), Channel("vol1", 6): frozenset()}
     assert {stopping.reason(route) for route in rules.routes} == {"rhid stopping"}
     assert stopping.announced == 0
 

@@ -380,3 +380,86 @@ def test_bird_ends_equal_to_the_files_and_never_gets_a_queued_configure(
     assert bird.routes == files
     assert r.in_sync
     assert not r.differing
+
+
+def test_a_rewrite_without_moves_is_not_a_change() -> None:
+    """files_written with nothing moved keeps BIRD in sync: no configure is due."""
+    r = made()
+    converge(r, nets("10.0.0.1/32"))
+    r.files_written({V4: nets("10.0.0.1/32")}, {})
+    assert r.in_sync
+
+
+def test_no_channel_at_all_is_converged_without_a_listing() -> None:
+    """A reconciler owning no file configures once and has nothing to list."""
+    r = Reconciler({}, path="bird.ctl", verify_every=30.0, configure_timeout=30.0)
+    r.tick(0.0)
+    for answer in (status(), reply(3), status(reconfigured="2")):
+        r.next_action(0.0)
+        r.receive(Answer(answer), 0.0)
+    assert r.next_action(0.0) == IDLE
+    assert r.in_sync
+
+
+def test_0005_while_already_reconfiguring_keeps_the_first_moment() -> None:
+    """A BIRD seen reconfiguring keeps the moment it started, for the 'reconfiguring for N s' problem."""
+    r = made()
+    r.reconfiguring, r.reconfiguring_since = True, 0.0
+    r.tick(5.0)
+    for answer in (status(), reply(5, "queued"), status(running=False)):
+        r.next_action(5.0)
+        r.receive(Answer(answer), 5.0)
+    r.last_sync = 15.0
+    assert r.reconfiguring_since == 5.0, "show status said running at 5.0: a new reconfiguration began"
+    r.tick(16.0)
+    r.next_action(16.0)
+    r.receive(Answer(status(running=False)), 16.0)
+    assert r.long_reconfiguration() == pytest.approx(11.0)
+
+
+def test_a_missing_protocol_is_logged_once_over_rounds_and_its_return_clears_it() -> None:
+    """The same missing protocol on two checks: one bird.protocol_missing; listed again: no longer missing."""
+    r = made()
+    r.tick(0.0)
+    undeclared = reply(9001, "syntax error, CF_SYM_UNDEFINED")
+    for answer in (status(), reply(3), status(reconfigured="2"), undeclared):
+        r.next_action(0.0)
+        r.receive(Answer(answer), 0.0)
+    r.tick(31.0)
+    for answer in (status(reconfigured="2"), undeclared):
+        r.next_action(31.0)
+        r.receive(Answer(answer), 31.0)
+    assert [line.name for line in r.take_lines()].count("bird.protocol_missing") == 1
+    r.tick(62.0)
+    for answer in (status(reconfigured="2"), listing(nets("10.0.0.1/32"))):
+        r.next_action(62.0)
+        r.receive(Answer(answer), 62.0)
+    assert r.missing_protocols == set()
+
+
+def test_a_channel_that_differed_is_listed_in_full_after_the_next_change() -> None:
+    """After a mismatch, the next configure verifies that channel whole, not just the changed prefix."""
+    r = made()
+    converge(r, nets("10.0.0.1/32"))
+    r.full_check = False
+    r.differing = {V4: "missing 10.0.0.1/32"}
+    r.files_written({V4: nets("10.0.0.1/32", "10.0.0.2/32")}, {V4: nets("10.0.0.2/32")})
+    r.tick(1.0)
+    for answer in (status(reconfigured="2"), reply(3), status(reconfigured="3")):
+        r.next_action(1.0)
+        r.receive(Answer(answer), 1.0)
+    assert sent(r, 1.0) == "show route protocol vol1"
+
+
+def test_a_stop_signal_abandons_the_round_and_forgets_the_sync() -> None:
+    """An interrupted wait: logged, idle, and not in sync (the loop withdraws next)."""
+    r = made()
+    converge(r, nets("10.0.0.1/32"))
+    r.take_lines()
+    r.files_written({V4: nets("10.0.0.2/32")}, {V4: nets("10.0.0.1/32", "10.0.0.2/32")})
+    r.tick(1.0)
+    r.next_action(1.0)
+    r.receive(Failure(Trouble.INTERRUPTED, "stop"), 1.0)
+    assert [line.name for line in r.take_lines()] == ["bird.interrupted"]
+    assert not r.in_sync
+    assert r.phase is Phase.IDLE

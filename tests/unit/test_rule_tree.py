@@ -9,7 +9,7 @@ import json
 import pytest
 
 from rhid.health import INITIAL_TERM, NOT_COUNTED, Health, ProxyState, TermState
-from rhid.model import Attributes, Proxy, ProxyKind, ServerTerm, Threshold
+from rhid.model import PLAIN, Attributes, Proxy, ProxyKind, ServerTerm, Threshold
 from rhid.rules import (
     Aggregate,
     AtLeast,
@@ -282,7 +282,7 @@ def test_without_a_clause_a_route_is_announced_or_withdrawn(main: bool | None, f
     outcome = evaluate(only("1.1.1.1 = all(b:a)"), facts({A: main}))
     assert outcome.fate is fate
     assert Fate.DEGRADED not in outcome.possible
-    assert outcome.attributes is None
+    assert outcome.attributes == PLAIN
 
 
 def test_the_issues_example_walks_plain_degraded_withdrawn() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
-from rhid.service import is_restart_job, saved_jobs, unit_of_cgroup
+import pytest
+
+from rhid.service import Notifier, is_restart_job, saved_jobs, unit_of_cgroup
 
 LISTING = """\
  4117 hapee-extras-rhi.service restart running
@@ -37,3 +40,36 @@ def test_the_job_list_saved_by_execstop_is_read_only_while_fresh(tmp_path: Path)
     assert is_restart_job(listing, "hapee-extras-rhi.service")
     assert saved_jobs(str(saved), now + 61) is None
     assert saved_jobs(str(tmp_path / "missing"), now) is None
+
+
+def test_a_dropped_ready_rides_along_until_systemd_takes_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """READY=1 sent while systemd's queue is full is resent with the next message, once."""
+    path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    listener.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    notifier = Notifier()
+    try:
+        while True:  # fill the queue
+            try:
+                assert notifier.sock is not None
+                notifier.sock.sendto(b"WATCHDOG=1", socket.MSG_DONTWAIT, str(path))
+            except BlockingIOError:
+                break
+        notifier.send("READY=1")  # dropped
+        while True:
+            try:
+                listener.recv(100)
+            except BlockingIOError:
+                break
+        notifier.send("WATCHDOG=1")
+        notifier.send("WATCHDOG=1")
+        assert listener.recv(100) == b"WATCHDOG=1\nREADY=1"
+        assert listener.recv(100) == b"WATCHDOG=1"
+    finally:
+        listener.close()
+        if notifier.sock is not None:
+            notifier.sock.close()

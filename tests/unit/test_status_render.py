@@ -12,6 +12,7 @@ from rhid import health, plan, status
 from rhid.haproxy import HAProxyReport, StreamReport
 from rhid.model import BirdState, HAProxyState, Proxy, ProxyKind, StreamState
 from rhid.reconcile import BirdReport
+from rhid.rulefile import ReloadResult
 from rhid.rules import parse_rules
 from rhid.stats import ABSENT, Observation, ProxyStatus
 
@@ -46,7 +47,7 @@ def document(
     made = plan.decide(plan.initial(set(), set(), 1.0), RULES, planned, plan.NO_INTENTS, 1.0)
     facts = status.Facts(
         version="0", pid=7, started=0.0, summary="s", rules=RULES, rules_loaded=0.0,
-        reload_result="ok at t", plan=made, states=live, since={}, thresholds=THRESHOLDS,
+        reload_result=ReloadResult("t"), plan=made, states=live, since={}, thresholds=THRESHOLDS,
         haproxy=HAPROXY, bird=BIRD, now=10.0, wall_now=1_000_000.0,
     )  # fmt: skip
     facts = replace(facts, **changes)

@@ -1,5 +1,5 @@
-"""Server thresholds end to end in the pure core: the counts HAProxy's rows give, the term's health
-with fall and rise, and the BGP attributes of a degraded route."""
+"""Server thresholds end to end in the pure core: the counts HAProxy's rows give, and the term's
+health with fall and rise."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from rhid.health import (
     observe_terms,
     term_observation,
 )
-from rhid.model import Attributes, Proxy, ProxyKind, ServerTerm, Threshold
+from rhid.model import Proxy, ProxyKind, ServerTerm, Threshold
 from rhid.stats import Counts, Observation, ProxyIndex, ProxyStatus, parse_poll
 
 B = ProxyKind.BACKEND
@@ -185,64 +185,3 @@ def test_a_term_whose_backend_was_not_polled_is_left_alone() -> None:
     assert observe_terms({}, [HALF], {}, 0.0, Thresholds())[0].get(HALF, INITIAL_TERM) is INITIAL_TERM
     kept = {HALF: INITIAL_TERM, TWO: INITIAL_TERM}
     assert keep_terms(kept, [TWO]) == {TWO: INITIAL_TERM}
-
-
-# ---- the attributes of a degraded route ---------------------------------------------------------
-
-
-def test_attributes_render_bird_statements_in_a_fixed_order() -> None:
-    """BIRD 2/3 static-route statements: med, local-pref, communities, large communities, sorted."""
-    attributes = Attributes(
-        med=200, local_pref=300, communities=((65000, 666), (1, 2)), large_communities=((1, 2, 3),)
-    )
-    assert attributes.bird() == (
-        "bgp_med = 200; bgp_local_pref = 300; bgp_community.add((1,2)); bgp_community.add((65000,666)); "
-        "bgp_large_community.add((1,2,3));"
-    )
-    assert str(attributes) == "med 200 local-pref 300 community 1:2 community 65000:666 large-community 1:2:3"
-    assert Attributes(communities=((2, 2), (1, 1), (2, 2))) == Attributes(communities=((1, 1), (2, 2)))
-    assert Attributes().bird() == str(Attributes()) == ""
-
-
-@pytest.mark.parametrize(
-    "attributes",
-    [
-        {"med": -1},
-        {"local_pref": 2**32},
-        {"communities": ((65536, 0),)},
-        {"communities": ((0, -1),)},
-        {"large_communities": ((2**32, 0, 0),)},
-    ],
-)
-def test_attributes_out_of_range_are_refused_as_a_bug(attributes: dict[str, object]) -> None:
-    """An attribute outside its BGP range can never be built, so it never reaches BIRD's config."""
-    with pytest.raises(ValueError, match=r"outside|not a 32-bit"):
-        Attributes(**attributes)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "bgp_med = 1; bgp_med = 2;",  # a route has one MED
-        "bgp_med=1;",  # not how rhid writes it
-        "bgp_community.add((2,2)); bgp_community.add((1,1));",  # not in rhid's order
-        "bgp_med = 4294967296;",  # out of range
-        "bgp_community.add((65536,1));",
-        "bgp_med = 1",  # no ;
-        "bgp_med = 1; bgp_path.prepend(1);",  # a statement rhid never writes
-        "bgp_med = 1;  bgp_local_pref = 2;",
-    ],
-)
-def test_attribute_statements_rhid_did_not_write_are_not_read_back(text: str) -> None:
-    """from_bird reads only what bird() writes, exactly: anything else is None (a strange line)."""
-    assert Attributes.from_bird(text) is None
-
-
-def test_attribute_statements_read_back_into_the_same_attributes() -> None:
-    """from_bird(bird()) gives the attributes back, none included (an empty block)."""
-    attributes = Attributes(
-        med=0, local_pref=4294967295, communities=((65535, 65535),), large_communities=((0, 0, 0), (1, 2, 3))
-    )
-    assert Attributes.from_bird(attributes.bird()) == attributes
-    assert Attributes.from_bird(f"  {attributes.bird()} ") == attributes
-    assert Attributes.from_bird("") == Attributes()
