@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from rhid import grammar
+from rhid import rules as rules_module
 from rhid.health import INITIAL_TERM, NOT_COUNTED, Health, ProxyState, TermState
 from rhid.model import PLAIN, Attributes, Proxy, ProxyKind, ServerTerm, Threshold
 from rhid.rules import (
@@ -361,3 +363,9 @@ def test_an_unstepped_term_is_not_known_yet() -> None:
     """Facts without a term's state give the initial state: unknown, not polled."""
     assert Facts().term(HALF) is INITIAL_TERM
     assert Facts().proxy(A).health is Health.UNKNOWN
+
+
+def test_every_word_the_grammar_spells_has_its_node_class() -> None:
+    """Each operator word the grammar accepts is compiled by a node class, and no class lacks a word."""
+    assert set(rules_module._OPERATORS) == set(grammar.OPERATORS)
+    assert {aggregate.value for aggregate in Aggregate} == set(grammar.AGGREGATES)
