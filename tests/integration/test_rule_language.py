@@ -196,11 +196,13 @@ def test_bird_carries_a_degraded_routes_attributes_to_its_ebgp_peer(tmp_path: Pa
             )
 
         seen = wait_for("both routes at the peer", both_routes, 30)
-        degraded, plain = (routes_of(seen)[prefix] for prefix in ("192.0.2.10/32", "192.0.2.11/32"))
-        assert "BGP.med: 200" in degraded
+        # BIRD 2 prints `BGP.med: 200`, BIRD 3 `bgp_med: 200` (newer-stacks notes, section 4)
+        shown = routes_of(seen.replace("BGP.", "bgp_"))
+        degraded, plain = shown["192.0.2.10/32"], shown["192.0.2.11/32"]
+        assert "bgp_med: 200" in degraded
         assert "(65000,666)" in degraded
         assert "(65535,0)" in degraded
         assert "(4294967295, 1, 2)" in degraded
-        assert "BGP.local_pref: 300" not in degraded  # eBGP: the peer's own default, not ours
-        assert "BGP.med" not in plain
-        assert "BGP.community" not in plain
+        assert "bgp_local_pref: 300" not in degraded  # eBGP: the peer's own default, not ours
+        assert "bgp_med" not in plain
+        assert "bgp_community" not in plain
