@@ -40,6 +40,7 @@ EVENTS: dict[str, Event] = {
     # ---- routes: the plan's transitions
     "route.announced": Event("info", "a route became announced: prefix, table, rule line, reason"),
     "route.withdrawn": Event("info", "a route became withdrawn: prefix, table, rule line, reason"),
+    "route.degraded": Event("info", "a route became degraded: announced with its rule's BGP attributes"),
     "route.would_announce": Event("info", "--dry-run: the files would announce this route now, and why"),
     "route.would_withdraw": Event("info", "--dry-run: the files would withdraw this route now, and why"),
     # ---- proxies: the health policy

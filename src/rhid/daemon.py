@@ -30,7 +30,7 @@ from rhid.dryrun import DryRunSide
 from rhid.errors import CannotRunError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
-from rhid.model import LogLine, Proxy
+from rhid.model import LogLine, Proxy, ServerTerm
 from rhid.reconcile import BirdEdge, BirdSide, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
@@ -70,6 +70,7 @@ class Daemon:
             else BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)
         )
         self.states: Mapping[Proxy, health.ProxyState] = {}
+        self.terms: Mapping[ServerTerm, health.TermState] = {}  # the rules' server thresholds
         self.started = self.rules_loaded = time.monotonic()
         self.intents = plan.NO_INTENTS
         # Each route as the files have it (no health known yet), since the start.
@@ -103,7 +104,11 @@ class Daemon:
         if isinstance(observed, health.Outage):
             observed = health.during(observed, self.rules.proxies, now, self.thresholds)
         self.states, events, moved = health.observe(self.states, observed, now, self.thresholds)
-        write(health.summarize(events))  # one cause, one line: not one per proxy
+        self.terms, term_events, terms_moved = health.observe_terms(
+            self.terms, self.rules.terms, observed, now, self.thresholds
+        )
+        write(health.summarize([*events, *term_events]))  # one cause, one line: not one per proxy
+        moved = moved or terms_moved
         if moved or self.replan or self.plan.due(now):
             self.replan_now(now)
         self.bird.apply(self.plan, now)  # a file not written is retried at the next cycle
@@ -125,7 +130,7 @@ class Daemon:
 
     def replan_now(self, now: float) -> None:
         """Make the plan for `now` against the current one, and log what it changed."""
-        self.plan = plan.decide(self.plan, self.rules, self.states, self.intents, now)
+        self.plan = plan.decide(self.plan, self.rules, self.states, self.intents, now, terms=self.terms)
         self.replan = False
         write(self.plan.lines)
         write(plan.transition_lines(self.plan))
@@ -135,7 +140,10 @@ class Daemon:
         fast = self.settings.fast_interval
         if fast is None and (self.haproxy.streaming or self.haproxy.has_ring):
             fast = DEFAULT_FAST_INTERVAL
-        if fast is not None and any(health.in_transition(state) for state in self.states.values()):
+        between = any(health.in_transition(state) for state in self.states.values()) or any(
+            health.in_transition(term.state) for term in self.terms.values()
+        )
+        if fast is not None and between:
             return min(fast, self.settings.interval)
         return self.settings.interval
 
@@ -167,6 +175,7 @@ class Daemon:
             self.rules, self.rules_loaded, self.origin = rules, now, loaded
             self.haproxy.watch(rules)
             self.states = health.keep(self.states, rules.proxies)
+            self.terms = health.keep_terms(self.terms, rules.terms)
             self.rule_file.loaded(loaded)
             self.keep_copy(loaded)
             self.replan_now(now)  # a route the reload added is named since now
@@ -289,6 +298,7 @@ class Daemon:
             reload_result=self.reload_result,
             plan=self.plan,
             states=self.states,
+            terms=self.terms,
             since=self.plan.since,
             thresholds=self.thresholds,
             haproxy=self.haproxy.report(),

@@ -89,7 +89,8 @@ class HAProxyClient:
         self.servers = True
         self.pid: str | None = None
         self.reloaded_from: str | None = None  # the previous worker's Pid, after a poll that saw a new one
-        self._index: tuple[Collection[Proxy], stats.ProxyIndex] | None = None
+        self.counted: frozenset[Proxy] = frozenset()  # backends whose servers the rules' thresholds count
+        self._index: tuple[Collection[Proxy], frozenset[Proxy], stats.ProxyIndex] | None = None
 
     def poll(self, wanted: Collection[Proxy]) -> stats.Snapshot:
         """One poll: the status of every wanted proxy, or an Unavailable/Protocol error."""
@@ -103,16 +104,21 @@ class HAProxyClient:
         return snapshot
 
     def _poll(self, wanted: Collection[Proxy]) -> stats.Snapshot:
-        if self._index is None or self._index[0] is not wanted:  # rebuilt only when the rules change
-            self._index = (wanted, stats.ProxyIndex.of(wanted))
-        data = fetch(self.path, self._command(wanted), self.timeout)
+        if self._index is None or self._index[0] is not wanted or self._index[1] is not self.counted:
+            self._index = (
+                wanted,
+                self.counted,
+                stats.ProxyIndex.of(wanted, self.counted),
+            )  # on new rules only
+        servers = self.servers or bool(self.counted)  # thresholds count servers at every poll
+        data = fetch(self.path, self._command(wanted, servers), self.timeout)
         if not self.master and stats.is_master_cli_refusal(data):
             self.master = True
-            data = fetch(self.path, self._command(wanted), self.timeout)
-        return stats.parse_poll(data, self._index[1])
+            data = fetch(self.path, self._command(wanted, servers), self.timeout)
+        return stats.parse_poll(data, self._index[2], servers=servers)
 
-    def _command(self, wanted: Collection[Proxy]) -> bytes:
-        return stats.poll_command(self.master, stats.typemask_for(wanted, self.servers))
+    def _command(self, wanted: Collection[Proxy], servers: bool) -> bytes:
+        return stats.poll_command(self.master, stats.typemask_for(wanted, servers))
 
 
 def find_ring(path: str, timeout: float) -> stats.RingChoice:
@@ -325,8 +331,11 @@ class HAProxySide:
     # ---- the event ring: a wake-up signal only ------------------------------------------------
 
     def watch(self, rules: RuleSet) -> None:
-        """Wake a poll only for events about the proxies `rules` name."""
+        """Wake a poll only for events about the proxies `rules` name; count the servers of the
+        backends their thresholds name."""
         self.watched = frozenset(proxy.name for proxy in rules.proxies)
+        if isinstance(self.client, HAProxyClient):
+            self.client.counted = frozenset(rules.counted)
 
     @property
     def streaming(self) -> bool:

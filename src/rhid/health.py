@@ -275,12 +275,12 @@ def describe(event: Event, state: ProxyState) -> tuple[str, str, dict[str, str]]
 SAMPLE_SIZE = 10  # names a grouped log line shows; `count` says how many there were
 
 
-def sample(proxies: Iterable[Proxy]) -> list[str]:
+def sample(proxies: Iterable[Proxy | ServerTerm]) -> list[str]:
     """The names a grouped log line shows: the SAMPLE_SIZE first in sorted order."""
     return heapq.nsmallest(SAMPLE_SIZE, (str(proxy) for proxy in proxies))
 
 
-def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
+def summarize(events: Sequence[ProxyEvent | TermEvent]) -> list[LogLine]:
     """One cause, one line: the events of one poll grouped by what happened and why (event, level,
     HAProxy's status and the event's own fields), in the order each group first appears.
 
@@ -288,7 +288,7 @@ def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
     (`proxies`); a group of one also has `proxy` and `transitions`, as before. A dead HAProxy under
     10,000 rules is then one `proxy.down` line, not 10,000, and `grep proxy.down` still finds it.
     """
-    groups: dict[tuple[object, ...], list[ProxyEvent]] = {}
+    groups: dict[tuple[object, ...], list[ProxyEvent | TermEvent]] = {}
     for item in events:
         proxy, event, state = item
         name, level, extra = describe(event, state)

@@ -514,11 +514,8 @@ class Rule:
         if self.degraded is not None:
             yield from self.degraded.condition.server_terms()
 
-    def explain(self, facts: Facts | Mapping[Proxy, ProxyState]) -> str:
-        """Why the rule decides as it does: each node's verdict, the leaves' health and counts.
-        `facts` may be the proxies' health states alone (thresholds then are not known yet)."""
-        if not isinstance(facts, Facts):
-            facts = Facts(facts)
+    def explain(self, facts: Facts) -> str:
+        """Why the rule decides as it does: each node's verdict, the leaves' health and counts."""
         text = self.condition.headline(facts)
         if self.degraded is not None:
             degraded = self.degraded
