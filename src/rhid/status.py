@@ -148,8 +148,9 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
                 "rule_line": rule.line,
                 "rule": render_rule(rule),
                 "announced": decision is not None and decision.announced,
+                "state": decision.state.value if decision is not None else "not planned yet",
                 "held": decision is not None and decision.held,
-                "reason": facts.plan.reason(route, facts.states)
+                "reason": facts.plan.reason(route, facts.states, facts.terms)
                 if decision is not None
                 else "not planned yet",
                 "since": wall(facts.since.get(route, facts.started)),
@@ -279,7 +280,7 @@ def render(document: dict[str, Any]) -> str:
     lines.append(f"routes:  {document['announced']} announced, {document['withdrawn']} withdrawn")
     lines.extend(f"PROBLEM: {problem}" for problem in problems(document))
     for route in document["routes"]:
-        state = "ANNOUNCED" if route["announced"] else "withdrawn"
+        state = {"announced": "ANNOUNCED", "degraded": "DEGRADED"}.get(route.get("state", ""), "withdrawn")
         lines.append(
             f"  {route['prefix']:<20} table {route['table']:<8} {state:<9} since {route['since']}"
             f"  (line {route['rule_line']}: {route['rule']})"

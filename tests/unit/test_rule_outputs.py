@@ -104,6 +104,11 @@ def test_status_shows_each_threshold_term_its_counts_and_the_degraded_attributes
     assert nested["terms"] == []
     never = status.render(status.document(replace(facts, terms={}), ipaddress.ip_network("192.0.2.10")))
     assert "b:be_app>=50%            unknown  not polled yet; down 0/3, up 0/1" in never
+    degraded = plan.decide(made, rules, states, plan.NO_INTENTS, 2.0, terms={HALF: term})
+    shown_degraded = status.document(replace(facts, plan=degraded), ipaddress.ip_network("192.0.2.10"))
+    (line,) = [row for row in status.render(shown_degraded).splitlines() if "192.0.2.10/32" in row]
+    assert "DEGRADED" in line
+    assert shown_degraded["routes"][0]["state"] == "degraded"
 
 
 def test_a_nested_proxy_haproxy_lacks_is_a_problem() -> None:
