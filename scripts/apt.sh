@@ -3,8 +3,8 @@
 #   apt_ensure WHO PACKAGE...   install the packages named that are missing
 #   apt_quietly WHO ARGS...     apt-get -y --no-install-recommends ARGS (install, build-dep ...)
 #
-# (WHO names the calling script in what it prints.) Debian's haproxy, bird2 and prometheus start and enable
-# their services, with stock configs, as they are installed; these scripts install them only as
+# (WHO names the calling script in what it prints.) Debian's haproxy, bird2 and prometheus start
+# and enable their services, with stock configs, as they are installed; these scripts install them only as
 # programs for the demo and the tests to start on loopback. So while apt runs, a policy-rc.d forbids
 # their start (no other service's), and afterwards the service units that haproxy or bird2 enabled, if *this
 # call* installed them, are disabled again. Packages that were installed before are left exactly as
