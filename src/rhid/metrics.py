@@ -171,7 +171,7 @@ class Exporter:
             self.close()
 
     def start(self, now: float) -> None:
-        """Open the listener and its accepting thread; on failure say why and what to do, once per
+        """Open the listener and its serving thread; on failure say why and what to do, once per
         reason, and try again after RETRY seconds."""
         family = socket.AF_INET6 if self.listen.address.version == 6 else socket.AF_INET
         try:
