@@ -17,7 +17,7 @@ from rhid.instance import instance_lock
 from rhid.model import ProxyKind
 from rhid.reconcile import BirdSide, Withdrawal
 from rhid.rulefile import load_rules
-from rhid.rules import RuleSet, parse_rules
+from rhid.rules import RuleSet, describe_condition, parse_rules, render_rule
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -61,11 +61,18 @@ def describe(rules: RuleSet) -> dict[str, Any]:
                     }
                     for route in rule.routes
                 ],
-                "condition": {
-                    "aggregate": rule.condition.aggregate.value,
-                    "operands": [
-                        {"kind": proxy.kind.word, "name": proxy.name} for proxy in rule.condition.operands
-                    ],
+                "rule": render_rule(rule),
+                "condition": describe_condition(rule.condition),
+                "degraded": None
+                if rule.degraded is None
+                else {
+                    "condition": describe_condition(rule.degraded.condition),
+                    "attributes": {
+                        "med": rule.degraded.attributes.med,
+                        "local_pref": rule.degraded.attributes.local_pref,
+                        "communities": [list(c) for c in rule.degraded.attributes.communities],
+                        "large_communities": [list(c) for c in rule.degraded.attributes.large_communities],
+                    },
                 },
             }
             for rule in rules.rules
@@ -75,6 +82,7 @@ def describe(rules: RuleSet) -> dict[str, Any]:
             ({"kind": proxy.kind.word, "name": proxy.name} for proxy in rules.proxies),
             key=lambda item: (item["kind"], item["name"]),
         ),
+        "thresholds": sorted(str(term) for term in rules.terms),
     }
 
 

@@ -33,7 +33,6 @@ from typing import Protocol
 from rhid import health
 from rhid.model import PLAIN, Attributes, Channel, LogLine, Network, Proxy, Route, Routes, route_order
 from rhid.rules import Rule, RuleSet
-from rhid.stats import in_words
 
 MORE = "routes in this change, not listed one by one"
 ROUTE_LINES = 100  # route.announced/withdrawn lines one plan logs one by one; the rest as one line
@@ -273,15 +272,8 @@ def transition_lines(made: Plan, limit: int = ROUTE_LINES) -> list[LogLine]:
 
 
 def explain(rule: Rule | None, states: Mapping[Proxy, health.ProxyState]) -> str:
-    """Why a rule decides as it does: each target's health and what HAProxy last said of it."""
+    """Why a rule decides as it does: each node's verdict, each target's health and what HAProxy
+    last said of it (`rhid.rules.Rule.explain`)."""
     if rule is None:
         return "no rule names this route any more"
-    condition = rule.condition
-    if not condition.operands:
-        return f"{condition.aggregate.value}()"
-    parts = []
-    for proxy in condition.operands:
-        state = states.get(proxy, health.INITIAL)
-        gone = "vanished from HAProxy; " if state.vanished else ""
-        parts.append(f"{proxy} is {state.health.value} ({gone}{in_words(state.last_status)})")
-    return f"{condition.aggregate.value}: " + ", ".join(parts)
+    return rule.explain(states)

@@ -15,19 +15,19 @@ import json
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rhid import health, sockets
 from rhid.errors import StatusUnavailableError
-from rhid.model import Network, Proxy, Route, route_order
+from rhid.model import Network, Proxy, Route, ServerTerm, route_order
 from rhid.plan import Plan
 
 if TYPE_CHECKING:
     from rhid.haproxy import HAProxyReport
     from rhid.reconcile import BirdReport
     from rhid.rulefile import ReloadResult
-from rhid.rules import RuleSet, render_rule
+from rhid.rules import RuleSet, attribute_words, render_rule
 from rhid.stats import in_words
 
 SOCKET_NAME = "rhid.sock"
@@ -79,6 +79,7 @@ class Facts:
     now: float  # monotonic, and the wall clock at the same moment
     wall_now: float
     notes: tuple[str, ...] = ()  # the daemon's own problems (the rule file on disk, its settings)
+    terms: Mapping[ServerTerm, health.TermState] = field(default_factory=dict)  # threshold terms' health
 
 
 def wall_time(moment: float, now: float, wall_now: float) -> str:
@@ -116,6 +117,23 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
             "rise": facts.thresholds.rise,
         }
 
+    def term(server_term: ServerTerm) -> dict[str, Any]:
+        held = facts.terms.get(server_term, health.INITIAL_TERM)
+        state, counts = held.state, held.servers
+        return {
+            "term": str(server_term),
+            "health": state.health.value,
+            "status": state.last_status,
+            "servers_up": None if counts is None else counts.up,
+            "servers_total": None if counts is None else counts.total,
+            "sessions": None if counts is None else counts.sessions,
+            "since": wall(state.since) if state.health is not health.Health.UNKNOWN else None,
+            "down_count": state.down_count,
+            "up_count": state.up_count,
+            "fall": facts.thresholds.fall,
+            "rise": facts.thresholds.rise,
+        }
+
     routes = []
     for route in sorted(facts.rules.routes, key=route_order):
         if wanted is not None and not matches(route.prefix, wanted):
@@ -135,7 +153,9 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
                 if decision is not None
                 else "not planned yet",
                 "since": wall(facts.since.get(route, facts.started)),
-                "targets": [target(proxy) for proxy in rule.condition.operands],
+                "degraded": None if rule.degraded is None else attribute_words(rule.degraded.attributes),
+                "targets": [target(proxy) for proxy in dict.fromkeys(rule.proxies())],
+                "terms": [term(server_term) for server_term in dict.fromkeys(rule.server_terms())],
             }
         )
     announced = facts.plan.announced
@@ -168,7 +188,7 @@ def target_problems(rules: RuleSet, states: Mapping[Proxy, health.ProxyState]) -
     """Proxies the rules name that HAProxy does not have: never seen, or vanished since."""
     lines: dict[Proxy, list[int]] = {}
     for rule in rules.rules:
-        for proxy in rule.condition.operands:
+        for proxy in dict.fromkeys(rule.proxies()):
             lines.setdefault(proxy, []).append(rule.line)
     found = []
     for proxy, at in sorted(lines.items(), key=lambda item: item[1][0]):
@@ -231,6 +251,19 @@ def _target_line(target: dict[str, Any]) -> str:
     )
 
 
+def _term_line(term: dict[str, Any]) -> str:
+    total = term["servers_total"]
+    if total is None:
+        seen = in_words(term["status"])
+    else:
+        share = f" ({term['servers_up'] * 100 // total} %)" if total else ""
+        seen = f"{term['servers_up']} of {total} servers up{share}"
+    return (
+        f"      {term['term']:<24} {term['health']:<8} {seen}; "
+        f"down {term['down_count']}/{term['fall']}, up {term['up_count']}/{term['rise']}"
+    )
+
+
 def render(document: dict[str, Any]) -> str:
     """The status document in operator words."""
     if "error" in document:
@@ -253,6 +286,7 @@ def render(document: dict[str, Any]) -> str:
         )
         lines.append(f"      why: {route['reason']}")
         lines.extend(_target_line(target) for target in route["targets"])
+        lines.extend(_term_line(term) for term in route.get("terms", ()))
     return "\n".join(lines)
 
 
