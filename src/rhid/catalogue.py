@@ -85,6 +85,14 @@ EVENTS: dict[str, Event] = {
     "files.write_failed": Event("error", "a file cannot be written: BIRD keeps what it said; retried"),
     "files.write_recovered": Event("info", "a file that could not be written is written again"),
     "files.strange": Event("warning", "a file in rhid's directory holds lines rhid did not write"),
+    # ---- metrics (--metrics-listen)
+    "metrics.listening": Event("info", "metrics are served at /metrics on this address"),
+    "metrics.unavailable": Event(
+        "error", "metrics cannot listen (port taken, the sandbox): routing goes on; retried every 30 s"
+    ),
+    "metrics.isolated": Event(
+        "warning", "metrics listen in a network namespace with only loopback: no scraper outside sees them"
+    ),
     # ---- rhid status, systemd, the log
     "status.unavailable": Event("error", "the rhid status socket cannot be served: routing goes on"),
     "status.client_failed": Event("debug", "a rhid status client failed mid-exchange"),

@@ -30,6 +30,7 @@ from rhid.dryrun import DryRunSide
 from rhid.errors import CannotRunError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
+from rhid.metrics import Exporter, serving
 from rhid.model import LogLine, Proxy, ServerTerm
 from rhid.reconcile import BirdEdge, BirdSide, Withdrawal
 from rhid.rules import RuleSet, compare
@@ -69,6 +70,7 @@ class Daemon:
             if settings.dry_run
             else BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)
         )
+        self.metrics = Exporter.of(settings, __version__)
         self.states: Mapping[Proxy, health.ProxyState] = {}
         self.terms: Mapping[ServerTerm, health.TermState] = {}  # the rules' server thresholds
         self.started = self.rules_loaded = time.monotonic()
@@ -117,6 +119,17 @@ class Daemon:
         self.notifier.status(self.summary())
         self.announce_ready()
         self.notifier.send("WATCHDOG=1")  # only ever after a completed cycle: a hung loop gets restarted
+        if self.metrics is not None:  # what the cycle made, for the next scrape (which never waits on us)
+            self.metrics.observe(
+                self.plan,
+                self.states,
+                haproxy=self.haproxy.report(),
+                bird=self.bird.report(),
+                reload_result=self.reload_result,
+                ready=self.ready,
+                duration=time.monotonic() - now,
+                now=now,
+            )
 
     def announce_ready(self) -> None:
         """READY=1 once, after the first cycle whose exchange with BIRD has ended (BIRD holds the
@@ -132,6 +145,8 @@ class Daemon:
         """Make the plan for `now` against the current one, and log what it changed."""
         self.plan = plan.decide(self.plan, self.rules, self.states, self.intents, now, terms=self.terms)
         self.replan = False
+        if self.metrics is not None:
+            self.metrics.planned(self.plan)  # every plan's transitions, even one replaced before a scrape
         write(self.plan.lines)
         write(plan.transition_lines(self.plan))
 
@@ -260,6 +275,8 @@ class Daemon:
             found.append(f"in force: {running_on}; {path} is valid now: systemctl reload hapee-extras-rhi")
         if self.restart_needed is not None:
             found.append(self.restart_needed)
+        if self.metrics is not None and self.metrics.problem is not None:
+            found.append(self.metrics.problem)
         return tuple(found)
 
     def shut_down(self, now: float) -> int:
@@ -321,6 +338,7 @@ class Daemon:
         with (
             service.signals() as signals,
             control.control_socket(self.settings.own_dir / status.SOCKET_NAME) as server,
+            serving(self.metrics),
         ):
             self.bird.watch(signals)  # a stop signal abandons any blocking wait on BIRD
             self.bird.join_loop()  # from now on BIRD's replies are read when select says so

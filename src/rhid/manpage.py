@@ -45,6 +45,18 @@ FILES = [
         "the operator's manual: install, BIRD set-up, every fault and what rhid does",
     ),
     ("/usr/share/doc/rhid/bird.conf.example", "a complete, safe /etc/bird/bird.conf around rhid's protocols"),
+    (
+        "/usr/share/rhid/systemd/metrics.conf",
+        "the drop-in that turns `--metrics-listen` on and lets the unit's sandbox serve it on loopback",
+    ),
+    (
+        "/usr/share/rhid/prometheus/rhid-alerts.yml",
+        "Prometheus alerting rules for rhid's metrics (and bird_exporter's), for the Prometheus server",
+    ),
+    (
+        "/usr/share/rhid/grafana/rhid-dashboard.json",
+        "a Grafana dashboard: route states over time, health, peers",
+    ),
 ]
 
 
@@ -177,6 +189,10 @@ ENVIRONMENT = {
         f'from {ENVIRONMENT_FILES[0]} (for example `RHID_ARGS="--fall 2 --interval 0.5"`). A '
         f"change takes effect at the next `systemctl restart hapee-extras-rhi`.",
     ),
+    "RHID_METRICS": (
+        "Not read by rhid: the metrics drop-in (see FILES) sets it to `--metrics-listen=127.0.0.1:9198`, "
+        "and the unit passes it to `rhid run` after `RHID_ARGS`.",
+    ),
     "NOTIFY_SOCKET": (
         "Set by systemd for a `Type=notify` service. rhid sends READY=1 after its first complete "
         "cycle (the routes are in BIRD by then), STATUS= when its one-line status changes, "
@@ -218,6 +234,14 @@ EXAMPLES = [
         "journalctl -u hapee-extras-rhi RHID_EVENT=route.withdrawn\n"
         "journalctl -u hapee-extras-rhi RHID_PREFIX=192.0.2.10/32\n"
         "journalctl -u hapee-extras-rhi RHID_PROXY=b:be_app",
+    ),
+    (
+        "Serve Prometheus metrics on loopback (the unit's sandbox needs the drop-in; see FILES), and "
+        "look at them:",
+        "install -D -m 644 /usr/share/rhid/systemd/metrics.conf \\\n"
+        "    /etc/systemd/system/hapee-extras-rhi.service.d/metrics.conf\n"
+        "systemctl daemon-reload && systemctl restart hapee-extras-rhi\n"
+        "curl -s http://127.0.0.1:9198/metrics | grep ^rhid_route_announced",
     ),
     (
         "Run in the foreground, with Debian's HAProxy socket and without the event wake-up, as the "

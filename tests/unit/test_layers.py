@@ -52,6 +52,7 @@ PURE = [
     "catalogue",
     "dialect",
     "birdconf",
+    "series",
 ]
 EFFECTS = {
     "socket",
