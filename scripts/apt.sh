@@ -3,18 +3,18 @@
 #   apt_ensure WHO PACKAGE...   install the packages named that are missing
 #   apt_quietly WHO ARGS...     apt-get -y --no-install-recommends ARGS (install, build-dep ...)
 #
-# (WHO names the calling script in what it prints.) Debian's haproxy and bird2 start and enable
-# their services, with stock configs, as they are installed; these scripts install them only as
-# programs for the demo and the tests to start on loopback. So while apt runs, a policy-rc.d forbids
-# their start (no other service's), and afterwards the service units that haproxy or bird2 enabled, if *this
-# call* installed them, are disabled again. Packages that were installed before are left exactly as
+# (WHO names the calling script in what it prints.) Debian's haproxy, bird2 and keepalived start and
+# enable their services, with stock configs, as they are installed; these scripts install them only
+# as programs for the demo and the tests to start on loopback or in namespaces. So while apt runs, a
+# policy-rc.d forbids their start (no other service's), and afterwards the service units that
+# haproxy, bird2 or keepalived enabled, if *this call* installed them, are disabled again. Packages that were installed before are left exactly as
 # they were.
-# Undo: `systemctl enable --now haproxy bird` if you do want Debian's services.
+# Undo: `systemctl enable --now haproxy bird` (and keepalived) if you do want Debian's services.
 
 APT_POLICY=/usr/sbin/policy-rc.d
 # Packages whose installation starts and enables a daemon with a stock config, which the demo and
 # the tests need only as programs. (Other packages' units, systemd's own for one, are left alone.)
-APT_DAEMONS=(haproxy bird2 bird3)
+APT_DAEMONS=(haproxy bird2 bird3 keepalived)
 
 apt_ensure() {
     local who=$1 package
@@ -35,8 +35,8 @@ apt_quietly() {
     local before after policy_added=
     before=$(_apt_installed)
     if [ ! -e "$APT_POLICY" ]; then
-        printf '#!/bin/sh\n# %s: haproxy and bird do not start while it installs packages\n%s\n' "$who" \
-            'case "$1" in haproxy | haproxy.service | bird | bird.service) exit 101 ;; esac; exit 0' >"$APT_POLICY"
+        printf '#!/bin/sh\n# %s: haproxy, bird and keepalived do not start while it installs packages\n%s\n' "$who" \
+            'case "$1" in haproxy | haproxy.service | bird | bird.service | keepalived | keepalived.service) exit 101 ;; esac; exit 0' >"$APT_POLICY"
         chmod 755 "$APT_POLICY"
         policy_added=1
         trap 'rm -f "$APT_POLICY"' EXIT  # also if apt is interrupted
