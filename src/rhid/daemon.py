@@ -189,6 +189,7 @@ class Daemon:
                 changed=changes.changed,
             )
         self.follow_defaults()
+        self.haproxy.check_names(self.rules.lines_of)  # each name HAProxy lacks: one warning, a hint
         self.notifier.status(self.summary())
         self.notifier.send("READY=1")
 
@@ -288,6 +289,9 @@ class Daemon:
         parsed = status.parse_request(request)
         if isinstance(parsed, str):
             return json.dumps({"error": parsed}).encode() + b"\n"
+        if isinstance(parsed, status.RouteQuery):  # rhid probe: one route's decision, nothing else
+            answered = status.route_answer(self.rules, self.plan, self.states, parsed, self.terms)
+            return json.dumps(answered).encode() + b"\n"
         facts = status.Facts(
             version=__version__,
             pid=os.getpid(),
