@@ -37,6 +37,10 @@ EVENTS: dict[str, Event] = {
         "critical", "the rule file is invalid at a restart that held routes: started on the last good copy"
     ),
     "rules.copy_failed": Event("warning", "the last good copy of the rules could not be kept"),
+    "rules.no_such_proxy": Event(
+        "warning", "a proxy the rules name is not in HAProxy (after a reload): its lines, the closest name"
+    ),
+    "rules.names_not_checked": Event("debug", "HAProxy's list of proxies could not be read: not compared"),
     # ---- routes: the plan's transitions
     "route.announced": Event("info", "a route became announced: prefix, table, rule line, reason"),
     "route.withdrawn": Event("info", "a route became withdrawn: prefix, table, rule line, reason"),

@@ -103,6 +103,7 @@ class Daemon:
     def cycle(self, now: float) -> None:
         """One complete cycle: HAProxy read, health stepped, plan made, BIRD reconciled; tell systemd."""
         observed = self.haproxy.observe(self.rules.proxies, now)
+        self.haproxy.check_names(self.rules.lines_of)  # at start, after a rules or HAProxy reload: once
         if isinstance(observed, health.Outage):
             observed = health.during(observed, self.rules.proxies, now, self.thresholds)
         self.states, events, moved = health.observe(self.states, observed, now, self.thresholds)
@@ -204,6 +205,7 @@ class Daemon:
                 changed=changes.changed,
             )
         self.follow_defaults()
+        self.haproxy.check_names(self.rules.lines_of)  # each name HAProxy lacks: one warning, a hint
         self.notifier.status(self.summary())
         self.notifier.send("READY=1")
 
@@ -305,6 +307,9 @@ class Daemon:
         parsed = status.parse_request(request)
         if isinstance(parsed, str):
             return json.dumps({"error": parsed}).encode() + b"\n"
+        if isinstance(parsed, status.RouteQuery):  # rhid probe: one route's decision, nothing else
+            answered = status.route_answer(self.rules, self.plan, self.states, parsed, self.terms)
+            return json.dumps(answered).encode() + b"\n"
         facts = status.Facts(
             version=__version__,
             pid=os.getpid(),

@@ -229,6 +229,16 @@ EXAMPLES = [
         "rhid status\nrhid status 192.0.2.10",
     ),
     (
+        "Check that HAProxy has every backend and frontend the rules name (a typo is an error "
+        "with the closest name HAProxy has), with the socket `rhid run` uses:",
+        "rhid check --live",
+    ),
+    (
+        "A keepalived `vrrp_script` that holds the VIP only while rhid announces it (exit 0; 1 "
+        "withdrawn, 3 cannot tell, 4 no rule names it), or without a daemon, from one HAProxy poll:",
+        "rhid probe 192.0.2.10\nrhid probe --standalone 192.0.2.10",
+    ),
+    (
         "From the journal: every withdrawal, what happened to one address, every up and down of one "
         "backend (`journalctl -F RHID_EVENT` lists the events logged so far):",
         "journalctl -u hapee-extras-rhi RHID_EVENT=route.withdrawn\n"

@@ -559,19 +559,26 @@ class RuleSet:
     channels: frozenset[Channel] = field(compare=False)
     by_route: Mapping[Route, Rule] = field(compare=False, repr=False)
     terms: tuple[ServerTerm, ...] = field(default=(), compare=False)  # threshold terms, each once
+    # Each proxy, with the lines of the rules that name it (for messages about the proxy).
+    lines_of: Mapping[Proxy, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, path: str, rules: Iterable[Rule]) -> RuleSet:
         """Build a rule set and its indexes from rules already checked by `compile_rules`."""
         rules = tuple(rules)
         by_route = {route: rule for rule in rules for route in rule.routes}
+        lines: dict[Proxy, list[int]] = {}
+        for rule in rules:
+            for proxy in dict.fromkeys(rule.proxies()):
+                lines.setdefault(proxy, []).append(rule.line)
         return cls(
             path=path,
             rules=rules,
-            proxies=tuple(dict.fromkeys(proxy for rule in rules for proxy in rule.proxies())),
+            proxies=tuple(lines),
             channels=frozenset(route.channel for route in by_route),
             by_route=by_route,
             terms=tuple(dict.fromkeys(term for rule in rules for term in rule.server_terms())),
+            lines_of={proxy: tuple(at) for proxy, at in lines.items()},
         )
 
     @property

@@ -3,8 +3,9 @@
 The document is built here, purely, from the plan and the edges' reports (`document`), served by
 `rhid.control`, fetched by the `rhid status` command (`fetch`) and rendered for people (`render`).
 The wire protocol is one request line, ``status`` or ``status <prefix-or-address>``, and one JSON
-reply, after which the daemon closes the connection. The request is parsed strictly: nothing
-from it reaches another socket.
+reply, after which the daemon closes the connection; `rhid probe` asks ``route [<table>%]<prefix>``
+and gets only that route's state (`route_answer`). The request is parsed strictly: nothing from it
+reaches another socket.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-import socket
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rhid import health, sockets
+from rhid import controlwire, health, names
 from rhid.errors import StatusUnavailableError
 from rhid.model import Network, Proxy, Route, ServerTerm, route_order
 from rhid.plan import Plan
@@ -30,26 +29,78 @@ if TYPE_CHECKING:
 from rhid.rules import RuleSet, attribute_words, render_rule
 from rhid.stats import in_words
 
-SOCKET_NAME = "rhid.sock"
-MAX_REQUEST_BYTES = 256
-MAX_REPLY_BYTES = 64 * 1024 * 1024
+SOCKET_NAME = controlwire.SOCKET_NAME
+MAX_REQUEST_BYTES = controlwire.MAX_REQUEST_BYTES
 
 
-def parse_request(line: bytes) -> Network | str | None:
-    """A request line: None for the whole status, a network to explain one route, or an error text."""
+@dataclass(frozen=True, slots=True)
+class RouteQuery:
+    """``route [<table>%]<prefix>`` (`rhid probe`): the route a rule names for exactly this prefix,
+    in `table` or in any table."""
+
+    prefix: Network
+    table: str | None = None
+
+
+def parse_request(line: bytes) -> Network | RouteQuery | str | None:
+    """A request line: None for the whole status, a network to explain one route, a route query,
+    or an error text."""
     try:
         text = line.decode("ascii").strip()
     except UnicodeDecodeError:
         return "request is not ASCII"
     command, _, argument = text.partition(" ")
+    if command == "route":
+        return parse_route_query(argument.strip())
     if command != "status":
-        return "unknown request; send 'status' or 'status <prefix>'"
+        return "unknown request; send 'status', 'status <prefix>' or 'route [<table>%]<prefix>'"
     if not argument:
         return None
     try:
         return ipaddress.ip_network(argument.strip(), strict=False)
     except ValueError:
         return f"not a prefix or address: {argument[:60]!r}"
+
+
+def parse_route_query(text: str) -> RouteQuery | str:
+    """``[<table>%]<prefix>``: a BIRD symbol, and a prefix without host bits (an address is its host
+    route); or an error text."""
+    table, sep, prefix = text.rpartition("%")
+    if sep and not names.is_bird_symbol(table):
+        return f"not a table name: {table[:60]!r}"
+    try:
+        return RouteQuery(ipaddress.ip_network(prefix, strict=True), table if sep else None)
+    except ValueError:
+        return f"not a prefix (host bits must be zero) or address: {prefix[:60]!r}"
+
+
+def route_answer(
+    rules: RuleSet,
+    plan: Plan,
+    states: Mapping[Proxy, health.ProxyState],
+    query: RouteQuery,
+    terms: Mapping[ServerTerm, health.TermState] | None = None,
+) -> dict[str, Any]:
+    """What `rhid probe` reads: each route a rule names for the asked prefix (in the asked table, or
+    in every table), with its decision in the plan. A lookup per table, whatever the number of rules."""
+    tables = [query.table] if query.table is not None else sorted({c.table for c in rules.channels})
+    routes = []
+    for table in tables:
+        route = Route(table, query.prefix)
+        rule = rules.by_route.get(route)
+        if rule is None:
+            continue
+        decision = plan.decisions.get(route)
+        routes.append(
+            {
+                "route": str(route),
+                "rule_line": rule.line,
+                "state": decision.state.value if decision is not None else "not planned yet",
+                "announced": decision.announced if decision is not None else None,
+                "reason": plan.reason(route, states, terms) if decision is not None else "not planned yet",
+            }
+        )
+    return {"prefix": str(query.prefix), "table": query.table, "routes": routes}
 
 
 def matches(prefix: Network, wanted: Network) -> bool:
@@ -180,54 +231,40 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
             *facts.notes,
             *facts.haproxy.problems,  # each edge's own sentences
             *facts.bird.problems,
-            *target_problems(facts.rules, facts.states),
+            *target_problems(facts.rules, facts.states, facts.haproxy.names),
         ],
     }
 
 
-def target_problems(rules: RuleSet, states: Mapping[Proxy, health.ProxyState]) -> list[str]:
-    """Proxies the rules name that HAProxy does not have: never seen, or vanished since."""
-    lines: dict[Proxy, list[int]] = {}
-    for rule in rules.rules:
-        for proxy in dict.fromkeys(rule.proxies()):
-            lines.setdefault(proxy, []).append(rule.line)
+def target_problems(
+    rules: RuleSet, states: Mapping[Proxy, health.ProxyState], advice: Mapping[str, str] | None = None
+) -> list[str]:
+    """Proxies the rules name that HAProxy does not have: never seen, or vanished since; each with
+    the closest name HAProxy has, where the HAProxy side found one (`advice`: by proxy, as text)."""
     found = []
-    for proxy, at in sorted(lines.items(), key=lambda item: item[1][0]):
+    for proxy, at in sorted(rules.lines_of.items(), key=lambda item: item[1][0]):
         state = states.get(proxy, health.INITIAL)
         where = (
             f"line{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:5]))}{' ...' if len(at) > 5 else ''}"
         )
+        hint = f"; {advice[str(proxy)]}" if advice and str(proxy) in advice else ""
         if state.vanished:
             found.append(
                 f"{proxy} ({where}) vanished from HAProxy (renamed or removed by a reload?); "
-                f"it keeps its last health only for a while: fix the rule or HAProxy's config"
+                f"it keeps its last health only for a while: fix the rule or HAProxy's config{hint}"
             )
         elif state.never_seen:
-            found.append(f"{proxy} ({where}): HAProxy has no such proxy; it counts as down")
+            found.append(f"{proxy} ({where}): HAProxy has no such proxy; it counts as down{hint}")
     return found
 
 
 def fetch(path: str, prefix: str | None, timeout: float = 5.0) -> dict[str, Any]:
     """Ask the daemon at `path` for its status (or one route's)."""
-    deadline = time.monotonic() + timeout
-    sock = sockets.connect(path, deadline, StatusUnavailableError, "rhid")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        sock.sendall(b"status" + (b" " + prefix.encode("ascii", "replace") if prefix else b"") + b"\n")
-        sock.shutdown(socket.SHUT_WR)
-        while chunk := sockets.receive(sock, deadline, 65536):
-            size += len(chunk)
-            if size > MAX_REPLY_BYTES:
-                raise StatusUnavailableError(path, "reply too large")
-            chunks.append(chunk)
-    except TimeoutError:
-        raise StatusUnavailableError(path, "the daemon did not answer in time") from None
-    except OSError as exc:  # reset or refused mid-exchange (too many clients at once, a dying daemon)
-        raise StatusUnavailableError(path, f"the connection broke: {exc.strerror or exc}") from None
-    finally:
-        sock.close()
-    return parse_reply(path, b"".join(chunks))
+    asked = b" " + prefix.encode("ascii", "replace")[: MAX_REQUEST_BYTES - 8] if prefix else b""
+    reply = controlwire.exchange(path, b"status" + asked + b"\n", timeout)
+    if isinstance(reply, controlwire.NoAnswer):
+        raise StatusUnavailableError(reply.path, reply.reason)
+    return parse_reply(path, reply)
 
 
 def parse_reply(path: str, data: bytes) -> dict[str, Any]:
