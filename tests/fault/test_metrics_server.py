@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -119,7 +120,8 @@ def test_a_scrape_reads_the_latest_cycle_in_every_format(
     assert exporter.port is not None
     status, fields, body = scrape(exporter.port)
     assert status == "HTTP/1.1 200 OK"
-    assert fields["Content-Type"].startswith("text/plain; version=0.0.4")
+    # Prometheus' text format: version 0.0.4 (Debian 12's client) or 1.0.0 (prometheus-client 0.22+)
+    assert re.match(r"text/plain; version=(0\.0\.4|1\.0\.0)", fields["Content-Type"]), fields["Content-Type"]
     assert values(body)[("rhid_ready", frozenset())] == 0.0
     rules = parse_rules("10.0.0.1 = all(b:be_app)\n")
     up, _, states = plans(rules)
