@@ -7,27 +7,32 @@ steady-state share of one core at 1 Hz, rhid's RSS, the cold start from launchin
 routes at the peer, and one change among all the routes (poll-driven and event-driven).
 Prints a table and writes JSON; it asserts nothing.
 
-Then, with events on (HAProxy's ring streamed), `--changes` changes one after the other, each on
-a server of a different backend than the one before, alternately disabling one and enabling one
-(one server is taken down before the first, untimed; change 2k disables a fresh backend, change
-2k+1 enables the one disabled two changes before, so the peer holds N-2 and N-1 routes in turn).
-Between changes a pause spread evenly over 0.25-0.75 s (a golden-ratio sequence, the same every
-run) lands each change at a different point of the 1 s poll. For each change the latency runs
-from just before the `disable`/`enable server` command is sent to HAProxy until the peer BIRD's
-table has (or no longer has) that backend's prefix, asked every 2 ms on one connection to the
-peer's control socket (`show route <prefix>`, no rhid code); its p50, p90, p99 (interpolated)
-and max are printed.
+Then, with events on (HAProxy's ring streamed), `--changes` changes one after the other, each on a
+server of a different backend than the one before, alternately disabling one and enabling one (one
+server is taken down before the first, untimed; change 2k disables a fresh backend, change 2k+1
+enables the one disabled two changes before, so the peer holds N-2 and N-1 routes in turn).
+Between changes a pause spread evenly over 1-2 s (a golden-ratio sequence, the same every run):
+each change comes at least one poll interval after the last one was seen, so each is a change on
+its own (not one poll for two), and lands at a different point of the 1 s poll. For each change
+the latency runs from just before the `disable`/`enable server` command is sent to HAProxy until
+the peer BIRD's table has (or no longer has) that backend's prefix, asked every 2 ms on one
+connection to the peer's control socket (`show route <prefix>`, no rhid code); its p50, p90, p99
+(interpolated) and max are printed.
 
-rhid's CPU per change: the rhid process's user + system CPU (/proc/<pid>/stat, all threads)
-over the whole change phase (from just before the first change until 2 s after the peer saw the
-last one, so that work a change leaves behind is counted), minus its steady CPU per second with
-events on (measured over `--seconds` just before, on the same process, no change under way)
-times the phase's duration, divided by the number of changes. The 1 Hz polls the phase would
-have had anyway are what the subtraction removes; every event-woken poll, the faster polls
-while a proxy is between states, planning, files, `configure` and verification are the
-change's cost. HAProxy's CPU per change is computed the same way. These are differences of two
-CPU totals read in clock ticks (10 ms): with few changes or a noisy machine they can come out
-small or negative; the steady rates are printed beside them.
+rhid's CPU per change: the rhid process's user + system CPU (/proc/<pid>/stat, all threads) over
+the whole change phase (from just before the first change until 2 s after the peer saw the last
+one, so that work a change leaves behind is counted), minus its steady CPU per second with events
+on times the phase's duration, divided by the number of changes. The steady rate is the mean of
+two windows of `--seconds` on the same process with no change under way, one just before the phase
+and one just after (both are printed: their gap is the noise). The 1 Hz polls the phase would have
+had anyway are what the subtraction removes; planning, files, `configure`, verification and the
+extra polls are the change's cost. An event-woken poll restarts the poll interval, so it replaces
+the next timer poll rather than adding one: an isolated change adds about half a poll on average
+(the timer poll it brings forward). HAProxy's CPU per change is computed the same way.
+`cold_start_rhid_cpu_s` is rhid's CPU from its launch to all routes at the peer: on a loaded
+machine it moves less than the wall-clock cold start. These are differences of two CPU totals read
+in clock ticks (10 ms): with few changes or a noisy machine they can come out small or negative;
+the steady rates are printed beside them.
 
 The JSON holds the table's keys plus every change's latency, the rhid package the lab's
 `python -m rhid` imported (its path and git commit: run with PYTHONPATH=<worktree>/src to measure
@@ -205,19 +210,22 @@ def percentile(values: list[float], share: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[share - 1]
 
 
-def measure_changes(
-    instance: Lab, count: int, changes: int, seconds: float, name: str
-) -> tuple[dict[str, float], list[float]]:
-    """Steady CPU with events on, then the change phase: latencies and CPU per change (module doc)."""
-    rhid, haproxy = instance.procs[name].pid, instance.procs["haproxy"].pid
-    results: dict[str, float] = {}
+def steady_rates(rhid: int, haproxy: int, seconds: float) -> tuple[float, float]:
+    """rhid's and HAProxy's CPU seconds per second over a window of `seconds`."""
     rhid_cpu, haproxy_cpu, wall = cpu_seconds(rhid), cpu_seconds(haproxy), time.monotonic()
     time.sleep(seconds)
     elapsed = time.monotonic() - wall
-    rhid_per_s = (cpu_seconds(rhid) - rhid_cpu) / elapsed
-    haproxy_per_s = (cpu_seconds(haproxy) - haproxy_cpu) / elapsed
-    results["events_rhid_cpu_ms_per_s"] = rhid_per_s * 1000
-    results["events_haproxy_cpu_ms_per_s"] = haproxy_per_s * 1000
+    return (cpu_seconds(rhid) - rhid_cpu) / elapsed, (cpu_seconds(haproxy) - haproxy_cpu) / elapsed
+
+
+def measure_changes(
+    instance: Lab, count: int, changes: int, seconds: float, name: str
+) -> tuple[dict[str, float], list[float]]:
+    """Steady CPU with events on, the change phase, steady CPU again: latencies and CPU per change
+    (module doc)."""
+    rhid, haproxy = instance.procs[name].pid, instance.procs["haproxy"].pid
+    results: dict[str, float] = {}
+    rhid_before, haproxy_before = steady_rates(rhid, haproxy, seconds)
 
     backends = targets(count, changes, avoid=count // 2)
     witness = PeerWitness(instance.ctl("peer"))
@@ -233,12 +241,18 @@ def measure_changes(
             seen = wait_peer(witness, prefix(change.backend), change.present, timeout=30)
             latencies.append(seen - sent)
             if number < changes - 1:
-                time.sleep(0.25 + 0.5 * ((number * GOLDEN) % 1.0))
+                time.sleep(1.0 + (number * GOLDEN) % 1.0)
         time.sleep(SETTLE)
         phase = time.monotonic() - started
         rhid_spent, haproxy_spent = cpu_seconds(rhid) - rhid_cpu, cpu_seconds(haproxy) - haproxy_cpu
     finally:
         witness.close()
+    rhid_after, haproxy_after = steady_rates(rhid, haproxy, seconds)
+    rhid_per_s, haproxy_per_s = (rhid_before + rhid_after) / 2, (haproxy_before + haproxy_after) / 2
+    results["events_rhid_cpu_ms_per_s_before"] = rhid_before * 1000
+    results["events_rhid_cpu_ms_per_s_after"] = rhid_after * 1000
+    results["events_haproxy_cpu_ms_per_s_before"] = haproxy_before * 1000
+    results["events_haproxy_cpu_ms_per_s_after"] = haproxy_after * 1000
     results["changes"] = changes
     results["change_phase_s"] = phase
     for share in (50, 90, 99):
@@ -297,6 +311,7 @@ def run(count: int, seconds: float, changes: int) -> tuple[dict[str, float], dic
         instance.start_rhid(rules, "--interval", "1", "--fall", "1", "--haproxy-events", "none")
         wait_for("all routes at the peer", lambda: peer_count(instance) == count, 120, every=0.05)
         results["cold_start_s"] = time.monotonic() - started
+        results["cold_start_rhid_cpu_s"] = cpu_seconds(instance.procs["rhid"].pid)
         time.sleep(2)  # settle
         results.update(measure_steady(instance, seconds, haproxy_idle_per_s))
 
@@ -343,10 +358,10 @@ def main() -> None:
         "change_events_p50_s": 0.02,
         "change_events_p99_s": 0.05,
     }
-    print(f"{'measure':<32}{'value':>12}{'target':>10}")
+    print(f"{'measure':<36}{'value':>12}{'target':>10}")
     for key, value in results.items():
         target = goals.get(key)
-        print(f"{key:<32}{value:>12.3f}{'' if target is None else f'< {target:g}':>10}")
+        print(f"{key:<36}{value:>12.3f}{'' if target is None else f'< {target:g}':>10}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({**results, **extra}, indent=2) + "\n")
     print(json.dumps(results))
