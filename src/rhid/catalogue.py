@@ -44,6 +44,12 @@ EVENTS: dict[str, Event] = {
     # ---- routes: the plan's transitions
     "route.announced": Event("info", "a route became announced: prefix, table, rule line, reason"),
     "route.withdrawn": Event("info", "a route became withdrawn: prefix, table, rule line, reason"),
+    "route.drained": Event("warning", "rhid drain took the route out of service: its reason"),
+    "route.undrained": Event("info", "rhid undrain put the route back: its rule decides again"),
+    "drains.loaded": Event("info", "the drains kept in the state directory, read at start"),
+    "drains.unreadable": Event(
+        "critical", "the drains file cannot be read: no route is drained until rewritten"
+    ),
     "route.degraded": Event("info", "a route became degraded: announced with its rule's BGP attributes"),
     "route.would_announce": Event("info", "--dry-run: the files would announce this route now, and why"),
     "route.would_withdraw": Event("info", "--dry-run: the files would withdraw this route now, and why"),

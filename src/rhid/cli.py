@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO, get_args
@@ -29,6 +30,7 @@ from rhid.rules import RuleSet, describe_condition, parse_rules, render_rule
 
 EXIT_OK = 0
 EXIT_INVALID = 1
+EXIT_USAGE = 2  # argparse's own
 EXIT_UNREADABLE = 3
 EXIT_PROBLEM = 4  # rhid status: the daemon runs, but something needs the operator
 
@@ -246,6 +248,64 @@ def show_status(bird_dir: Path, prefix: str | None, *, as_json: bool, out: TextI
     return EXIT_PROBLEM if status.problems(document) else EXIT_OK
 
 
+DRAIN_POLL = 0.5  # seconds between looks at HAProxy's sessions while `rhid drain --wait` waits
+
+
+def drain_routes(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    """``rhid drain``/``rhid undrain``: ask the daemon (it keeps the drain across restarts and
+    reboots); `--wait`: follow the sessions still open on the drained routes' proxies."""
+    targets = "all" if args.all else ",".join(args.prefixes)
+    if not targets:
+        print(f"rhid: {args.command}: name the prefixes, or --all", file=err)
+        return EXIT_USAGE
+    reason = getattr(args, "reason", "") or ""
+    request = f"{args.command} {targets} {reason}".strip() + "\n"
+    path = str(args.bird_dir / status.SOCKET_NAME)
+    try:
+        request_bytes = request.encode("ascii")
+    except UnicodeEncodeError:
+        print("rhid: a drain's reason is printable ASCII", file=err)
+        return EXIT_USAGE
+    try:
+        answer = status.ask(path, request_bytes)
+    except StatusUnavailableError as exc:
+        print(f"rhid: cannot reach the daemon at {exc.path}: {exc.reason}", file=err)
+        return EXIT_UNREADABLE
+    if "error" in answer:
+        print(f"rhid: {answer['error']}", file=err)
+        return EXIT_INVALID
+    done = answer.get("drained", answer.get("undrained", []))
+    print(f"rhid: {args.command}ed {', '.join(done) or 'nothing'}", file=out)
+    wait = getattr(args, "wait", None)
+    if args.command != "drain" or wait is None:
+        return EXIT_OK
+    return wait_for_sessions(answer["haproxy_socket"], answer["proxies"], wait, out=out, err=err)
+
+
+def wait_for_sessions(
+    socket_path: str, proxies: list[str], timeout: float, *, out: TextIO, err: TextIO
+) -> int:
+    """Print the sessions still open on `proxies` as they fall; 0 at zero, 1 at the timeout."""
+    deadline = time.monotonic() + timeout
+    shown: int | None = None
+    while True:
+        try:
+            current = haproxy.sessions(socket_path, 2.0)
+        except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
+            print(f"rhid: cannot read HAProxy's sessions ({exc}): not waiting", file=err)
+            return EXIT_UNREADABLE
+        left = sum(count for proxy, count in current.items() if str(proxy) in proxies)
+        if left != shown:
+            print(f"rhid: {left} session(s) open on {', '.join(proxies)}", file=out, flush=True)
+            shown = left
+        if left == 0:
+            return EXIT_OK
+        if time.monotonic() >= deadline:
+            print(f"rhid: {left} session(s) still open after {timeout:g} s", file=err)
+            return EXIT_INVALID
+        time.sleep(min(DRAIN_POLL, max(0.0, deadline - time.monotonic())))
+
+
 def withdraw(bird_dir: Path, bird_socket: str, timeout: float, *, out: TextIO, err: TextIO) -> int:
     """``rhid withdraw``: empty every include file in `bird_dir` and have BIRD apply it, while no rhid
     runs there (the unit's OnFailure= safety net: routes never outlive the rhid that watches them).
@@ -349,6 +409,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bird_dir_option(status_parser, "the running daemon's --bird-dir")
 
     _add_probe_command(command("probe", probe.SUMMARY))
+
+    for verb, summary in (
+        ("drain", "take routes out of service on purpose, across restarts and reboots"),
+        ("undrain", "put drained routes back: their rules decide again"),
+    ):
+        drain_parser = command(verb, summary)
+        drain_parser.add_argument(
+            "prefixes", nargs="*", metavar="PREFIX", help="[TABLE%%]PREFIX or an address"
+        )
+        drain_parser.add_argument("--all", action="store_true", help="every route the rules name")
+        if verb == "drain":
+            drain_parser.add_argument(
+                "--reason", default="", help="why, shown by rhid status (printable ASCII)"
+            )
+            drain_parser.add_argument(
+                "--wait",
+                type=float,
+                metavar="SECONDS",
+                help="then wait until no session is open on the drained routes' proxies (exit 1 at timeout)",
+            )
+        _add_bird_dir_option(drain_parser, "the running daemon's --bird-dir")
 
     withdraw_parser = command(
         "withdraw",
@@ -475,6 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one retu
             return show_status(args.bird_dir, args.prefix, as_json=args.json, out=sys.stdout, err=sys.stderr)
         if args.command == "probe":
             return probe.run(args, sys.stdout, sys.stderr)
+        if args.command in {"drain", "undrain"}:
+            return drain_routes(args, out=sys.stdout, err=sys.stderr)
         if args.command == "withdraw":
             return withdraw(args.bird_dir, args.bird_socket, args.timeout, out=sys.stdout, err=sys.stderr)
         if args.command == "bird-config":

@@ -25,9 +25,21 @@ from typing import Any
 
 import structlog
 
-from rhid import __version__, bird, control, health, plan, routefiles, rulefile, service, settings, status
+from rhid import (
+    __version__,
+    bird,
+    control,
+    drain,
+    health,
+    plan,
+    routefiles,
+    rulefile,
+    service,
+    settings,
+    status,
+)
 from rhid.dryrun import DryRunSide
-from rhid.errors import CannotRunError, RuleError, RuleFileError
+from rhid.errors import CannotRunError, DrainFileError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
 from rhid.metrics import Exporter, serving
@@ -75,6 +87,9 @@ class Daemon:
         self.terms: Mapping[ServerTerm, health.TermState] = {}  # the rules' server thresholds
         self.started = self.rules_loaded = time.monotonic()
         self.intents = plan.NO_INTENTS
+        self.drain_problem: str | None = None
+        if not settings.dry_run:  # a dry run plans without the live rhid's drains
+            self.load_drains()
         # Each route as the files have it (no health known yet), since the start.
         files = plan.initial(self.bird.announced(), self.bird.owned, self.started)
         self.plan = plan.decide(files, rules, {}, self.intents, self.started)
@@ -277,6 +292,8 @@ class Daemon:
             found.append(f"in force: {running_on}; {path} is valid now: systemctl reload hapee-extras-rhi")
         if self.restart_needed is not None:
             found.append(self.restart_needed)
+        if self.drain_problem is not None:
+            found.append(self.drain_problem)
         if self.metrics is not None and self.metrics.problem is not None:
             found.append(self.metrics.problem)
         return tuple(found)
@@ -310,6 +327,8 @@ class Daemon:
         if isinstance(parsed, status.RouteQuery):  # rhid probe: one route's decision, nothing else
             answered = status.route_answer(self.rules, self.plan, self.states, parsed, self.terms)
             return json.dumps(answered).encode() + b"\n"
+        if isinstance(parsed, drain.Request):
+            return json.dumps(self.drain(parsed)).encode() + b"\n"
         facts = status.Facts(
             version=__version__,
             pid=os.getpid(),
@@ -330,6 +349,63 @@ class Daemon:
             notes=self.notes(),
         )
         return json.dumps(status.document(facts, parsed), indent=1).encode() + b"\n"
+
+    def drain(self, request: drain.Request) -> dict[str, Any]:
+        """Drain or undrain routes: made durable (the drains file) before the plan changes; the
+        routes a rule names only (a typo is an error, not a no-op)."""
+        named = set(self.rules.routes)
+        targets = sorted(named, key=str) if request.targets is None else list(request.targets)
+        unknown = [str(route) for route in targets if route not in named]
+        if unknown:
+            return {"error": f"no rule names {', '.join(unknown)}: nothing drained or undrained"}
+        drains = dict(self.intents.drains)
+        if request.drain:
+            since = status.wall_time(time.monotonic(), time.monotonic(), time.time())
+            drains.update({route: drains.get(route, drain.Drain(request.reason, since)) for route in targets})
+        else:
+            for route in targets:
+                drains.pop(route, None)
+        path = self.settings.state_dir / drain.FILE_NAME
+        try:
+            routefiles.ensure_directory(self.settings.state_dir)
+            routefiles.write_atomically(path, drain.render_file(drains).decode())
+        except OSError as exc:
+            return {"error": f"cannot write {path}: {exc.strerror or exc}; nothing changed"}
+        self.intents = replace(self.intents, drains=drains)
+        self.replan_now(time.monotonic())
+        self.next_tick = time.monotonic()  # hand the plan to BIRD at once
+        for route in targets:
+            if request.drain:
+                log.warning("route.drained", route=str(route), reason=request.reason)
+            else:
+                log.info("route.undrained", route=str(route))
+        proxies = sorted({str(p) for route in targets for p in self.rules.by_route[route].proxies()})
+        return {
+            "drained" if request.drain else "undrained": [str(route) for route in targets],
+            "proxies": proxies,
+            "haproxy_socket": self.settings.haproxy_socket,
+        }
+
+    def load_drains(self) -> None:
+        """The drains the state directory keeps (from before a restart or a reboot)."""
+        path = self.settings.state_dir / drain.FILE_NAME
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.drain_problem = f"cannot read {path}: {exc.strerror or exc}; no route is drained"
+            log.critical("drains.unreadable", path=str(path), reason=str(exc))
+            return
+        try:
+            drains = drain.parse_file(data, str(path))
+        except DrainFileError as exc:
+            self.drain_problem = f"{exc}; no route is drained until rhid drain rewrites it"
+            log.critical("drains.unreadable", path=str(path), reason=exc.reason)
+            return
+        self.intents = replace(self.intents, drains=drains)
+        if drains:
+            log.info("drains.loaded", path=str(path), routes=[str(route) for route in drains])
 
     def take_signals(self, signums: list[int]) -> bool:
         """Note a SIGHUP (coalesced: reloaded once, at the top of the loop); True on SIGTERM/SIGINT."""

@@ -135,6 +135,14 @@ def list_proxies(path: str, timeout: float) -> inventory.Inventory:
     return inventory.parse_proxies(data)
 
 
+def sessions(path: str, timeout: float) -> dict[Proxy, int]:
+    """The current sessions of every frontend and backend (`rhid drain --wait`). A constant command."""
+    data = fetch(path, inventory.LIST_COMMAND, timeout)
+    if stats.is_master_cli_refusal(data):
+        data = fetch(path, stats.MASTER_PREFIX.encode() + inventory.LIST_COMMAND, timeout)
+    return inventory.parse_sessions(data)
+
+
 class EventStream:
     """One long-lived connection streaming an HAProxy ring (``show events RING -nw``).
 

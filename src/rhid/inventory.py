@@ -61,6 +61,31 @@ def parse_proxies(data: bytes) -> Inventory:
     return Inventory(frozenset(found["FRONTEND"]), frozenset(found["BACKEND"]))
 
 
+def parse_sessions(data: bytes) -> dict[Proxy, int]:
+    """The current sessions (``scur``) of each frontend and backend in the reply to LIST_COMMAND:
+    what `rhid drain --wait` watches fall to zero."""
+    text = data.decode("latin-1")
+    if not text.endswith("\n\n"):
+        raise HAProxyProtocolError("show stat: reply truncated: it does not end with an empty line")
+    header, _, body = text[:-1].partition("\n")
+    columns = header.removeprefix("# ").split(",")
+    if not header.startswith("# pxname,svname,") or "scur" not in columns:
+        raise HAProxyProtocolError(f"show stat: expected a header with scur, got {header[:80]!r}")
+    at = columns.index("scur")
+    found: dict[Proxy, int] = {}
+    for line in filter(None, body.split("\n")):
+        fields = line.split(",")
+        kind = {"FRONTEND": ProxyKind.FRONTEND, "BACKEND": ProxyKind.BACKEND}.get(
+            fields[1] if len(fields) > 1 else ""
+        )
+        if kind is None or len(fields) <= at or not is_proxy_name(fields[0]):
+            continue
+        if not fields[at].isdigit():
+            raise HAProxyProtocolError(f"show stat: scur of {fields[0]} is {fields[at][:20]!r}")
+        found[Proxy(kind, fields[0])] = int(fields[at])
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Missing:
     """A proxy the rules name that HAProxy lacks: the lines naming it, the closest name of the same

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rhid import health
+from rhid.drain import Drains
 from rhid.model import (
     PLAIN,
     Attributes,
@@ -102,9 +103,10 @@ class Transition:
 @dataclass(frozen=True, slots=True)
 class Intents:
     """What the operator or the service asks of the plan besides the rules: `stopping` (the note of
-    a stop that withdraws every route, or None)."""
+    a stop that withdraws every route, or None) and `drains` (routes taken out on purpose)."""
 
     stopping: str | None = None
+    drains: Drains = field(default_factory=dict)
 
 
 NO_INTENTS = Intents()
@@ -140,7 +142,21 @@ def stopping(decisions: Decisions, state: object, intents: Intents, now: float) 
     return Step({route: Decision(RouteState.WITHDRAWN, d.rule, note=note) for route, d in decisions.items()})
 
 
-CHAIN: tuple[Policy, ...] = (stopping,)
+def draining(decisions: Decisions, state: object, intents: Intents, now: float) -> Step:
+    """Drained routes (`rhid drain`) are withdrawn whatever their health, for the drain's reason."""
+    del state, now  # a drain holds until `rhid undrain`: no state, no timing
+    if not intents.drains:
+        return Step(decisions)
+    drained = dict(decisions)
+    for route, drain in intents.drains.items():
+        decision = decisions.get(route)
+        if decision is not None:
+            note = f"drained since {drain.since}: {drain.reason!r}"
+            drained[route] = Decision(RouteState.WITHDRAWN, decision.rule, note=note)
+    return Step(drained)
+
+
+CHAIN: tuple[Policy, ...] = (draining, stopping)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ DEFAULT_HAPROXY_SOCKET = "/var/run/hapee-extras/hapee-lb.sock"
 DEFAULT_BIRD_SOCKET = "/run/bird/bird.ctl"
 DRY_RUN_DIR = "dry-run"  # a dry run's own directory in --bird-dir (the include glob skips it)
 DEFAULT_BIRD_DIR = "/run/rhid"
+DEFAULT_STATE_DIR = "/var/lib/rhid"
 DEFAULT_FAST_INTERVAL = 0.1
 ENVIRONMENT_FILES = ("/etc/default/hapee-extras-rhi", "/etc/sysconfig/hapee-extras-rhi")
 SOCKET_VARIABLE = "HAPEE_LB_SOCKET"
@@ -507,6 +508,16 @@ class Settings:
             "authentication: restrict who may connect); default: off",
             "HOST:PORT",
             LISTEN,
+        ),
+    )
+    state_dir: Path = field(
+        default=Path(DEFAULT_STATE_DIR),
+        metadata=command_line(
+            "--state-dir",
+            "where rhid keeps what must outlive a reboot: the drains (default %(default)s; the unit's "
+            "StateDirectory=)",
+            "DIR",
+            IncludeDirectory(),
         ),
     )
     dry_run: bool = field(

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rhid import controlwire, health, names
+from rhid import controlwire, drain, health, names
 from rhid.errors import StatusUnavailableError
 from rhid.model import Network, Proxy, Route, ServerTerm, route_order
 from rhid.plan import Plan
@@ -42,9 +42,9 @@ class RouteQuery:
     table: str | None = None
 
 
-def parse_request(line: bytes) -> Network | RouteQuery | str | None:
+def parse_request(line: bytes) -> Network | RouteQuery | drain.Request | str | None:
     """A request line: None for the whole status, a network to explain one route, a route query,
-    or an error text."""
+    a drain or undrain, or an error text."""
     try:
         text = line.decode("ascii").strip()
     except UnicodeDecodeError:
@@ -52,12 +52,22 @@ def parse_request(line: bytes) -> Network | RouteQuery | str | None:
     command, _, argument = text.partition(" ")
     if command == "route":
         return parse_route_query(argument.strip())
+    if command in {"drain", "undrain"}:
+        return drain.parse_request(command, argument)
     if command != "status":
-        return "unknown request; send 'status', 'status <prefix>' or 'route [<table>%]<prefix>'"
+        return (
+            "unknown request; send 'status', 'status <prefix>', 'route [<table>%]<prefix>', "
+            "'drain <targets> <reason>' or 'undrain <targets>'"
+        )
+    return _status_target(argument.strip())
+
+
+def _status_target(argument: str) -> Network | str | None:
+    """``status``'s argument: none (the whole status), or a prefix or address."""
     if not argument:
         return None
     try:
-        return ipaddress.ip_network(argument.strip(), strict=False)
+        return ipaddress.ip_network(argument, strict=False)
     except ValueError:
         return f"not a prefix or address: {argument[:60]!r}"
 
@@ -256,6 +266,20 @@ def target_problems(
         elif state.never_seen:
             found.append(f"{proxy} ({where}): HAProxy has no such proxy; it counts as down{hint}")
     return found
+
+
+def ask(path: str, request: bytes, timeout: float = 5.0) -> dict[str, Any]:
+    """Send one request line (a drain, say) to the daemon at `path`; its JSON answer."""
+    data = controlwire.exchange(path, request, timeout)
+    if isinstance(data, controlwire.NoAnswer):
+        raise StatusUnavailableError(data.path, data.reason)
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise StatusUnavailableError(path, "the daemon's answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise StatusUnavailableError(path, "the daemon's answer is not a JSON object")
+    return answer
 
 
 def fetch(path: str, prefix: str | None, timeout: float = 5.0) -> dict[str, Any]:

@@ -301,7 +301,7 @@ class Lab:
             sys.executable, "-m", "rhid", "run", "-c", str(rules_path),
             "--haproxy-socket", str(self.root / self._socket_for(extra)),
             "--bird-socket", str(self.ctl("speaker")), "--bird-dir", str(self.bird_dir),
-            "--log-format", "json", *extra,
+            "--state-dir", str(self.root / "state"), "--log-format", "json", *extra,
         ]  # fmt: skip
         argv = [arg for arg in argv if arg not in {"--master", "--user-level"}]
         return self.spawn(name, argv, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})

@@ -62,6 +62,7 @@ PURE = [
     "names",
     "catalogue",
     "dialect",
+    "drain",
     "birdconf",
     "series",
     "inventory",
