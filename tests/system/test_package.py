@@ -363,8 +363,12 @@ def test_metrics_need_the_drop_in_and_serve_the_host_with_it(node: Node) -> None
     node.run("systemctl", "reset-failed", UNIT)
     node.run("systemctl", "restart", UNIT)
     node.peer.wait_peer_routes(BOTH)
-    events = [entry.get("RHID_EVENT") for entry in node.journal()[before:]]
-    assert "daemon.ready" in events, events
+
+    def ready() -> list[object] | None:  # the journal may lag behind systemctl's return
+        events = [entry.get("RHID_EVENT") for entry in node.journal()[before:]]
+        return events if "daemon.ready" in events else None
+
+    events = wait_for("daemon.ready in the journal", ready, 30, every=0.5)
     assert "metrics.listening" not in events, "off again without the drop-in"
 
 
