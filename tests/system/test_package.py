@@ -364,7 +364,7 @@ def test_metrics_need_the_drop_in_and_serve_the_host_with_it(node: Node) -> None
     node.run("systemctl", "restart", UNIT)
     node.peer.wait_peer_routes(BOTH)
 
-    def ready() -> list[object] | None:  # the journal may lag behind systemctl's return
+    def ready() -> list[str | None] | None:  # the journal may lag behind systemctl's return
         events = [entry.get("RHID_EVENT") for entry in node.journal()[before:]]
         return events if "daemon.ready" in events else None
 
