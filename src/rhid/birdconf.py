@@ -23,6 +23,17 @@ def include_directory(bird_dir: str) -> str:
     return f"{parent}/{name[:-1]}[{name[-1]}]"
 
 
+def export_filter(protocols: list[str]) -> str:
+    """The BGP channel's export clause for rhid's `protocols` that also carries a degraded route's
+    MED over eBGP (BIRD drops a static route's MED on eBGP export unless the filter sets it;
+    communities pass either way: notes, bird-control-socket §9)."""
+    wanted = " || ".join(f'proto = "{protocol}"' for protocol in protocols) or "false"
+    return (
+        f"export filter {{ if {wanted} then {{ if defined(bgp_med) then bgp_med = bgp_med; accept; }} "
+        "reject; };"
+    )
+
+
 def bird_snippet(rules: RuleSet, bird_dir: str, dialect: Dialect = BIRD2) -> str:
     """The BIRD 2 configuration that reads rhid's files, one static protocol per table and family."""
     if not SAFE_PATH.match(bird_dir):
@@ -42,13 +53,23 @@ def bird_snippet(rules: RuleSet, bird_dir: str, dialect: Dialect = BIRD2) -> str
             f'  include "{pattern}";',
             "}",
         ]
-    v4 = " || ".join(f'proto = "{dialect.protocol(c)}"' for c in protocols if c.family == 4)
-    v6 = " || ".join(f'proto = "{dialect.protocol(c)}"' for c in protocols if c.family == 6)
-    lines.append("# and in each BGP session towards your routers, export them:")
-    if v4:
-        lines.append(f"#   ipv4 {{ import none; export where {v4}; next hop self; }};")
-    if v6:
-        lines.append(f"#   ipv6 {{ import none; export where {v6}; next hop self; }};")
+    v4 = [dialect.protocol(c) for c in protocols if c.family == 4]
+    v6 = [dialect.protocol(c) for c in protocols if c.family == 6]
+    degraded = any(rule.degraded is not None for rule in rules.rules)
+    if degraded:
+        lines.append("# and in each BGP session towards your routers, export them (this filter also carries")
+        lines.append("# a degraded route's MED over eBGP, which BIRD drops otherwise):")
+    else:
+        lines.append("# and in each BGP session towards your routers, export them:")
+    for family, names in ((4, v4), (6, v6)):
+        if not names:
+            continue
+        clause = (
+            export_filter(names)
+            if degraded
+            else "export where " + " || ".join(f'proto = "{n}"' for n in names) + ";"
+        )
+        lines.append(f"#   ipv{family} {{ import none; {clause} next hop self; }};")
     lines += [
         "# and keep them out of the host's own routing table: in each kernel protocol's channel,",
         "#   export where source != RTS_STATIC;   (Debian's stock bird.conf says: export all)",

@@ -37,6 +37,10 @@ EVENTS: dict[str, Event] = {
         "critical", "the rule file is invalid at a restart that held routes: started on the last good copy"
     ),
     "rules.copy_failed": Event("warning", "the last good copy of the rules could not be kept"),
+    "rules.no_such_proxy": Event(
+        "warning", "a proxy the rules name is not in HAProxy (after a reload): its lines, the closest name"
+    ),
+    "rules.names_not_checked": Event("debug", "HAProxy's list of proxies could not be read: not compared"),
     # ---- routes: the plan's transitions
     "route.announced": Event("info", "a route became announced: prefix, table, rule line, reason"),
     "route.withdrawn": Event("info", "a route became withdrawn: prefix, table, rule line, reason"),
@@ -54,6 +58,15 @@ EVENTS: dict[str, Event] = {
     "guard.released": Event(
         "warning", "the guard's hold ended: health returned, it outlasted --guard-hold, or released"
     ),
+    "route.drained": Event("warning", "rhid drain took the route out of service: its reason"),
+    "route.undrained": Event("info", "rhid undrain put the route back: its rule decides again"),
+    "drains.loaded": Event("info", "the drains kept in the state directory, read at start"),
+    "drains.unreadable": Event(
+        "critical", "the drains file cannot be read: no route is drained until rewritten"
+    ),
+    "route.degraded": Event("info", "a route became degraded: announced with its rule's BGP attributes"),
+    "route.would_announce": Event("info", "--dry-run: the files would announce this route now, and why"),
+    "route.would_withdraw": Event("info", "--dry-run: the files would withdraw this route now, and why"),
     # ---- proxies: the health policy
     "proxy.up": Event("info", "proxies became up (fall/rise applied); count and a sample"),
     "proxy.down": Event("warning", "proxies became down; count and a sample, HAProxy's status"),
@@ -96,6 +109,14 @@ EVENTS: dict[str, Event] = {
     "files.write_failed": Event("error", "a file cannot be written: BIRD keeps what it said; retried"),
     "files.write_recovered": Event("info", "a file that could not be written is written again"),
     "files.strange": Event("warning", "a file in rhid's directory holds lines rhid did not write"),
+    # ---- metrics (--metrics-listen)
+    "metrics.listening": Event("info", "metrics are served at /metrics on this address"),
+    "metrics.unavailable": Event(
+        "error", "metrics cannot listen (port taken, the sandbox): routing goes on; retried every 30 s"
+    ),
+    "metrics.isolated": Event(
+        "warning", "metrics listen in a network namespace with only loopback: no scraper outside sees them"
+    ),
     # ---- rhid status, systemd, the log
     "status.unavailable": Event("error", "the rhid status socket cannot be served: routing goes on"),
     "status.client_failed": Event("debug", "a rhid status client failed mid-exchange"),

@@ -29,9 +29,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rhid import health
-from rhid.model import Proxy, Route
+from rhid.model import Route
 from rhid.plan import Decision, Decisions, Intents, Policy, RouteState, Step, explain, route_lines
+from rhid.rules import Facts
 
 NAME = "damping"  # the policy's name: its state's key in `Plan.policies`
 PENALTY = 1.0  # what one withdrawal adds: the thresholds count withdrawals
@@ -99,7 +99,7 @@ def step(
     *,
     before: Decisions,
     now: float,
-    states: Mapping[Proxy, health.ProxyState],
+    facts: Facts,
 ) -> Step:
     """The decisions with each suppressed route kept withdrawn (see the table)."""
     current = damped(state)
@@ -144,7 +144,7 @@ def step(
                     f"{penalty:.2f}, suppressed from {config.suppress:g}); kept withdrawn until the "
                     f"penalty, halving every {config.half_life:g} s, is below {config.reuse:g}, at most "
                     f"--damping-max-suppress {config.max_suppress:g} s after its last withdrawal; its rule "
-                    f"says announce: {explain(decision.rule, states)}"
+                    f"says announce: {explain(decision.rule, facts)}"
                 ),
                 attributes=decision.attributes,
                 until=reuse_at,
@@ -164,9 +164,9 @@ def policy(config: Config) -> Policy:
         now: float,
         *,
         before: Decisions,
-        states: Mapping[Proxy, health.ProxyState],
+        facts: Facts,
     ) -> Step:
         del intents  # damping asks nothing of the operator
-        return step(config, decisions, state, before=before, now=now, states=states)
+        return step(config, decisions, state, before=before, now=now, facts=facts)
 
     return damping

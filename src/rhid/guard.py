@@ -26,12 +26,12 @@ HAProxy does not answer (`Intents.haproxy_answers`): a dead HAProxy means the no
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from rhid import health
-from rhid.model import LogLine, Proxy, Route, route_order
-from rhid.plan import Decision, Decisions, Intents, Policy, RouteState, Step, explain
+from rhid.model import LogLine, Route, route_order
+from rhid.plan import Decision, Decisions, Intents, Policy, Step, explain
+from rhid.rules import Facts
 from rhid.shutdown import NO_MARKS, Marks, degrade
 
 NAME = "guard"  # the policy's name: its state's key in `Plan.policies`
@@ -85,7 +85,7 @@ def step(
     intents: Intents,
     now: float,
     before: Decisions,
-    states: Mapping[Proxy, health.ProxyState],
+    facts: Facts,
 ) -> Step:
     """The decisions with a correlated mass withdrawal held (see the table)."""
     guard = of(state)
@@ -124,15 +124,15 @@ def step(
         holding = held | added
         lines = (
             _holding(
-                config, decisions, holding, added, before=before, states=states, now=now, until=guard.until
+                config, decisions, holding, added, before=before, facts=facts, now=now, until=guard.until
             )
             if added
             else ()
         )
-        reasons = _reasons(decisions, holding, states)
+        reasons = _reasons(decisions, holding, facts)
         made = Guard(holding, guard.since, guard.until, (), releases, reasons)
         return Step(
-            _held(config, decisions, holding, before=before, states=states, until=guard.until),
+            _held(config, decisions, holding, before=before, facts=facts, until=guard.until),
             made,
             lines,
             guard.until,
@@ -143,12 +143,12 @@ def step(
     if leaving and counted * 100 > config.share * announced and counted > config.minimum:
         until = now + config.hold
         lines = _holding(
-            config, decisions, leaving, leaving, before=before, states=states, now=now, until=until
+            config, decisions, leaving, leaving, before=before, facts=facts, now=now, until=until
         )
-        reasons = _reasons(decisions, leaving, states)
+        reasons = _reasons(decisions, leaving, facts)
         made = Guard(frozenset(leaving), now, until, (), releases, reasons)
         return Step(
-            _held(config, decisions, leaving, before=before, states=states, until=until), made, lines, until
+            _held(config, decisions, leaving, before=before, facts=facts, until=until), made, lines, until
         )
     return Step(decisions, Guard(recent=_counted(recent, now, leaving), releases=releases))
 
@@ -171,7 +171,7 @@ def _held(
     holding: Collection[Route],
     *,
     before: Decisions,
-    states: Mapping[Proxy, health.ProxyState],
+    facts: Facts,
     until: float,
 ) -> dict[Route, Decision]:
     """The decisions with the `holding` routes kept announced, as before (marked if degraded)."""
@@ -179,14 +179,14 @@ def _held(
     for route in holding:
         decision, was = decisions[route], before[route]
         out[route] = Decision(
-            RouteState.ANNOUNCED,
+            was.state,  # announced or degraded, as BIRD has it
             decision.rule,
             note=(
                 f"blast-radius guard: health would withdraw this route with {len(holding) - 1} others "
                 f"at once while HAProxy answers; held announced"
                 f"{' with ' + config.marks.words() if config.degraded else ''} until --guard-hold "
                 f"{config.hold:g} s have passed or `rhid guard release`, unless health returns; health "
-                f"says: {decision.note or explain(decision.rule, states)}"
+                f"says: {decision.note or explain(decision.rule, facts)}"
             ),
             attributes=degrade(was.attributes, config.marks) if config.degraded else was.attributes,
             until=until,
@@ -194,14 +194,12 @@ def _held(
     return out
 
 
-def _reasons(
-    decisions: Decisions, routes: Collection[Route], states: Mapping[Proxy, health.ProxyState]
-) -> tuple[str, ...]:
+def _reasons(decisions: Decisions, routes: Collection[Route], facts: Facts) -> tuple[str, ...]:
     """Why health would withdraw `routes`: each distinct explanation, the commonest first, with how
     many routes it withdraws."""
     counts: dict[str, int] = {}
     for route in routes:
-        text = explain(decisions[route].rule, states)
+        text = explain(decisions[route].rule, facts)
         counts[text] = counts.get(text, 0) + 1
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return tuple(f"{count} route{'s' if count > 1 else ''}: {text}" for text, count in ranked[:SAMPLE])
@@ -214,7 +212,7 @@ def _holding(
     added: Collection[Route],
     *,
     before: Decisions,
-    states: Mapping[Proxy, health.ProxyState],
+    facts: Facts,
     now: float,
     until: float,
 ) -> tuple[LogLine, ...]:
@@ -229,7 +227,7 @@ def _holding(
         "withdrawn_in": round(until - now, 1),
         "degraded": config.degraded,
         "routes": sample(holding),
-        "reasons": list(_reasons(decisions, added, states)),
+        "reasons": list(_reasons(decisions, added, facts)),
         "hint": "rhid guard release withdraws them now; rhid status shows them",
     }
     if len(added) != len(holding):
@@ -262,8 +260,8 @@ def policy(config: Config) -> Policy:
         now: float,
         *,
         before: Decisions,
-        states: Mapping[Proxy, health.ProxyState],
+        facts: Facts,
     ) -> Step:
-        return step(config, decisions, state, intents=intents, now=now, before=before, states=states)
+        return step(config, decisions, state, intents=intents, now=now, before=before, facts=facts)
 
     return guard

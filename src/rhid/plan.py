@@ -12,11 +12,12 @@ The rules' verdicts go through a chain of policies (`Policy`): small pure functi
 (decisions, their own state, the intents, now), each returning a `Step`: new decisions, its new
 state, the lines to log and the earliest moment it needs to look again (the shape of structlog's
 processor chain). Each also sees the previous plan's decisions (`before`: what BIRD is told now)
-and the health the plan is made from (`states`, to explain a verdict). `stopping` is the first;
-the blast-radius guard (`rhid.guard`), flap damping (`rhid.damping`) and graceful shutdown
-(`rhid.shutdown`) are modules of their own that the daemon adds to the chain, in that order; a
-drain is one more. A withdrawal the operator or the service asked for (a stop, a rule removed by a
-reload) is `planned`; one the rules' verdict on health made is not. The plan carries each policy's state
+and the facts the plan is made from (`facts`: the proxies' and thresholds' health, to explain a
+verdict). `draining` and `stopping` come first; the blast-radius guard (`rhid.guard`), flap
+damping (`rhid.damping`) and graceful shutdown (`rhid.shutdown`) are modules of their own that the
+daemon adds to the chain, in that order. A withdrawal the operator or the service asked for (a
+drain, a stop, a rule removed by a reload) is `planned`; one the rules' verdict on health made is
+not. The plan carries each policy's state
 and `wake_at`, the soonest of those moments: the loop re-plans when a proxy's health moved, the
 rules or intents changed, or `now >= plan.wake_at`, so that time alone can end a hold. Hysteresis
 runs before (in `rhid.health`), on each proxy.
@@ -35,9 +36,20 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rhid import health
-from rhid.model import PLAIN, Attributes, Channel, LogLine, Network, Proxy, Route, Routes, route_order
-from rhid.rules import Rule, RuleSet
-from rhid.stats import in_words
+from rhid.drain import Drains
+from rhid.model import (
+    PLAIN,
+    Attributes,
+    Channel,
+    LogLine,
+    Network,
+    Proxy,
+    Route,
+    Routes,
+    ServerTerm,
+    route_order,
+)
+from rhid.rules import Facts, Fate, Outcome, Rule, RuleSet, evaluate
 
 MORE = "routes in this change, not listed one by one"
 ROUTE_LINES = 100  # route.announced/withdrawn lines one plan logs one by one; the rest as one line
@@ -47,7 +59,16 @@ class RouteState(enum.Enum):
     """What rhid's files say about a route."""
 
     ANNOUNCED = "announced"
+    DEGRADED = "degraded"  # announced, with the rule's degraded attributes (less preferred)
     WITHDRAWN = "withdrawn"
+
+
+_STATE_OF = {
+    Fate.ANNOUNCED: RouteState.ANNOUNCED,
+    Fate.DEGRADED: RouteState.DEGRADED,
+    Fate.WITHDRAWN: RouteState.WITHDRAWN,
+}
+_FATE_OF = {state: fate for fate, state in _STATE_OF.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +88,8 @@ class Decision:
 
     @property
     def announced(self) -> bool:
-        """True when the route is to be announced."""
-        return self.state is RouteState.ANNOUNCED
+        """True when the route is to be announced (plainly or degraded)."""
+        return self.state is not RouteState.WITHDRAWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,20 +103,23 @@ class Transition:
 
     @property
     def event(self) -> str:
-        """The log event: ``route.announced`` or ``route.withdrawn``."""
-        return "route.announced" if self.after is RouteState.ANNOUNCED else "route.withdrawn"
+        """The log event: ``route.announced``, ``route.degraded`` or ``route.withdrawn``."""
+        if self.after is RouteState.ANNOUNCED:
+            return "route.announced"
+        return "route.degraded" if self.after is RouteState.DEGRADED else "route.withdrawn"
 
 
 @dataclass(frozen=True, slots=True)
 class Intents:
     """What the operator or the service asks of the plan besides the rules, and what the edges know
     that a policy needs: `stopping` (the note of a stop that withdraws every route, or None);
-    `immediately` (a second stop signal: no graceful shutdown); `guard_releases` (how many times
-    `rhid guard release` was asked: a new one releases what the guard holds); `haproxy_answers`
-    (HAProxy's last poll was answered and readable: only then may the guard hold withdrawals, since
-    a dead HAProxy means the node cannot serve)."""
+    `drains` (routes taken out on purpose); `immediately` (a second stop signal: no graceful
+    shutdown); `guard_releases` (how many times `rhid guard release` was asked: a new one releases
+    what the guard holds); `haproxy_answers` (HAProxy's last poll was answered and readable: only
+    then may the guard hold withdrawals, since a dead HAProxy means the node cannot serve)."""
 
     stopping: str | None = None
+    drains: Drains = field(default_factory=dict)
     immediately: bool = False
     guard_releases: int = 0
     haproxy_answers: bool = False
@@ -119,7 +143,7 @@ class Step:
 class Policy(Protocol):
     """One link of the chain: a pure function of the decisions so far, its own state from the
     previous plan (None at first), the intents and `now`; `before` is the previous plan's decisions
-    (a route it lacks was withdrawn), `states` the health this plan is made from."""
+    (a route it lacks was withdrawn), `facts` the health this plan is made from."""
 
     __name__: str
 
@@ -131,7 +155,7 @@ class Policy(Protocol):
         now: float,
         *,
         before: Decisions,
-        states: Mapping[Proxy, health.ProxyState],
+        facts: Facts,
     ) -> Step: ...
 
 
@@ -142,13 +166,13 @@ def stopping(
     now: float,
     *,
     before: Decisions,
-    states: Mapping[Proxy, health.ProxyState],
+    facts: Facts,
 ) -> Step:
     """A stop that withdraws (`--on-stop withdraw`): every route withdrawn. The withdrawal of a
     route the rules would announce (or hold announced) is planned, for the stop's note; a route
     health withdraws stays as health says, for health's reason (graceful shutdown keeps only the
     former a while)."""
-    del state, now, before, states  # no state, no timing: the stop's own policy withdraws at once
+    del state, now, before, facts  # no state, no timing: the stop's own policy withdraws at once
     if intents.stopping is None:
         return Step(decisions)
     note = intents.stopping
@@ -160,7 +184,32 @@ def stopping(
     )
 
 
-CHAIN: tuple[Policy, ...] = (stopping,)
+def draining(
+    decisions: Decisions,
+    state: object,
+    intents: Intents,
+    now: float,
+    *,
+    before: Decisions,
+    facts: Facts,
+) -> Step:
+    """Drained routes (`rhid drain`) are withdrawn whatever their health, for the drain's reason; the
+    withdrawal of a route the rules would announce is planned (graceful shutdown applies)."""
+    del state, now, before, facts  # a drain holds until `rhid undrain`: no state, no timing
+    if not intents.drains:
+        return Step(decisions)
+    drained = dict(decisions)
+    for route, drain in intents.drains.items():
+        decision = decisions.get(route)
+        if decision is not None:
+            note = f"drained since {drain.since}: {drain.reason!r}"
+            drained[route] = Decision(
+                RouteState.WITHDRAWN, decision.rule, note=note, planned=decision.announced
+            )
+    return Step(drained)
+
+
+CHAIN: tuple[Policy, ...] = (draining, stopping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +222,7 @@ class Plan:
     channels: frozenset[Channel]
     states: Mapping[Proxy, health.ProxyState] = field(default_factory=dict, repr=False)
     since: Mapping[Route, float] = field(default_factory=dict, repr=False)
+    terms: Mapping[ServerTerm, health.TermState] = field(default_factory=dict, repr=False)
     transitions: tuple[Transition, ...] = ()
     policies: Mapping[str, object] = field(default_factory=dict, repr=False)
     wake_at: float = math.inf
@@ -196,17 +246,23 @@ class Plan:
         """How many routes the plan announces."""
         return sum(1 for decision in self.decisions.values() if decision.announced)
 
-    def reason(self, route: Route, states: Mapping[Proxy, health.ProxyState] | None = None) -> str:
+    def reason(
+        self,
+        route: Route,
+        states: Mapping[Proxy, health.ProxyState] | None = None,
+        terms: Mapping[ServerTerm, health.TermState] | None = None,
+    ) -> str:
         """Why the route is as it is, in operator words (built on demand: thousands of routes, few
         of which ever need their reason spelt out). A route the plan does not name has no rule.
-        `states`: live health to quote (`rhid status`), the same verdicts as the plan's between
-        re-plans but HAProxy's latest words; default the health the plan was made from."""
+        `states`, `terms`: live health to quote (`rhid status`), the same verdicts as the plan's
+        between re-plans but HAProxy's latest words; default the health the plan was made from."""
         decision = self.decisions.get(route)
+        facts = Facts(self.states if states is None else states, self.terms if terms is None else terms)
         if decision is None:
-            return explain(None, self.states)
+            return explain(None, facts)
         if decision.note is not None:
             return decision.note
-        text = explain(decision.rule, self.states if states is None else states)
+        text = explain(decision.rule, facts)
         return f"not known yet, kept as it was: {text}" if decision.held else text
 
     def due(self, now: float) -> bool:
@@ -217,11 +273,23 @@ class Plan:
 EMPTY = Plan({}, frozenset())
 
 
-def initial(announced: Collection[Route], owned: Collection[Channel], now: float) -> Plan:
-    """The plan rhid's files hold at start: `announced` routes (held as they are until a verdict is
-    known), in the `owned` channels, each since `now`."""
-    decisions = {route: Decision(RouteState.ANNOUNCED, None, held=True) for route in announced}
-    return Plan(decisions, frozenset(owned), since=dict.fromkeys(announced, now))
+def initial(
+    announced: Collection[Route] | Mapping[Route, Attributes], owned: Collection[Channel], now: float
+) -> Plan:
+    """The plan rhid's files hold at start: `announced` routes (with what each carries: a route
+    with BGP attributes was degraded), held as they are until a verdict is known, in the `owned`
+    channels, each since `now`."""
+    carried = announced if isinstance(announced, Mapping) else dict.fromkeys(announced, PLAIN)
+    decisions = {
+        route: Decision(
+            RouteState.ANNOUNCED if attributes.plain else RouteState.DEGRADED,
+            None,
+            held=True,
+            attributes=attributes,
+        )
+        for route, attributes in carried.items()
+    }
+    return Plan(decisions, frozenset(owned), since=dict.fromkeys(carried, now))
 
 
 def decide(
@@ -231,24 +299,21 @@ def decide(
     intents: Intents,
     now: float,
     *,
+    terms: Mapping[ServerTerm, health.TermState] | None = None,
     chain: Sequence[Policy] = CHAIN,
 ) -> Plan:
-    """The plan for `now`, made from the rules' verdicts on `states` (a proxy missing is not known
-    yet) and the policy `chain`, against the `previous` plan: its held routes, its channels (a
-    channel no rule uses any more is kept, empty, so that its file is emptied), its policies'
-    states and each route's `since`."""
-    up = {proxy: health.is_up(states.get(proxy, health.INITIAL)) for proxy in rules.proxies}
+    """The plan for `now`, made from the rules' verdicts on `states` and `terms` (a proxy or
+    threshold missing is not known yet) and the policy `chain`, against the `previous` plan: its
+    held routes, its channels (a channel no rule uses any more is kept, empty, so that its file is
+    emptied), its policies' states and each route's `since`."""
+    terms = {} if terms is None else terms
+    facts = Facts(states, terms)
     before = previous.decisions
     decisions: dict[Route, Decision] = {}
     for rule in rules.rules:
-        verdict = rule.condition.verdict(up)
+        outcome = evaluate(rule, facts)
         for route in rule.routes:
-            if verdict is None:
-                kept = before.get(route)
-                state = kept.state if kept is not None else RouteState.WITHDRAWN
-                decisions[route] = Decision(state, rule, held=True)
-            else:
-                decisions[route] = Decision(RouteState.ANNOUNCED if verdict else RouteState.WITHDRAWN, rule)
+            decisions[route] = _decision(rule, outcome, before.get(route))
     for route, decision in before.items():
         if route not in decisions and decision.announced:
             decisions[route] = Decision(RouteState.WITHDRAWN, None, planned=True)
@@ -257,13 +322,27 @@ def decide(
     lines: list[LogLine] = []
     wake_at = math.inf
     for link in chain:
-        step = link(chained, previous.policies.get(link.__name__), intents, now, before=before, states=states)
+        step = link(chained, previous.policies.get(link.__name__), intents, now, before=before, facts=facts)
         chained, policies[link.__name__] = step.decisions, step.state
         lines.extend(step.lines)
         wake_at = min(wake_at, step.wake_at)
     channels = frozenset(rules.channels) | previous.channels
     transitions, since = _against(previous, chained, now)
-    return Plan(chained, channels, states, since, transitions, policies, wake_at, tuple(lines))
+    return Plan(chained, channels, states, since, terms, transitions, policies, wake_at, tuple(lines))
+
+
+def _decision(rule: Rule, outcome: Outcome, kept: Decision | None) -> Decision:
+    """A route's decision from its rule's outcome. Not known yet: held as the previous plan had it
+    when that is still possible; else degraded when that is (announced, but less preferred, until
+    the rest is known); else as it was."""
+    if outcome.fate is not None:
+        state = _STATE_OF[outcome.fate]
+        return Decision(state, rule, attributes=outcome.attributes if state is RouteState.DEGRADED else PLAIN)
+    was = kept.state if kept is not None else RouteState.WITHDRAWN
+    if _FATE_OF[was] not in outcome.possible and Fate.DEGRADED in outcome.possible:
+        return Decision(RouteState.DEGRADED, rule, held=True, attributes=outcome.attributes)
+    attributes = kept.attributes if kept is not None and was is not RouteState.WITHDRAWN else PLAIN
+    return Decision(was, rule, held=True, attributes=attributes)
 
 
 def _against(
@@ -327,16 +406,9 @@ def route_lines(
     return lines
 
 
-def explain(rule: Rule | None, states: Mapping[Proxy, health.ProxyState]) -> str:
-    """Why a rule decides as it does: each target's health and what HAProxy last said of it."""
+def explain(rule: Rule | None, facts: Facts | Mapping[Proxy, health.ProxyState]) -> str:
+    """Why a rule decides as it does: each node's verdict, each target's health and what HAProxy
+    last said of it (`rhid.rules.Rule.explain`); `facts` may be the proxies' health alone."""
     if rule is None:
         return "no rule names this route any more"
-    condition = rule.condition
-    if not condition.operands:
-        return f"{condition.aggregate.value}()"
-    parts = []
-    for proxy in condition.operands:
-        state = states.get(proxy, health.INITIAL)
-        gone = "vanished from HAProxy; " if state.vanished else ""
-        parts.append(f"{proxy} is {state.health.value} ({gone}{in_words(state.last_status)})")
-    return f"{condition.aggregate.value}: " + ", ".join(parts)
+    return rule.explain(facts if isinstance(facts, Facts) else Facts(facts))

@@ -33,7 +33,7 @@ from rhid.errors import (
     BirdUnavailableError,
     FatalError,
 )
-from rhid.model import BirdState, Channel, LogLine, Network, Route, Routes
+from rhid.model import Attributes, BirdState, Channel, LogLine, Network, Route, Routes
 from rhid.plan import Plan
 from rhid.reconciler import MIN_CONFIGURE_GAP, Answer, Failure, Reconciler, Send, Trouble, Wait, sample
 from rhid.settings import DEFAULTS, Settings
@@ -65,6 +65,39 @@ class Connection(Protocol):
     def request(self, command: str, timeout: float | None = None) -> birdwire.Reply: ...
 
     def close(self) -> None: ...
+
+
+class BirdEdge(Protocol):
+    """What the loop needs of a BIRD side: `BirdSide`, or a dry run's (`rhid.dryrun`)."""
+
+    @property
+    def busy(self) -> bool: ...
+
+    @property
+    def owned(self) -> frozenset[Channel]: ...
+
+    @property
+    def count(self) -> int: ...
+
+    def watch(self, interrupt: socket.socket) -> None: ...
+
+    def join_loop(self) -> None: ...
+
+    def announced(self) -> dict[Route, Attributes]: ...
+
+    def apply(self, plan: Plan, now: float) -> bool: ...
+
+    def stop(self, plan: Plan, now: float, bound: float = ...) -> Withdrawal: ...
+
+    def waitable(self) -> bird.BirdClient | None: ...
+
+    def wake_at(self) -> float: ...
+
+    def on_readable(self, now: float) -> None: ...
+
+    def on_time(self, now: float) -> None: ...
+
+    def report(self) -> BirdReport: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +208,12 @@ class BirdSide:
 
     # ---- files ---------------------------------------------------------------------------------
 
-    def announced(self) -> set[Route]:
-        """The routes rhid's files announce now."""
+    def announced(self) -> dict[Route, Attributes]:
+        """The routes rhid's files announce now, and what each carries."""
         return {
-            Route(channel.table, prefix) for channel, prefixes in self.written.items() for prefix in prefixes
+            Route(channel.table, prefix): attributes
+            for channel, routes in self.written.items()
+            for prefix, attributes in routes.items()
         }
 
     @property

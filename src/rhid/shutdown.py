@@ -27,9 +27,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from rhid import health
-from rhid.model import Attributes, Proxy, Route
+from rhid.model import Attributes, Route
 from rhid.plan import Decision, Decisions, Intents, Policy, RouteState, Step, explain, route_lines
+from rhid.rules import Facts
 
 NAME = "graceful_shutdown"  # the policy's name: its state's key in `Plan.policies`
 GRACEFUL_SHUTDOWN = (65535, 0)  # RFC 8326's well-known community
@@ -80,10 +80,12 @@ class Config:
 
 @dataclass(frozen=True, slots=True)
 class Leaving:
-    """A route under graceful shutdown: when it is withdrawn, and what it carried before."""
+    """A route under graceful shutdown: when it is withdrawn, and how it was announced before (its
+    state, announced or degraded, and its attributes)."""
 
     until: float
     attributes: Attributes
+    state: RouteState = RouteState.ANNOUNCED
 
 
 State = Mapping[Route, Leaving]
@@ -97,7 +99,7 @@ def step(
     intents: Intents,
     now: float,
     before: Decisions,
-    states: Mapping[Proxy, health.ProxyState],
+    facts: Facts,
 ) -> Step:
     """The decisions with each planned withdrawal of an announced route delayed (see the table)."""
     current = leaving(state)
@@ -114,19 +116,19 @@ def step(
             was = before.get(route)
             if was is None or not was.announced:
                 continue  # nothing to leave gracefully
-            entry = Leaving(now + config.seconds, was.attributes)
-            why = _why(decision, states)
+            entry = Leaving(now + config.seconds, was.attributes, was.state)
+            why = _why(decision, facts)
             started.append((route, {"seconds": config.seconds, "marks": config.marks.words(), "reason": why}))
         if now >= entry.until:
             continue  # its time is up: withdrawn
         kept[route] = entry
         out[route] = Decision(
-            RouteState.ANNOUNCED,
+            entry.state,
             decision.rule,
             note=(
                 f"graceful shutdown (RFC 8326): announced with {config.marks.words()} so that routers "
                 f"move traffic away first, withdrawn after --graceful-shutdown {config.seconds:g} s; "
-                f"then: {_why(decision, states)}"
+                f"then: {_why(decision, facts)}"
             ),
             attributes=degrade(entry.attributes, config.marks),
             until=entry.until,
@@ -136,9 +138,9 @@ def step(
     return Step(out, kept or None, tuple(lines), wake_at)
 
 
-def _why(decision: Decision, states: Mapping[Proxy, health.ProxyState]) -> str:
+def _why(decision: Decision, facts: Facts) -> str:
     """Why the route is withdrawn once its graceful shutdown ends."""
-    return decision.note if decision.note is not None else explain(decision.rule, states)
+    return decision.note if decision.note is not None else explain(decision.rule, facts)
 
 
 def policy(config: Config) -> Policy:
@@ -151,9 +153,9 @@ def policy(config: Config) -> Policy:
         now: float,
         *,
         before: Decisions,
-        states: Mapping[Proxy, health.ProxyState],
+        facts: Facts,
     ) -> Step:
-        return step(config, decisions, state, intents=intents, now=now, before=before, states=states)
+        return step(config, decisions, state, intents=intents, now=now, before=before, facts=facts)
 
     return graceful_shutdown
 

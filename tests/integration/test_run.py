@@ -176,3 +176,32 @@ def test_master_cli_socket_is_detected(tmp_path: Path) -> None:
         instance.wait_peer_routes({"10.20.0.1/32"})
         instance.haproxy("disable server be_app/s1")
         instance.wait_peer_routes(set())
+
+
+def test_a_dry_run_beside_the_live_rhid_logs_what_it_would_do_and_touches_nothing(story: Lab) -> None:
+    """--dry-run next to the running rhid: through a backend failure it logs the withdrawal it would
+    make, while the files, BIRD's configures and the peer stay the live rhid's."""
+    start(story)
+    story.wait_peer_routes(ALL_ROUTES)
+    files = {path.name: path.read_text() for path in story.bird_dir.glob("*.conf")}
+    start(story, "--dry-run", name="dry")
+    wait_for(
+        "the dry run's first plan", lambda: "daemon.ready" in [e["event"] for e in story.events("dry")], 10
+    )
+    story.stop("rhid", signal.SIGKILL)  # the live rhid goes: nothing writes the files now but a dry run could
+    reconfigured = [
+        line for line in (story.birdc("speaker", "show status") or "").splitlines() if "reconf" in line
+    ]
+    story.haproxy("disable server be_kill/s1")
+
+    def would_withdraw() -> list[str]:
+        return [str(e["prefix"]) for e in story.events("dry") if e["event"] == "route.would_withdraw"]
+
+    wait_for("the withdrawal it would make", lambda: would_withdraw() == ["10.10.0.4/32"], 10)
+    assert {path.name: path.read_text() for path in story.bird_dir.glob("*.conf")} == files
+    assert story.peer_routes() == ALL_ROUTES, "nothing reached BIRD"
+    assert not [e for e in story.events("dry") if str(e["event"]).startswith(("bird.", "files."))]
+    assert (story.bird_dir / "dry-run" / "rhid.sock").exists(), "its own rhid status socket"
+    after = [line for line in (story.birdc("speaker", "show status") or "").splitlines() if "reconf" in line]
+    assert reconfigured
+    assert after == reconfigured, "no configure was sent"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rhid.birdconf import bird_snippet, include_directory
+from rhid.birdconf import bird_snippet, export_filter, include_directory
 from rhid.rules import parse_rules
 
 
@@ -36,3 +36,14 @@ def test_the_include_directory_is_a_pattern_so_a_missing_one_is_no_match() -> No
     assert include_directory("/run/rhid/") == "/run/rhi[d]"
     assert include_directory("/var/lib/rhid-x.1") == "/var/lib/rhid-x.[1]"
     assert include_directory("/") == ""
+
+
+def test_a_degraded_rule_gets_the_export_filter_that_carries_its_med() -> None:
+    """With a degraded clause the snippet's BGP export is the filter that sets bgp_med (BIRD drops a
+    static route's MED on eBGP otherwise); `bird -p` accepts it (tests/integration/test_degraded)."""
+    rules = parse_rules("10.0.0.1 = all(b:a) degraded any(b:b) med 200\n")
+    snippet = bird_snippet(rules, "/run/rhid")
+    assert export_filter(["vol1"]) in snippet
+    assert "if defined(bgp_med) then bgp_med = bgp_med; accept;" in snippet
+    assert "export where proto" not in snippet
+    assert export_filter([]).startswith("export filter { if false then")

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from rhid import damping, guard, plan, shutdown
+from rhid.drain import Drain
 from rhid.health import Health, ProxyState
 from rhid.model import PLAIN, Attributes, LogLine, Proxy, ProxyKind, Route
 from rhid.plan import Decision, Intents, Plan, RouteState
@@ -170,6 +171,28 @@ def test_a_rule_removed_by_a_reload_leaves_gracefully_and_a_rule_added_back_stay
     assert back.until is None
     assert again.plan.policies[shutdown.NAME] is None
     assert again.plan.transitions == ()
+
+
+def test_a_drain_leaves_gracefully_and_a_degraded_route_stays_degraded_while_it_leaves() -> None:
+    """`rhid drain` is planned: 65535:0 first; a degraded route keeps its state and its attributes."""
+    world = World(
+        "10.0.0.1 = always\n10.0.0.2 = all(b:a) degraded any(b:b) med 200 community 65000:666\n",
+        (plan.draining, *chain()),
+    )
+    world.health("a", False)
+    world.at(1.0)
+    assert world.plan.decisions[route("10.0.0.2")].state is RouteState.DEGRADED
+    drains = {r: Drain("maintenance", "t") for r in world.rules.routes}
+    world.intents = replace(world.intents, drains=drains)
+    world.at(2.0)
+    assert world.announced() == {"10.0.0.1/32", "10.0.0.2/32"}
+    leaving = world.plan.decisions[route("10.0.0.2")]
+    assert leaving.state is RouteState.DEGRADED
+    assert leaving.attributes == Attributes(med=200, communities=((65000, 666), (65535, 0)))
+    assert world.plan.reason(route("10.0.0.1")).endswith("then: drained since t: 'maintenance'")
+    assert world.plan.transitions == ()
+    world.at(7.0)
+    assert world.announced() == set()
 
 
 def test_a_planned_withdrawal_of_a_withdrawn_route_waits_for_nothing() -> None:

@@ -9,6 +9,7 @@ from rhid import plan
 from rhid.daemon import Daemon
 from rhid.health import Health, ProxyState
 from rhid.model import Channel, Proxy, ProxyKind
+from rhid.reconcile import BirdSide
 from rhid.rules import parse_rules
 from rhid.settings import Settings
 
@@ -26,16 +27,22 @@ def daemon_on(tmp_path: Path, rules: str) -> tuple[Daemon, Path]:
     return Daemon(settings, parse_rules(rules)), rules_path
 
 
+def side_of(daemon: Daemon) -> BirdSide:
+    """The daemon's BIRD side (a real one: these daemons are not dry runs)."""
+    assert isinstance(daemon.bird, BirdSide)
+    return daemon.bird
+
+
 def write_plan(daemon: Daemon) -> None:
     """Plan from the daemon's rules and health, and write the files, as a cycle does."""
     decided = plan.decide(
-        plan.initial(daemon.bird.announced(), daemon.bird.owned, 0.0),
+        plan.initial(side_of(daemon).announced(), side_of(daemon).owned, 0.0),
         daemon.rules,
         daemon.states,
         plan.NO_INTENTS,
         0.0,
     )
-    daemon.bird.write(decided, 0.0)
+    side_of(daemon).write(decided, 0.0)
 
 
 def test_reload_keeps_state_and_moves_only_changed_routes(tmp_path: Path) -> None:
@@ -46,13 +53,13 @@ def test_reload_keeps_state_and_moves_only_changed_routes(tmp_path: Path) -> Non
         B: ProxyState(Health.UP, up_count=3, since=2.0, last_status="UP", seen=True),
     }
     write_plan(daemon)
-    assert set(daemon.bird.written[Channel("vol1", 4)]) == {N("10.0.0.1/32"), N("10.0.0.2/32")}
+    assert set(side_of(daemon).written[Channel("vol1", 4)]) == {N("10.0.0.1/32"), N("10.0.0.2/32")}
 
     rules_path.write_text("10.0.0.1 = all(b:a)\n10.0.0.3 = all(b:c)\n10.0.0.4 = any(b:a)\n")
     daemon.reload(0.0)
     assert daemon.states == {A: ProxyState(Health.UP, up_count=7, since=1.0, last_status="UP", seen=True)}
     write_plan(daemon)
-    assert set(daemon.bird.written[Channel("vol1", 4)]) == {N("10.0.0.1/32"), N("10.0.0.4/32")}, (
+    assert set(side_of(daemon).written[Channel("vol1", 4)]) == {N("10.0.0.1/32"), N("10.0.0.4/32")}, (
         "kept .1, dropped .2 (rule removed), .3 waits for b:c, .4 follows a's known health"
     )
 
