@@ -197,9 +197,16 @@ def withdraw(bird_dir: Path, bird_socket: str, timeout: float, *, out: TextIO, e
     return EXIT_OK
 
 
+EXIT_USAGE = 2
+
+
 def start(args: argparse.Namespace) -> int:
     """``rhid run``: build the settings, set up logging, serve until SIGTERM."""
-    chosen = run_settings(args)
+    try:
+        chosen = run_settings(args)
+    except SettingError as exc:  # values that cannot hold together (each alone passed argparse)
+        print(f"rhid run: error: argument {exc}", file=sys.stderr)
+        return EXIT_USAGE
     log.configure(args.log_level, args.log_format)
     daemon.log.info("haproxy.socket", path=chosen.haproxy_socket, source=chosen.haproxy_socket_source)
     return daemon.run(chosen)

@@ -31,8 +31,29 @@ BIRD = os.environ.get("RHID_BIRD") or "/usr/sbin/bird"
 BIRDC = os.environ.get("RHID_BIRDC") or "/usr/sbin/birdc"
 # The BIRD executable itself when RHID_BIRD is a wrapper: test_bird_names reads its keywords.
 BIRD_EXECUTABLE = os.environ.get("RHID_BIRD_EXECUTABLE") or BIRD
+# BIRD 1.6 (two daemons) unpacked beside bird2 by scripts/bird16.sh; RHID_BIRD16 names another root.
+BIRD16_ROOT = Path(
+    os.environ.get("RHID_BIRD16")
+    or Path(os.environ.get("RHID_STACKS_CACHE") or "/var/tmp/rhid-stacks") / "bookworm-bird"
+)
 SPEAKER_ADDRESS = "127.0.0.1"
 PEER_ADDRESS = "127.0.0.2"
+
+
+@dataclass(frozen=True)
+class Bird16:
+    """BIRD 1.6's programs: one daemon per family and their client."""
+
+    bird: Path
+    bird6: Path
+    birdc: Path
+
+
+def bird16_programs() -> Bird16 | None:
+    """BIRD 1.6 as scripts/bird16.sh unpacked it, or None when it is not there."""
+    sbin = BIRD16_ROOT / "usr" / "sbin"
+    found = Bird16(sbin / "bird", sbin / "bird6", sbin / "birdc")
+    return found if all(os.access(path, os.X_OK) for path in (found.bird, found.bird6, found.birdc)) else None
 
 
 def free_port(address: str = "127.0.0.1") -> int:
