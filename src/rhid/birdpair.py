@@ -49,6 +49,9 @@ class BirdPair:
         if (v4.family, v6.family) != (4, 6):
             raise AssertionError("a BIRD pair is an IPv4 side and an IPv6 side")
         self.sides = {4: v4, 6: v6}
+        # the families with a channel (in the files or the plan): a daemon of no family rhid routes
+        # is not contacted (an IPv4-only node may run no bird6), and its silence is no problem
+        self.families = {channel.family for channel in v4.owned | v6.owned}
 
     @classmethod
     def of(
@@ -106,7 +109,8 @@ class BirdPair:
     def apply(self, plan: Plan, now: float) -> bool:
         """Each daemon writes its family's files and configures if they changed. True when every
         file of both was written."""
-        written = [side.apply(plan, now) for side in self.sides.values()]
+        self.families |= {channel.family for channel in plan.channels}
+        written = [side.apply(plan, now) for family, side in self.sides.items() if family in self.families]
         return all(written)
 
     def waitable(self) -> bird.BirdClient | None:
@@ -140,8 +144,10 @@ class BirdPair:
         """Empty both daemons' files, then have both confirm within the same `bound` seconds, at
         the same time; the worse of the two outcomes."""
         deadline = time.monotonic() + bound
-        unwritten = {family: side.empty(plan, now) for family, side in self.sides.items()}
-        outcomes: dict[int, Withdrawal] = {}
+        self.families |= {channel.family for channel in plan.channels}
+        sides = {family: side for family, side in self.sides.items() if family in self.families}
+        unwritten = {family: side.empty(plan, now) for family, side in sides.items()}
+        outcomes: dict[int, Withdrawal] = {4: Withdrawal.CONFIRMED}  # when no family is routed at all
 
         def confirm(family: int) -> None:
             try:
@@ -152,12 +158,12 @@ class BirdPair:
                 )
                 outcomes[family] = Withdrawal.NOT_ON_DISK if unwritten[family] else Withdrawal.UNCONFIRMED
 
-        threads = [threading.Thread(target=confirm, args=(family,), daemon=True) for family in self.sides]
+        threads = [threading.Thread(target=confirm, args=(family,), daemon=True) for family in sides]
         for thread in threads:
             thread.start()
         for thread in threads:  # each wait inside is bounded by `deadline`; this one too, with slack
             thread.join(max(0.0, deadline - time.monotonic()) + 1.0)
-        for family in self.sides:
+        for family in sides:
             if family not in outcomes:
                 outcomes[family] = Withdrawal.UNCONFIRMED
         return max(outcomes.values(), key=WORST.index)
@@ -168,9 +174,11 @@ class BirdPair:
         """Both daemons as one report (the worse state, in sync when both are, every problem
         naming its daemon), with each daemon's own report inside."""
         daemons = tuple(
-            _named(side.report(), NAMES[family], side.client.path) for family, side in self.sides.items()
+            _named(side.report(), NAMES[family], side.client.path, family in self.families)
+            for family, side in self.sides.items()
         )
-        states = [daemon.state for daemon in daemons]
+        used = [daemon for daemon, family in zip(daemons, self.sides, strict=True) if family in self.families]
+        states = [daemon.state for daemon in used]
         state = (
             BirdState.UNREACHABLE
             if BirdState.UNREACHABLE in states
@@ -184,7 +192,7 @@ class BirdPair:
             socket=" and ".join(d.socket for d in daemons),
             state=state,
             greeting=daemons[0].greeting or daemons[1].greeting,
-            in_sync=all(d.in_sync for d in daemons),
+            in_sync=all(d.in_sync for d in used),
             missing_protocols=tuple(f"{d.name}: {p}" for d in daemons for p in d.missing_protocols),
             write_error="; ".join(writes) or None,
             last_error="; ".join(errors) or None,
@@ -194,8 +202,21 @@ class BirdPair:
         )
 
 
-def _named(report: BirdReport, name: str, path: str) -> BirdReport:
-    """One daemon's report, its problems saying which daemon they are about."""
+def _named(report: BirdReport, name: str, path: str, used: bool) -> BirdReport:
+    """One daemon's report, its problems saying which daemon they are about; a daemon of a family
+    no rule routes is not contacted, and has none."""
+    if not used:
+        return BirdReport(
+            socket=report.socket,
+            state=BirdState.NOT_CONTACTED,
+            greeting="",
+            in_sync=True,
+            missing_protocols=(),
+            write_error=None,
+            last_error=None,
+            problems=(),
+            name=name,
+        )
     return BirdReport(
         socket=report.socket,
         state=report.state,

@@ -6,16 +6,18 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO, get_args
 
-from rhid import __version__, bird, daemon, log, names, plan, settings, status
-from rhid.birdconf import bird_snippet
+from rhid import __version__, birdpair, daemon, gateway, log, names, plan, settings, status
+from rhid.birdconf import bird_snippets
+from rhid.dialect import BIRD2, Dialect, of_version
 from rhid.errors import CannotRunError, RuleError, RuleFileError, SettingError, StatusUnavailableError
 from rhid.instance import instance_lock
 from rhid.model import ProxyKind
-from rhid.reconcile import BirdSide, Withdrawal
+from rhid.reconcile import Withdrawal
 from rhid.rulefile import load_rules
 from rhid.rules import RuleSet, parse_rules
 
@@ -45,8 +47,8 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
-def describe(rules: RuleSet) -> dict[str, Any]:
-    """The compiled rules as plain data, for ``--json``."""
+def describe(rules: RuleSet, dialect: Dialect = BIRD2) -> dict[str, Any]:
+    """The compiled rules as plain data, for ``--json`` (protocol names in `dialect`'s words)."""
     return {
         "path": rules.path,
         "rules": [
@@ -57,7 +59,7 @@ def describe(rules: RuleSet) -> dict[str, Any]:
                         "table": route.table,
                         "prefix": str(route.prefix),
                         "family": route.prefix.version,
-                        "bird_protocol": route.channel.protocol,
+                        "bird_protocol": dialect.protocol(route.channel),
                     }
                     for route in rule.routes
                 ],
@@ -91,8 +93,18 @@ def _load(path: str, *, allow_empty: bool, err: TextIO) -> RuleSet | RuleError |
         return exc
 
 
-def check(path: str, *, as_json: bool, allow_empty: bool, out: TextIO, err: TextIO) -> int:
-    """``rhid check``: the exact validation the daemon runs at start-up and reload."""
+def check(
+    path: str,
+    *,
+    as_json: bool,
+    allow_empty: bool,
+    out: TextIO,
+    err: TextIO,
+    bird_version: str = "auto",
+    gateways: Sequence[gateway.Gateway] = (),
+) -> int:
+    """``rhid check``: the exact validation the daemon runs at start-up and reload; told which
+    BIRD will read the files (`bird_version`) and the gateways, what will not work well there."""
     rules = _load(path, allow_empty=allow_empty, err=err)
     if rules is None:
         return EXIT_UNREADABLE
@@ -106,8 +118,10 @@ def check(path: str, *, as_json: bool, allow_empty: bool, out: TextIO, err: Text
             out.write("\n")
         return EXIT_INVALID
     warn_newer_bird(rules, err)
+    dialect = BIRD2 if bird_version == "auto" else of_version(bird_version)
+    warn_bird(rules, dialect, gateways, err)
     if as_json:
-        json.dump({"valid": True, **describe(rules)}, out, indent=2)
+        json.dump({"valid": True, **describe(rules, dialect)}, out, indent=2)
         out.write("\n")
     else:
         print(summarize(rules), file=out)
@@ -126,8 +140,32 @@ def warn_newer_bird(rules: RuleSet, err: TextIO) -> None:
             )
 
 
-def bird_config(path: str, bird_dir: Path, *, out: TextIO, err: TextIO) -> int:
-    """``rhid bird-config``: print the BIRD snippet for the tables the rules use."""
+def warn_bird(rules: RuleSet, dialect: Dialect, gateways: Sequence[gateway.Gateway], err: TextIO) -> None:
+    """What will not work well with `dialect`'s BIRD (BIRD 1.6's slow configure of a large table),
+    and gateways that lead no route."""
+    counts = Counter(route.channel for route in rules.routes)
+    for channel, count in sorted(counts.items()):
+        problem = dialect.size_problem(count)
+        if problem is not None:
+            print(
+                f"{rules.path}: warning: protocol {dialect.protocol(channel)} "
+                f"(IPv{channel.family}): {problem}",
+                file=err,
+            )
+    for warning in gateway.unused(gateways, rules.channels):
+        print(f"{rules.path}: warning: {warning}", file=err)
+
+
+def bird_config(
+    path: str,
+    chosen: settings.Settings,
+    *,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """``rhid bird-config``: print the BIRD snippet(s) for the tables the rules use, for the BIRD
+    --bird-version names (auto: the one --bird-socket greets as, else BIRD 2), with the gateways."""
+    bird_dir = chosen.bird_dir
     rules = _load(path, allow_empty=True, err=err)
     if rules is None:
         return EXIT_UNREADABLE
@@ -141,7 +179,15 @@ def bird_config(path: str, bird_dir: Path, *, out: TextIO, err: TextIO) -> int:
         )
         return EXIT_INVALID
     warn_newer_bird(rules, err)
-    out.write(bird_snippet(rules, str(bird_dir)))
+    try:
+        dialect, why = birdpair.choose(chosen)
+    except CannotRunError as exc:
+        print(f"rhid: {exc}", file=err)
+        return EXIT_INVALID
+    warn_bird(rules, dialect, chosen.gateways, err)
+    print(f"rhid: the snippet for {dialect.name} ({why})", file=err)
+    snippets = bird_snippets(rules, str(bird_dir), dialect, chosen.gateways)
+    out.write("\n".join(snippets.values()))
     return EXIT_OK
 
 
@@ -166,7 +212,7 @@ def show_status(bird_dir: Path, prefix: str | None, *, as_json: bool, out: TextI
     return EXIT_PROBLEM if status.problems(document) else EXIT_OK
 
 
-def withdraw(bird_dir: Path, bird_socket: str, timeout: float, *, out: TextIO, err: TextIO) -> int:
+def withdraw(chosen: settings.Settings, timeout: float, *, out: TextIO, err: TextIO) -> int:
     """``rhid withdraw``: empty every include file in `bird_dir` and have BIRD apply it, while no rhid
     runs there (the unit's OnFailure= safety net: routes never outlive the rhid that watches them).
 
@@ -175,10 +221,12 @@ def withdraw(bird_dir: Path, bird_socket: str, timeout: float, *, out: TextIO, e
     reconfiguration, BIRD's routes verified, all within `timeout`.
     """
     log.configure("info", "auto", err)
-    directory = Path(bird_dir)
+    directory = Path(chosen.bird_dir)
     try:
         with instance_lock(directory):
-            side = BirdSide(directory, bird.BirdClient(bird_socket, min(timeout, 2.0)))
+            dialect, why = birdpair.choose(chosen)
+            daemon.log.info("bird.dialect", bird=dialect.name, why=why)
+            side = birdpair.edge(chosen, dialect, None, None)
             count = side.count
             nothing = parse_rules("", allow_empty=True)
             files = plan.initial(side.announced(), side.owned, 0.0)
@@ -216,6 +264,23 @@ def run_settings(args: argparse.Namespace) -> settings.Settings:
     """The settings `rhid run`'s options give, with the HAProxy socket and the defaults files found."""
     given = {name: getattr(args, option.dest) for name, option in settings.OPTIONS.items()}
     return settings.from_options(given, settings.environment())
+
+
+def command_settings(args: argparse.Namespace, timeout: float | None = None) -> settings.Settings:
+    """The settings a command other than `rhid run` was given (the BIRD sockets, its version, the
+    gateways, the directory); the rest their defaults."""
+    given: dict[str, Any] = {
+        name: getattr(args, option.dest)
+        for name, option in settings.OPTIONS.items()
+        if name in {"bird_dir", "bird_socket", "bird6_socket", "bird_version", "gateways"}
+        and hasattr(args, option.dest)
+        and getattr(args, option.dest) is not None
+    }
+    if "gateways" in given:
+        given["gateways"] = tuple(given["gateways"])
+    if timeout is not None:
+        given["bird_timeout"] = min(timeout, 2.0)
+    return settings.Settings(**given)
 
 
 EPILOG = """exit status:
@@ -257,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the compiled rules (or errors) as JSON"
     )
     _add_allow_empty_option(check_parser)
+    _add_setting(
+        check_parser, "bird_version", "warn about what will not work well with this BIRD (default: none)"
+    )
+    _add_setting(
+        check_parser, "gateways", "warn about a --gateway that leads no route (as rhid run takes them)"
+    )
 
     run_parser = command("run", "run the daemon in the foreground until SIGTERM (SIGHUP re-reads the rules)")
     for name in settings.OPTIONS:
@@ -277,12 +348,19 @@ def build_parser() -> argparse.ArgumentParser:
         "runs it when the service has failed for good)",
     )
     _add_bird_dir_option(withdraw_parser, "the directory rhid writes its include files to")
-    _add_setting(withdraw_parser, "bird_socket")
+    for name in ("bird_socket", "bird6_socket", "bird_version"):
+        _add_setting(withdraw_parser, name)
     _add_option(withdraw_parser, WITHDRAW_TIMEOUT, 10.0)
 
-    snippet_parser = command("bird-config", "print the BIRD 2 snippet for the rules' tables")
+    snippet_parser = command(
+        "bird-config",
+        "print the BIRD configuration for the rules' tables: bird.conf's (BIRD 2 or 3), or bird.conf's "
+        "and bird6.conf's (BIRD 1.6)",
+    )
     _add_config_option(snippet_parser)
     _add_bird_dir_option(snippet_parser, "the directory rhid writes its include files to")
+    for name in ("bird_version", "bird_socket", "bird6_socket", "gateways"):
+        _add_setting(snippet_parser, name)
     return parser
 
 
@@ -361,16 +439,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return check(
-                args.config, as_json=args.json, allow_empty=args.allow_empty, out=sys.stdout, err=sys.stderr
+                args.config,
+                as_json=args.json,
+                allow_empty=args.allow_empty,
+                out=sys.stdout,
+                err=sys.stderr,
+                bird_version=args.bird_version,
+                gateways=tuple(args.gateway or ()),
             )
         if args.command == "run":
             return start(args)
         if args.command == "status":
             return show_status(args.bird_dir, args.prefix, as_json=args.json, out=sys.stdout, err=sys.stderr)
         if args.command == "withdraw":
-            return withdraw(args.bird_dir, args.bird_socket, args.timeout, out=sys.stdout, err=sys.stderr)
+            return withdraw(
+                command_settings(args, timeout=args.timeout), args.timeout, out=sys.stdout, err=sys.stderr
+            )
         if args.command == "bird-config":
-            return bird_config(args.config, args.bird_dir, out=sys.stdout, err=sys.stderr)
+            return bird_config(args.config, command_settings(args), out=sys.stdout, err=sys.stderr)
     except BrokenPipeError:
         # `rhid check --json | head`: the reader left; that is not our failure.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

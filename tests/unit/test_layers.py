@@ -52,6 +52,7 @@ PURE = [
     "catalogue",
     "dialect",
     "birdconf",
+    "gateway",
 ]
 EFFECTS = {
     "socket",

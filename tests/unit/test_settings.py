@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rhid import settings
+from rhid import gateway, settings
 from rhid.cli import build_parser, main, run_settings
 from rhid.errors import SettingError
 from rhid.haproxy import HAProxySide
@@ -92,7 +92,7 @@ def help_entries(text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for entry in entries:
         words = " ".join(entry.split())
-        for flag in re.findall(r"(?:^|, )(--?[a-z][a-z-]*)", words):
+        for flag in re.findall(r"(?:^|, )(--?[a-z][a-z0-9-]*)", words):
             found[flag] = words
     return found
 
@@ -269,6 +269,7 @@ SAMPLES: dict[type, tuple[str, object]] = {
     settings.Count: ("7", 7),
     settings.Ring: ("myring", "myring"),
     settings.IncludeDirectory: ("/srv/rhid", Path("/srv/rhid")),
+    settings.Gateways: ("vol1=192.0.2.1", gateway.parse("vol1=192.0.2.1")),
     type(None): ("/some/path", "/some/path"),
 }
 
@@ -289,7 +290,7 @@ def test_each_declared_option_reaches_its_field(name: str, monkeypatch: pytest.M
         text, value = SAMPLES[type(option.kind)]
         given = [option.flag, text]
         if option.form == "repeated":
-            value = (text,)
+            value = (value,)
     built = run_settings(build_parser().parse_args(["run", *given]))
     assert getattr(built, name) == value
     unchanged = settings.from_options({}, {})
