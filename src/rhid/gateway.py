@@ -26,7 +26,7 @@ FLAG = "--gateway"
 BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Gateway:
     """The next hop of one table's routes of one family."""
 
@@ -40,6 +40,11 @@ class Gateway:
 
     def __str__(self) -> str:
         return f"{self.table}={self.address}"
+
+
+def order(gateway: Gateway) -> tuple[str, int, int]:
+    """Sort key: table, family, address (addresses of two families do not compare)."""
+    return (gateway.table, gateway.address.version, int(gateway.address))
 
 
 def parse(text: str) -> Gateway:
@@ -101,7 +106,7 @@ def unused(gateways: Iterable[Gateway], channels: Collection[Channel]) -> list[s
     """A warning for each gateway no route of the rules leads to (a typo of the table's name, or
     the other family's address)."""
     found = []
-    for gateway in sorted(gateways):
+    for gateway in sorted(gateways, key=order):
         if gateway.channel in channels:
             continue
         family = f"IPv{gateway.address.version}"

@@ -172,7 +172,9 @@ class BirdSide:
         self.directory = directory
         self.client = client
         self.family = family  # None: every family's files (one BIRD for both); 4 or 6: that one's
-        self.gateways = tuple(sorted(g for g in gateways if family in (None, g.address.version)))
+        self.gateways = tuple(
+            sorted((g for g in gateways if family in (None, g.address.version)), key=gateway.order)
+        )
         on_disk = routefiles.read_announced(directory)
         self.written: dict[Channel, Routes] = {c: r for c, r in on_disk.routes.items() if self.mine(c)}
         # files holding lines rhid did not write: rewrite them

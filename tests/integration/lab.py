@@ -293,14 +293,11 @@ class Lab:
     def wait_established(self, timeout: float = 30) -> None:
         sessions = ("downlink", "downlink6") if self.bird16 is not None else ("downlink",)
         for session in sessions:
-            wait_for(
-                f"the BGP session {session} to be Established",
-                lambda session=session: (
-                    "Established" in (self.birdc("peer", f"show protocols {session}") or "")
-                ),
-                timeout,
-                every=0.1,
-            )
+
+            def established(session: str = session) -> bool:
+                return "Established" in (self.birdc("peer", f"show protocols {session}") or "")
+
+            wait_for(f"the BGP session {session} to be Established", established, timeout, every=0.1)
 
     # ---- BIRD 1.6: bird (IPv4) and bird6 (IPv6) as the speakers, each with a session to the peer --
 

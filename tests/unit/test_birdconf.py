@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rhid.birdconf import bird_snippet, include_directory
+from rhid.birdconf import bird_snippet, bird_snippets, include_directory
+from rhid.dialect import BIRD2, BIRD16
+from rhid.gateway import parse
 from rhid.rules import parse_rules
 
 
@@ -36,3 +38,39 @@ def test_the_include_directory_is_a_pattern_so_a_missing_one_is_no_match() -> No
     assert include_directory("/run/rhid/") == "/run/rhi[d]"
     assert include_directory("/var/lib/rhid-x.1") == "/var/lib/rhid-x.[1]"
     assert include_directory("/") == ""
+
+
+def test_bird_1_6_gets_a_snippet_for_each_daemon() -> None:
+    """BIRD 1.6: bird.conf's IPv4 protocols and bird6.conf's IPv6 ones, each named as the table (the
+    vendor's `proto = "vol1"` in both), no channel statement, the export at the session's level."""
+    snippets = bird_snippets(parse_rules("10.0.0.1, 2001:db8::1 = always\n"), "/run/rhid", BIRD16)
+    assert list(snippets) == ["bird.conf", "bird6.conf"]
+    assert 'protocol static vol1 {\n  include "/run/rhi[d]/vol1.ipv4*.conf";\n}' in snippets["bird.conf"]
+    assert 'protocol static vol1 {\n  include "/run/rhi[d]/vol1.ipv6*.conf";\n}' in snippets["bird6.conf"]
+    assert "ipv6" not in snippets["bird.conf"].replace("ipv6*", "")
+    assert '#   import none; export where proto = "vol1"; next hop self;' in snippets["bird6.conf"]
+    assert "in each kernel protocol," in snippets["bird6.conf"]
+    assert "bird6.conf (BIRD 1.6's bird6: IPv6)" in bird_snippet(
+        parse_rules("10.0.0.1 = always\n"), "/run/rhid", BIRD16
+    )
+
+
+def test_a_family_without_routes_gets_a_note_not_a_protocol() -> None:
+    """An IPv4-only file on BIRD 1.6: bird6.conf needs nothing yet, and says so."""
+    snippets = bird_snippets(parse_rules("10.0.0.1 = always\n"), "/run/rhid", BIRD16)
+    assert "protocol static" not in snippets["bird6.conf"]
+    assert "no rule has a route of this family yet" in snippets["bird6.conf"]
+
+
+def test_a_table_with_a_gateway_is_exported_without_next_hop_self() -> None:
+    """The gateway is the next hop the router should see: no `next hop self` for that family, with
+    why; BIRD 1.6's bird6 is said to announce itself anyway (measured)."""
+    rules = parse_rules("10.0.0.1, 2001:db8::1 = always\nvol2%10.0.0.2 = always\n")
+    gateways = (parse("vol1=198.18.0.99"), parse("vol1=2001:db8:20::99"))
+    snippet = bird_snippet(rules, "/run/rhid", BIRD2, gateways)
+    assert '#   ipv4 { import none; export where proto = "vol1" || proto = "vol2"; };' in snippet
+    assert "(no `next hop self`: vol1's routes lead via 198.18.0.99 (--gateway)" in snippet
+    assert "bird6 announces itself" not in snippet
+    snippets = bird_snippets(rules, "/run/rhid", BIRD16, gateways)
+    assert "bird6 announces itself as the next hop of every route" in snippets["bird6.conf"]
+    assert "bird6 announces itself" not in snippets["bird.conf"]
