@@ -290,6 +290,10 @@ class Lab:
             return None
         return result.stdout
 
+    def wait_answers(self, name: str, timeout: float = 10) -> None:
+        """Wait until the BIRD started as `name` answers on its control socket."""
+        wait_for(f"{name}'s control socket", lambda: self.birdc(name, "show status") is not None, timeout)
+
     def wait_established(self, timeout: float = 30) -> None:
         sessions = ("downlink", "downlink6") if self.bird16 is not None else ("downlink",)
         for session in sessions:

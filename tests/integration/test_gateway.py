@@ -171,7 +171,7 @@ def test_the_peer_sees_a_tables_gateway_as_its_routes_next_hop(
                 binary = BIRD
             argv = [binary, "-f", "-c", str(config), "-s", str(instance.ctl(name)), "-P", f"{name}.pid"]
             instance.spawn(name, [*netns, link.speaker, *argv])
-            wait_for(f"{name}'s socket", lambda name=name: instance.birdc(name, "show status"), 10)
+            instance.wait_answers(name)
         peer = tmp_path / "peer.conf"
         peer.write_text(
             f"router id {PEER4};\nprotocol device {{}}\n"
