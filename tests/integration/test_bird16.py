@@ -164,3 +164,18 @@ def test_sigterm_during_bird6_outage_withdraws_from_bird_and_says_what_bird6_mis
     story.wait_established()
     time.sleep(1)
     assert story.peer_routes() == set(), "bird6 starts from the emptied files"
+
+
+def test_rhid_withdraw_empties_both_daemons(story: Lab) -> None:
+    """The unit's safety net on BIRD 1.6: after rhid is killed, `rhid withdraw` finds both daemons
+    from the greeting, empties every file and has bird and bird6 confirm."""
+    start(story)
+    story.wait_peer_routes(ALL)
+    story.stop("rhid", signal.SIGKILL)
+    result = story.rhid(
+        "withdraw", "--bird-dir", str(story.bird_dir),
+        "--bird-socket", str(story.ctl("speaker")), "--bird6-socket", str(story.ctl("speaker6")),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "6 route(s) withdrawn; BIRD reconfigured and confirmed" in result.stdout
+    story.wait_peer_routes(set())
