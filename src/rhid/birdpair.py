@@ -249,7 +249,14 @@ def choose(settings: Settings) -> tuple[Dialect, str]:
                 f"--bird-version {settings.bird_version}, but {settings.bird_socket} greets {greeting!r}: "
                 "give the version of the BIRD that runs there (or --bird-version auto)"
             )
-        return (of_greeting(greeting) if greeting else chosen), f"--bird-version {settings.bird_version}"
+        if greeting:
+            return of_greeting(
+                greeting
+            ), f"--bird-version {settings.bird_version}; {settings.bird_socket} greets {greeting!r}"
+        return (
+            chosen,
+            f"--bird-version {settings.bird_version} (no BIRD answers on {settings.bird_socket} yet)",
+        )
     if greeting:
         return of_greeting(greeting), f"{settings.bird_socket} greets {greeting!r}"
     if os.path.exists(settings.bird6_socket):

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from rhid import birdwire, routefiles, status
 from rhid.birdpair import BirdPair, choose, edge
-from rhid.dialect import BIRD2, BIRD16, of_greeting
+from rhid.dialect import BIRD2, BIRD3, BIRD16, of_greeting
 from rhid.errors import BirdUnavailableError, CannotRunError, FatalError
 from rhid.gateway import parse
 from rhid.model import Attributes, BirdState, Channel, Route
@@ -298,7 +298,10 @@ def test_which_bird_is_chosen(tmp_path: Path) -> None:
                 CannotRunError, match=r"--bird-version 2, but .* greets 'BIRD 1\.6\.3 ready\.'"
             ):
                 choose(Settings(bird_socket=str(ctl), bird_version="2"))
-            assert choose(Settings(bird_socket=str(ctl), bird_version="1.6"))[0] is BIRD16
+            assert choose(Settings(bird_socket=str(ctl), bird_version="1.6")) == (
+                BIRD16,
+                f"--bird-version 1.6; {ctl} greets 'BIRD 1.6.3 ready.'",
+            )
         finally:
             server.close()
     finally:
@@ -306,6 +309,9 @@ def test_which_bird_is_chosen(tmp_path: Path) -> None:
     ctl6.unlink(missing_ok=True)
     ctl6.write_text("")  # a socket file left by a stopped bird6
     assert choose(settings)[0] is BIRD16
-    assert choose(Settings(bird_socket=str(ctl), bird_version="3"))[0].name == "BIRD 3"
+    assert choose(Settings(bird_socket=str(ctl), bird_version="3")) == (
+        BIRD3,
+        f"--bird-version 3 (no BIRD answers on {ctl} yet)",
+    )
     assert isinstance(edge(settings, BIRD16, None, None), BirdPair)
     assert isinstance(edge(settings, BIRD2, None, None), BirdSide)

@@ -90,7 +90,7 @@ def test_bird_config_prints_each_daemons_snippet_for_bird_1_6(
     assert "paste into bird.conf (BIRD 1.6's bird: IPv4)" in captured.out
     assert "paste into bird6.conf (BIRD 1.6's bird6: IPv6)" in captured.out
     assert "vol1's routes lead via 198.18.0.99" in captured.out
-    assert "rhid: the snippet for BIRD 1.6 (--bird-version 1.6)" in captured.err
+    assert "rhid: the snippet for BIRD 1.6 (--bird-version 1.6 (no BIRD answers on" in captured.err
 
 
 def test_bird_config_finds_the_bird_that_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
