@@ -372,6 +372,8 @@ defaults
     timeout server 5s
 backend be_app
     server s1 127.0.0.1:{{port}}
+backend be_static
+    server s1 127.0.0.1:{{port}}
 """
 
 
@@ -379,8 +381,12 @@ def run(container: Container, *argv: str) -> subprocess.CompletedProcess[str]:
     return container.run(*argv, timeout=600)
 
 
-@pytest.mark.parametrize("target", ["bird2", "bird"])
-def test_the_guides_cutover_keeps_every_route_at_the_router(target: str, work: Path, deb: Path) -> None:
+@pytest.mark.parametrize(
+    ("target", "rules"), [("bird2", "edited"), ("bird", "edited"), ("bird2", "unedited")]
+)
+def test_the_guides_cutover_keeps_every_route_at_the_router(
+    target: str, rules: str, work: Path, deb: Path
+) -> None:
     """On a node running the vendor's stand-ins, the guide's steps (BIRD's daemon killed without
     notification, the vendor's RHI stopped, rhid installed non-interactively and started, the
     vendor's daemon removed, stock BIRD installed) never leave the router without a route; rhid
@@ -389,8 +395,10 @@ def test_the_guides_cutover_keeps_every_route_at_the_router(target: str, work: P
     follow health at the router."""
     if bird16_programs() is None:
         pytest.skip("BIRD 1.6 is missing: bash scripts/bird16.sh")
-    here = work / target
+    here = work / f"{target}-{rules}"
     here.mkdir()
+    # the operator's rules, or the vendor's example rule file as its package installed it
+    rule_text, routes = (RULES, ROUTES) if rules == "edited" else (VENDOR_RULES, {"10.200.200.200/32"})
     root, log = here / "root", here / "node.log"
     container = Container(root, here / "nspawn.log")
     router = Lab(here)
@@ -422,17 +430,18 @@ def test_the_guides_cutover_keeps_every_route_at_the_router(target: str, work: P
         ], log, timeout=900)  # fmt: skip
         router.start_web("web1")
         (root / "etc/haproxy/haproxy.cfg").write_text(HAPROXY.format(port=router.ports["web1"]))
-        (root / "etc/hapee-extras/hapee-rhi.cfg").write_text(RULES)  # the operator edited the rules
+        if rules == "edited":
+            (root / "etc/hapee-extras/hapee-rhi.cfg").write_text(RULES)
         container.boot()
         start_router(router, ports)
         run(container, "systemctl", "enable", "--now", "haproxy")
         run(container, "systemctl", "restart", "hapee-extras-route", "hapee-extras-route6", UNIT)
         for family in (4, 6):
             wait_for(f"the router's session {family}", partial(established, router, family), 60, every=0.2)
-        router.wait_peer_routes(ROUTES, timeout=30)
+        router.wait_peer_routes(routes, timeout=30)
 
         # guide 3, step 0: prepared while the vendor runs
-        snippet_rules = RULES
+        snippet_rules = rule_text
         run(container, "mkdir", "-p", "/etc/bird")
         if target == "bird2":
             snippets = bird_snippets(parse_rules(snippet_rules), "/run/rhid", BIRD2)
@@ -452,7 +461,7 @@ def test_the_guides_cutover_keeps_every_route_at_the_router(target: str, work: P
         confold = ["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
         env = ["env", "DEBIAN_FRONTEND=noninteractive", "UCF_FORCE_CONFFOLD=1"]
         steps: list[tuple[str, float]] = []
-        with Watch(router, ROUTES) as watch:
+        with Watch(router, routes) as watch:
             time.sleep(1)
             started = time.monotonic()
             run(container, "systemctl", "mask", "--runtime", "hapee-extras-route", "hapee-extras-route6")
@@ -460,6 +469,14 @@ def test_the_guides_cutover_keeps_every_route_at_the_router(target: str, work: P
             steps.append(("1 killed", time.monotonic() - started))
             run(container, "systemctl", "stop", UNIT)
             steps.append(("2 vendor RHI stopped", time.monotonic() - started))
+            run(
+                container,
+                "cp",
+                "-a",
+                "/etc/hapee-extras/hapee-rhi.cfg",
+                "/etc/default/hapee-extras-rhi",
+                "/root/",
+            )
             # no recommends: bird2 now would start BIRD before rhid has written its files
             installed = run(
                 container,
@@ -472,6 +489,12 @@ def test_the_guides_cutover_keeps_every_route_at_the_router(target: str, work: P
                 f"/var/tmp/{deb.name}",
             )
             steps.append(("3 rhid installed", time.monotonic() - started))
+            after_dpkg = {
+                conffile: run(container, "cat", conffile).stdout
+                for conffile in ("/etc/hapee-extras/hapee-rhi.cfg", "/etc/default/hapee-extras-rhi")
+            }
+            run(container, "cp", "-a", "/root/hapee-rhi.cfg", "/etc/hapee-extras/")
+            run(container, "cp", "-a", "/root/hapee-extras-rhi", "/etc/default/")
             run(container, "systemctl", "enable", "--now", UNIT)
             steps.append(("4 rhid started", time.monotonic() - started))
             run(container, "apt-get", "remove", "-y", "hapee-extras-route")
@@ -500,19 +523,23 @@ def test_the_guides_cutover_keeps_every_route_at_the_router(target: str, work: P
         assert "Removing hapee-extras-rhi" in installed.stdout, installed.stdout
 
         # what stays: the rule file and the unedited defaults file, rhid's versions beside them
-        assert run(container, "cat", "/etc/hapee-extras/hapee-rhi.cfg").stdout == RULES
-        assert run(container, "cat", "/etc/bird/envvars").stdout == ENVVARS
+        # what dpkg did with the vendor's conffiles: an edited one kept (rhid's beside it), an
+        # unedited one replaced by rhid's, silently (it knows the replaced package's version of it)
         print(run(container, "ls", "-la", "/etc/default", "/etc/hapee-extras").stdout)
-        run(container, "test", "-f", "/etc/hapee-extras/hapee-rhi.cfg.dpkg-dist")
-        defaults = run(container, "cat", "/etc/default/hapee-extras-rhi").stdout
-        if target == "bird2":
-            # left as the vendor's package installed it: dpkg knows it unedited (the replaced
-            # package's record) and puts rhid's in its place, silently, as for any unedited conffile
-            assert defaults.startswith("# Settings for rhid"), defaults
-            run(container, "test", "!", "-e", "/etc/default/hapee-extras-rhi.dpkg-dist")
-        else:  # edited (RHID_ARGS): kept, rhid's beside it
-            assert defaults == VENDOR_DEFAULTS + 'RHID_ARGS="--bird-version 1.6"\n'
-            run(container, "test", "-f", "/etc/default/hapee-extras-rhi.dpkg-dist")
+        vendor_defaults = VENDOR_DEFAULTS + ('RHID_ARGS="--bird-version 1.6"\n' if target == "bird" else "")
+        for conffile, before, edited in (
+            ("/etc/hapee-extras/hapee-rhi.cfg", rule_text, rules == "edited"),
+            ("/etc/default/hapee-extras-rhi", vendor_defaults, target == "bird"),
+        ):
+            if edited:
+                assert after_dpkg[conffile] == before, conffile
+                run(container, "test", "-f", f"{conffile}.dpkg-dist")
+            else:
+                assert after_dpkg[conffile].startswith("# "), after_dpkg[conffile]
+                assert after_dpkg[conffile] != before, conffile
+                run(container, "test", "!", "-e", f"{conffile}.dpkg-dist")
+            assert run(container, "cat", conffile).stdout == before, f"{conffile}: put back after step 3"
+        assert run(container, "cat", "/etc/bird/envvars").stdout == ENVVARS
         states = run(container, "dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${Package}\n").stdout
         assert re.search(r"^rc\s+hapee-extras-rhi$", states, re.M), states
         assert re.search(r"^rc\s+hapee-extras-route$", states, re.M), states
@@ -545,7 +572,7 @@ def test_the_guides_cutover_keeps_every_route_at_the_router(target: str, work: P
             "-c",
             f"from rhid.haproxy import fetch; fetch('{SOCKET}', b'enable server be_app/s1\\n', 5)",
         )
-        router.wait_peer_routes(ROUTES, timeout=20)
+        router.wait_peer_routes(routes, timeout=20)
     finally:
         container.shut_down()
         router.close()
