@@ -26,8 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from rhid.bird import BirdClient  # noqa: E402 -- after the path
-from tests.integration.lab import BIRD, bird16_programs  # noqa: E402
+from tests.integration.lab import BIRD, bird16_programs
+
+from rhid.bird import BirdClient
 
 TIMEOUT = 120.0
 
@@ -121,16 +122,22 @@ def main() -> int:
             rows.append(measure(binary, version, sizes[-1], args.split, args.repeat))
             print(rows[-1], flush=True)
     print()
-    print("| BIRD | routes | protocols | configure, one change | configure, no change | show route protocol | configure, all withdrawn |")
+    print(
+        "| BIRD | routes | protocols | configure, one change | configure, no change | show route protocol "
+        "| configure, all withdrawn |"
+    )
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(
             f"| {row['bird']} | {row['routes']:,} | {row['protocols']} | {row['one_change_ms']:.1f} ms | "
-            f"{row['no_change_ms']:.1f} ms | {row['show_route_ms']:.1f} ms | {row['withdraw_all_ms']:.1f} ms |"
+            f"{row['no_change_ms']:.1f} ms | {row['show_route_ms']:.1f} ms | "
+            f"{row['withdraw_all_ms']:.1f} ms |"
         )
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["/usr/bin/git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     out.write_text(json.dumps({"commit": commit, "when": time.strftime("%F"), "rows": rows}, indent=1) + "\n")
     print(f"\nwritten {out}")
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rhid.health import Health, ProxyState
 from rhid.plan import NO_INTENTS, decide, initial
-from rhid.rules import load_rules
+from rhid.rulefile import load_rules
 
 BUDGET_SECONDS = 1.0
 

@@ -4,10 +4,13 @@
 # tests, its test tools) from the Python package index.
 #   demo:    Debian's haproxy and bird2 (or an installed bird3) as programs (the demo starts its own, on loopback), python3
 #            with venv, and the build deps of systemd-python (gcc, libsystemd-dev, pkg-config).
-#   --tests: also debootstrap and systemd-nspawn (tests/system boots the .deb under systemd) and
-#            man-db (systemd-analyze verify checks Documentation=man:rhid(8)), and BIRD 1.6 unpacked
-#            (never installed: it conflicts with bird2) into /var/tmp/rhid-stacks/bookworm-bird for
-#            tests/integration/test_bird16.py (scripts/bird16.sh: apt's own lists and cache there).
+#   --tests: also debootstrap and systemd-nspawn (tests/system boots the .deb under systemd),
+#            man-db (systemd-analyze verify checks Documentation=man:rhid(8)), keepalived (the
+#            keepalived test runs `rhid probe` as a track_script in two network namespaces) and
+#            prometheus (its promtool checks and unit-tests the alerting rules; its service is
+#            neither started nor left enabled), and BIRD 1.6 unpacked (never installed: it conflicts with
+#            bird2) into /var/tmp/rhid-stacks/bookworm-bird for tests/integration/test_bird16.py
+#            (scripts/bird16.sh: apt's own lists and cache there).
 # Nothing is left running or enabled: apt.sh forbids service starts while it installs, and disables
 # the haproxy and bird services of packages it newly installed (`systemctl enable --now haproxy
 # bird` undoes that). Packages that were already installed are left as they were.
@@ -30,7 +33,9 @@ APT_PACKAGES=(haproxy "$bird" systemd libsystemd-dev pkg-config gcc python3 pyth
 if [ -n "$tests" ]; then
     APT_PACKAGES+=(debootstrap systemd-container  # tests/system boots the .deb under systemd
                    git                            # ... after building it from a clone in a minimal root
-                   man-db)                        # systemd-analyze verify checks Documentation=man:rhid(8)
+                   man-db                         # systemd-analyze verify checks Documentation=man:rhid(8)
+                   keepalived                     # tests/integration/test_keepalived.py: VRRP driven by rhid probe
+                   prometheus)                    # promtool checks and tests packaging/prometheus/*.yml
 fi
 
 source scripts/apt.sh

@@ -1,5 +1,5 @@
 """Allow ``python -m rhid``."""
 
-from rhid.cli import main
+from rhid.entry import main
 
 raise SystemExit(main())

@@ -4,8 +4,10 @@ Pure."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
 
+from rhid import gateway
 from rhid.dialect import BIRD2, Dialect
 from rhid.gateway import Gateway
 from rhid.model import Channel
@@ -29,6 +31,17 @@ def include_directory(bird_dir: str) -> str:
     return f"{parent}/{name[:-1]}[{name[-1]}]"
 
 
+def export_filter(protocols: list[str]) -> str:
+    """The BGP channel's export clause for rhid's `protocols` that also carries a degraded route's
+    MED over eBGP (BIRD drops a static route's MED on eBGP export unless the filter sets it;
+    communities pass either way: notes, bird-control-socket §9)."""
+    wanted = " || ".join(f'proto = "{protocol}"' for protocol in protocols) or "false"
+    return (
+        f"export filter {{ if {wanted} then {{ if defined(bgp_med) then bgp_med = bgp_med; accept; }} "
+        "reject; };"
+    )
+
+
 def bird_snippets(
     rules: RuleSet, bird_dir: str, dialect: Dialect = BIRD2, gateways: Collection[Gateway] = ()
 ) -> dict[str, str]:
@@ -38,8 +51,11 @@ def bird_snippets(
     if not SAFE_PATH.match(bird_dir):
         raise AssertionError(f"refusing to paste unvalidated directory {bird_dir!r} into BIRD's config")
     channels = sorted(rules.channels)
+    degraded = any(rule.degraded is not None for rule in rules.rules)
     if not dialect.per_family:
-        return {"bird.conf": _snippet(channels, bird_dir, dialect, gateways, "bird.conf (BIRD 2 or 3)")}
+        return {
+            "bird.conf": _snippet(channels, bird_dir, dialect, gateways, "bird.conf (BIRD 2 or 3)", degraded)
+        }
     return {
         "bird.conf": _snippet(
             [c for c in channels if c.family == 4],
@@ -47,6 +63,7 @@ def bird_snippets(
             dialect,
             gateways,
             "bird.conf (BIRD 1.6's bird: IPv4)",
+            degraded,
         ),
         "bird6.conf": _snippet(
             [c for c in channels if c.family == 6],
@@ -54,6 +71,7 @@ def bird_snippets(
             dialect,
             gateways,
             "bird6.conf (BIRD 1.6's bird6: IPv6)",
+            degraded,
         ),
     }
 
@@ -65,8 +83,13 @@ def bird_snippet(
     return "\n".join(bird_snippets(rules, bird_dir, dialect, gateways).values())
 
 
-def _snippet(
-    channels: list[Channel], bird_dir: str, dialect: Dialect, gateways: Collection[Gateway], where: str
+def _snippet(  # noqa: PLR0917 -- one private call site, each argument a part of the snippet
+    channels: list[Channel],
+    bird_dir: str,
+    dialect: Dialect,
+    gateways: Collection[Gateway],
+    where: str,
+    degraded: bool,
 ) -> str:
     """One BIRD's part: its static protocols, the export each BGP session needs, the kernel's."""
     directory = include_directory(bird_dir)
@@ -85,17 +108,25 @@ def _snippet(
             f'  include "{pattern}";',
             "}",
         ]
-    if channels:
+    if channels and degraded:
+        lines.append("# and in each BGP session towards your routers, export them (this filter also carries")
+        lines.append("# a degraded route's MED over eBGP, which BIRD drops otherwise):")
+    elif channels:
         lines.append("# and in each BGP session towards your routers, export them:")
     via = {g.channel: g.address for g in gateways}
     for family in (4, 6):
         mine = [c for c in channels if c.family == family]
         if not mine:
             continue
-        names = " || ".join(f'proto = "{dialect.protocol(c)}"' for c in mine)
+        names = [dialect.protocol(c) for c in mine]
         led = [f"{c.table}'s routes lead via {via[c]}" for c in mine if c in via]
         hop = "" if led else " next hop self;"
-        clause = f"import none; export where {names};{hop}"
+        export = (
+            export_filter(names)
+            if degraded
+            else "export where " + " || ".join(f'proto = "{n}"' for n in names) + ";"
+        )
+        clause = f"import none; {export}{hop}"
         lines.append(f"#   ipv{family} {{ {clause} }};" if dialect.channel_statement else f"#   {clause}")
         if led:
             lines += [
@@ -114,3 +145,25 @@ def _snippet(
         "#   export where source != RTS_STATIC;   (Debian's stock bird.conf says: export all)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def cautions(rules: RuleSet, dialect: Dialect, gateways: Collection[Gateway] = ()) -> list[str]:
+    """What will not work as the rules ask with `dialect`'s BIRD, each in a sentence that says why
+    and what to do (`rhid check --bird-version`, and `rhid run` at start, say them): a table too
+    large for BIRD 1.6's configure, a degraded clause's attributes this BIRD cannot carry (the route
+    is then announced without them), a gateway no route leads to."""
+    found = []
+    counts = Counter(route.channel for route in rules.routes)
+    for channel, count in sorted(counts.items()):
+        problem = dialect.size_problem(count)
+        if problem is not None:
+            found.append(f"protocol {dialect.protocol(channel)} (IPv{channel.family}): {problem}")
+    for rule in rules.rules:
+        left_out = dialect.uncarried(rule.degraded.attributes) if rule.degraded is not None else ()
+        if left_out:
+            found.append(
+                f"line {rule.line}: {dialect.name} cannot set {' and '.join(left_out)} on a static route: "
+                "the degraded routes are announced without them (BIRD 1.6.3 and later, 2 and 3 can)"
+            )
+    found.extend(gateway.unused(gateways, rules.channels))
+    return found

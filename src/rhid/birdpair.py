@@ -30,7 +30,7 @@ import structlog
 from rhid import bird
 from rhid.dialect import BIRD2, BIRD16, Dialect, of_greeting, of_version
 from rhid.errors import BirdProtocolError, BirdUnavailableError, CannotRunError
-from rhid.model import BirdState, Channel, Route
+from rhid.model import Attributes, BirdState, Channel, Route
 from rhid.plan import Plan
 from rhid.reconcile import STOP_BOUND, BirdEdge, BirdReport, BirdSide, Withdrawal
 from rhid.settings import Settings
@@ -90,9 +90,9 @@ class BirdPair:
         """BIRD 1.6's (bird's, which bird6 shares)."""
         return self.sides[4].dialect
 
-    def announced(self) -> set[Route]:
-        """The routes both daemons' files announce."""
-        return self.sides[4].announced() | self.sides[6].announced()
+    def announced(self) -> dict[Route, Attributes]:
+        """The routes both daemons' files announce, with what each carries."""
+        return {**self.sides[4].announced(), **self.sides[6].announced()}
 
     # ---- the loop's calls, to each daemon ----------------------------------------------------------
 

@@ -37,9 +37,20 @@ EVENTS: dict[str, Event] = {
         "critical", "the rule file is invalid at a restart that held routes: started on the last good copy"
     ),
     "rules.copy_failed": Event("warning", "the last good copy of the rules could not be kept"),
+    "rules.no_such_proxy": Event(
+        "warning", "a proxy the rules name is not in HAProxy (after a reload): its lines, the closest name"
+    ),
+    "rules.names_not_checked": Event("debug", "HAProxy's list of proxies could not be read: not compared"),
     # ---- routes: the plan's transitions
     "route.announced": Event("info", "a route became announced: prefix, table, rule line, reason"),
     "route.withdrawn": Event("info", "a route became withdrawn: prefix, table, rule line, reason"),
+    "route.drained": Event("warning", "rhid drain took the route out of service: its reason"),
+    "route.undrained": Event("info", "rhid undrain put the route back: its rule decides again"),
+    "drains.loaded": Event("info", "the drains kept in the state directory, read at start"),
+    "drains.unreadable": Event(
+        "critical", "the drains file cannot be read: no route is drained until rewritten"
+    ),
+    "route.degraded": Event("info", "a route became degraded: announced with its rule's BGP attributes"),
     "route.would_announce": Event("info", "--dry-run: the files would announce this route now, and why"),
     "route.would_withdraw": Event("info", "--dry-run: the files would withdraw this route now, and why"),
     # ---- proxies: the health policy
@@ -79,8 +90,8 @@ EVENTS: dict[str, Event] = {
     ),
     "bird.interrupted": Event("info", "a stop signal abandoned a wait on BIRD"),
     "bird.dialect": Event("info", "which BIRD rhid speaks to (1.6: bird and bird6; 2; 3), and how it knows"),
-    "bird.slow_configure": Event(
-        "warning", "a table is large enough for BIRD 1.6's configure to be slow: split it, or use BIRD 2"
+    "bird.caution": Event(
+        "warning", "at start: what will not work as the rules ask with this BIRD (a large table on 1.6, ...)"
     ),
     "bird.attributes_uncarried": Event(
         "error", "a route is announced without attributes this BIRD cannot set on a static route"
@@ -91,6 +102,14 @@ EVENTS: dict[str, Event] = {
     "files.write_failed": Event("error", "a file cannot be written: BIRD keeps what it said; retried"),
     "files.write_recovered": Event("info", "a file that could not be written is written again"),
     "files.strange": Event("warning", "a file in rhid's directory holds lines rhid did not write"),
+    # ---- metrics (--metrics-listen)
+    "metrics.listening": Event("info", "metrics are served at /metrics on this address"),
+    "metrics.unavailable": Event(
+        "error", "metrics cannot listen (port taken, the sandbox): routing goes on; retried every 30 s"
+    ),
+    "metrics.isolated": Event(
+        "warning", "metrics listen in a network namespace with only loopback: no scraper outside sees them"
+    ),
     # ---- rhid status, systemd, the log
     "status.unavailable": Event("error", "the rhid status socket cannot be served: routing goes on"),
     "status.client_failed": Event("debug", "a rhid status client failed mid-exchange"),

@@ -6,23 +6,45 @@ import argparse
 import json
 import os
 import sys
-from collections import Counter
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO, get_args
 
-from rhid import __version__, birdpair, daemon, gateway, log, names, plan, settings, status
-from rhid.birdconf import bird_snippets
+from rhid import (
+    __version__,
+    birdpair,
+    daemon,
+    gateway,
+    haproxy,
+    inventory,
+    log,
+    names,
+    plan,
+    probe,
+    settings,
+    status,
+)
+from rhid.birdconf import bird_snippets, cautions
 from rhid.dialect import BIRD2, Dialect, of_version
-from rhid.errors import CannotRunError, RuleError, RuleFileError, SettingError, StatusUnavailableError
+from rhid.errors import (
+    CannotRunError,
+    HAProxyProtocolError,
+    HAProxyUnavailableError,
+    RuleError,
+    RuleFileError,
+    SettingError,
+    StatusUnavailableError,
+)
 from rhid.instance import instance_lock
 from rhid.model import ProxyKind
 from rhid.reconcile import Withdrawal
 from rhid.rulefile import load_rules
-from rhid.rules import RuleSet, parse_rules
+from rhid.rules import RuleSet, describe_condition, parse_rules, render_rule
 
 EXIT_OK = 0
 EXIT_INVALID = 1
+EXIT_USAGE = 2  # argparse's own
 EXIT_UNREADABLE = 3
 EXIT_PROBLEM = 4  # rhid status: the daemon runs, but something needs the operator
 
@@ -63,11 +85,18 @@ def describe(rules: RuleSet, dialect: Dialect = BIRD2) -> dict[str, Any]:
                     }
                     for route in rule.routes
                 ],
-                "condition": {
-                    "aggregate": rule.condition.aggregate.value,
-                    "operands": [
-                        {"kind": proxy.kind.word, "name": proxy.name} for proxy in rule.condition.operands
-                    ],
+                "rule": render_rule(rule),
+                "condition": describe_condition(rule.condition),
+                "degraded": None
+                if rule.degraded is None
+                else {
+                    "condition": describe_condition(rule.degraded.condition),
+                    "attributes": {
+                        "med": rule.degraded.attributes.med,
+                        "local_pref": rule.degraded.attributes.local_pref,
+                        "communities": [list(c) for c in rule.degraded.attributes.communities],
+                        "large_communities": [list(c) for c in rule.degraded.attributes.large_communities],
+                    },
                 },
             }
             for rule in rules.rules
@@ -77,6 +106,7 @@ def describe(rules: RuleSet, dialect: Dialect = BIRD2) -> dict[str, Any]:
             ({"kind": proxy.kind.word, "name": proxy.name} for proxy in rules.proxies),
             key=lambda item: (item["kind"], item["name"]),
         ),
+        "thresholds": sorted(str(term) for term in rules.terms),
     }
 
 
@@ -100,10 +130,12 @@ def check(
     allow_empty: bool,
     out: TextIO,
     err: TextIO,
+    haproxy_socket: str | None = None,
     bird_version: str = "auto",
     gateways: Sequence[gateway.Gateway] = (),
 ) -> int:
-    """``rhid check``: the exact validation the daemon runs at start-up and reload; told which
+    """``rhid check``: the exact validation the daemon runs at start-up and reload; with
+    `haproxy_socket`, also every proxy the rules name against that running HAProxy; told which
     BIRD will read the files (`bird_version`) and the gateways, what will not work well there."""
     rules = _load(path, allow_empty=allow_empty, err=err)
     if rules is None:
@@ -120,12 +152,69 @@ def check(
     warn_newer_bird(rules, err)
     dialect = BIRD2 if bird_version == "auto" else of_version(bird_version)
     warn_bird(rules, dialect, gateways, err)
+    live = None
+    if haproxy_socket is not None:
+        live = compare_live(rules, haproxy_socket, err)
+        if live is None:
+            return EXIT_UNREADABLE
+    missing = live is not None and bool(live["missing"])
     if as_json:
-        json.dump({"valid": True, **describe(rules, dialect)}, out, indent=2)
+        json.dump(
+            {"valid": True, **describe(rules, dialect), **({"live": live} if live else {})}, out, indent=2
+        )
         out.write("\n")
-    else:
+    elif not missing:
         print(summarize(rules), file=out)
-    return EXIT_OK
+        if live is not None:
+            print(f"{rules.path}: every proxy the rules name is in HAProxy ({haproxy_socket})", file=out)
+    return EXIT_INVALID if missing else EXIT_OK
+
+
+LIVE_TIMEOUT = 5.0  # seconds for HAProxy's list of proxies (10,000 backends: well under a second)
+
+
+def compare_live(rules: RuleSet, socket: str, err: TextIO) -> dict[str, Any] | None:
+    """Each proxy the rules name that the HAProxy at `socket` lacks, said on `err` (``FILE:LINE:
+    b:be_sttic: no such backend; did you mean be_static?``) and returned as data; None (also said
+    on `err`) when HAProxy cannot be asked."""
+    try:
+        found = inventory.missing(rules.lines_of, haproxy.list_proxies(socket, LIVE_TIMEOUT))
+    except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
+        print(f"rhid: cannot ask HAProxy for its proxies: {exc}", file=err)
+        return None
+    for item in found:
+        print(f"{rules.path}:{_lines(item.lines)}: {item.sentence()}", file=err)
+    if found:
+        print(f"{rules.path}: {_count(len(found), 'proxy', 'proxies')} not in HAProxy ({socket})", file=err)
+    return {"socket": socket, "missing": [_missing_data(item) for item in found]}
+
+
+def _lines(lines: tuple[int, ...]) -> str:
+    """The first line naming a proxy, and the others: ``3`` or ``3 (and lines 7, 9)``."""
+    if len(lines) == 1:
+        return str(lines[0])
+    shown = ", ".join(map(str, lines[1:6])) + (" ..." if len(lines) > 6 else "")
+    return f"{lines[0]} (and line{'s' if len(lines) > 2 else ''} {shown})"
+
+
+def _missing_data(item: inventory.Missing) -> dict[str, Any]:
+    return {
+        "kind": item.proxy.kind.word,
+        "name": item.proxy.name,
+        "lines": list(item.lines),
+        "did_you_mean": item.suggestion,
+        "other_kind": item.other_kind,
+        "message": item.sentence(),
+    }
+
+
+def live_socket(explicit: str | None, live: bool) -> str | None:
+    """The HAProxy socket `rhid check` compares the rules with: --haproxy-socket, or with --live the
+    one `rhid run` would use; None for neither."""
+    if explicit is None and not live:
+        return None
+    path, _ = settings.find_haproxy_socket(explicit, settings.environment(), settings.ENVIRONMENT_FILES)
+    return path
 
 
 def warn_newer_bird(rules: RuleSet, err: TextIO) -> None:
@@ -141,19 +230,9 @@ def warn_newer_bird(rules: RuleSet, err: TextIO) -> None:
 
 
 def warn_bird(rules: RuleSet, dialect: Dialect, gateways: Sequence[gateway.Gateway], err: TextIO) -> None:
-    """What will not work well with `dialect`'s BIRD (BIRD 1.6's slow configure of a large table),
-    and gateways that lead no route."""
-    counts = Counter(route.channel for route in rules.routes)
-    for channel, count in sorted(counts.items()):
-        problem = dialect.size_problem(count)
-        if problem is not None:
-            print(
-                f"{rules.path}: warning: protocol {dialect.protocol(channel)} "
-                f"(IPv{channel.family}): {problem}",
-                file=err,
-            )
-    for warning in gateway.unused(gateways, rules.channels):
-        print(f"{rules.path}: warning: {warning}", file=err)
+    """What will not work as the rules ask with `dialect`'s BIRD (`birdconf.cautions`)."""
+    for caution in cautions(rules, dialect, gateways):
+        print(f"{rules.path}: warning: {caution}", file=err)
 
 
 def bird_config(
@@ -212,6 +291,64 @@ def show_status(bird_dir: Path, prefix: str | None, *, as_json: bool, out: TextI
     return EXIT_PROBLEM if status.problems(document) else EXIT_OK
 
 
+DRAIN_POLL = 0.5  # seconds between looks at HAProxy's sessions while `rhid drain --wait` waits
+
+
+def drain_routes(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    """``rhid drain``/``rhid undrain``: ask the daemon (it keeps the drain across restarts and
+    reboots); `--wait`: follow the sessions still open on the drained routes' proxies."""
+    targets = "all" if args.all else ",".join(args.prefixes)
+    if not targets:
+        print(f"rhid: {args.command}: name the prefixes, or --all", file=err)
+        return EXIT_USAGE
+    reason = getattr(args, "reason", "") or ""
+    request = f"{args.command} {targets} {reason}".strip() + "\n"
+    path = str(args.bird_dir / status.SOCKET_NAME)
+    try:
+        request_bytes = request.encode("ascii")
+    except UnicodeEncodeError:
+        print("rhid: a drain's reason is printable ASCII", file=err)
+        return EXIT_USAGE
+    try:
+        answer = status.ask(path, request_bytes)
+    except StatusUnavailableError as exc:
+        print(f"rhid: cannot reach the daemon at {exc.path}: {exc.reason}", file=err)
+        return EXIT_UNREADABLE
+    if "error" in answer:
+        print(f"rhid: {answer['error']}", file=err)
+        return EXIT_INVALID
+    done = answer.get("drained", answer.get("undrained", []))
+    print(f"rhid: {args.command}ed {', '.join(done) or 'nothing'}", file=out)
+    wait = getattr(args, "wait", None)
+    if args.command != "drain" or wait is None:
+        return EXIT_OK
+    return wait_for_sessions(answer["haproxy_socket"], answer["proxies"], wait, out=out, err=err)
+
+
+def wait_for_sessions(
+    socket_path: str, proxies: list[str], timeout: float, *, out: TextIO, err: TextIO
+) -> int:
+    """Print the sessions still open on `proxies` as they fall; 0 at zero, 1 at the timeout."""
+    deadline = time.monotonic() + timeout
+    shown: int | None = None
+    while True:
+        try:
+            current = haproxy.sessions(socket_path, 2.0)
+        except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
+            print(f"rhid: cannot read HAProxy's sessions ({exc}): not waiting", file=err)
+            return EXIT_UNREADABLE
+        left = sum(count for proxy, count in current.items() if str(proxy) in proxies)
+        if left != shown:
+            print(f"rhid: {left} session(s) open on {', '.join(proxies)}", file=out, flush=True)
+            shown = left
+        if left == 0:
+            return EXIT_OK
+        if time.monotonic() >= deadline:
+            print(f"rhid: {left} session(s) still open after {timeout:g} s", file=err)
+            return EXIT_INVALID
+        time.sleep(min(DRAIN_POLL, max(0.0, deadline - time.monotonic())))
+
+
 def withdraw(chosen: settings.Settings, timeout: float, *, out: TextIO, err: TextIO) -> int:
     """``rhid withdraw``: empty every include file in `bird_dir` and have BIRD apply it, while no rhid
     runs there (the unit's OnFailure= safety net: routes never outlive the rhid that watches them).
@@ -243,9 +380,6 @@ def withdraw(chosen: settings.Settings, timeout: float, *, out: TextIO, err: Tex
         return EXIT_UNREADABLE
     print(f"rhid: {count} route(s) withdrawn; BIRD reconfigured and confirmed", file=out)
     return EXIT_OK
-
-
-EXIT_USAGE = 2
 
 
 def start(args: argparse.Namespace) -> int:
@@ -287,12 +421,15 @@ EPILOG = """exit status:
   0  success
   1  the rule file is invalid (each error as FILE:LINE:COL), or rhid cannot run (the message says
      why: another rhid holds the directory, BIRD's socket may not be opened), or `rhid status`
-     has no rule for the prefix asked
+     has no rule for the prefix asked; `rhid check --haproxy-socket` or `--live`: a proxy the
+     rules name is not in HAProxy; `rhid probe`: the prefix is withdrawn
   2  wrong usage: an unknown option or a value out of range
-  3  the rule file cannot be read, or `rhid status` cannot reach the daemon
+  3  the rule file cannot be read, or `rhid status` cannot reach the daemon; `rhid check
+     --haproxy-socket` or `--live`: HAProxy cannot be asked; `rhid probe`: it cannot tell
   4  `rhid status`: the daemon runs but reports a problem (the rule file on disk invalid, a
      proxy HAProxy does not have, HAProxy or BIRD unreachable or refusing, a BIRD protocol
-     missing, a file rhid cannot write, BIRD not in sync); each is printed as a PROBLEM line
+     missing, a file rhid cannot write, BIRD not in sync); each is printed as a PROBLEM line;
+     `rhid probe`: no rule names the prefix (or several tables do)
   5  `rhid run` stopped with --on-stop withdraw: the files are emptied but BIRD did not
      confirm in time (it applies them at its next configure or start)
   6  `rhid run` stopped with --on-stop withdraw, and an include file could not be emptied
@@ -322,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the compiled rules (or errors) as JSON"
     )
     _add_allow_empty_option(check_parser)
+    _add_live_options(check_parser)
     _add_setting(
         check_parser, "bird_version", "warn about what will not work well with this BIRD (default: none)"
     )
@@ -341,6 +479,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status_parser.add_argument("--json", action="store_true", help="print the status document as JSON")
     _add_bird_dir_option(status_parser, "the running daemon's --bird-dir")
+
+    _add_probe_command(command("probe", probe.SUMMARY))
+
+    for verb, summary in (
+        ("drain", "take routes out of service on purpose, across restarts and reboots"),
+        ("undrain", "put drained routes back: their rules decide again"),
+    ):
+        drain_parser = command(verb, summary)
+        drain_parser.add_argument(
+            "prefixes", nargs="*", metavar="PREFIX", help="[TABLE%%]PREFIX or an address"
+        )
+        drain_parser.add_argument("--all", action="store_true", help="every route the rules name")
+        if verb == "drain":
+            drain_parser.add_argument(
+                "--reason", default="", help="why, shown by rhid status (printable ASCII)"
+            )
+            drain_parser.add_argument(
+                "--wait",
+                type=float,
+                metavar="SECONDS",
+                help="then wait until no session is open on the drained routes' proxies (exit 1 at timeout)",
+            )
+        _add_bird_dir_option(drain_parser, "the running daemon's --bird-dir")
 
     withdraw_parser = command(
         "withdraw",
@@ -421,6 +582,28 @@ def _reader(option: settings.Option) -> Callable[[str], object]:
     return read
 
 
+def _add_live_options(parser: argparse.ArgumentParser) -> None:
+    """`rhid check`'s comparison of the rules' proxy names with a running HAProxy's."""
+    _add_setting(
+        parser,
+        "haproxy_socket",
+        "also ask this running HAProxy (stats or master socket) for its proxies: each backend or "
+        "frontend a rule names that it lacks is an error (exit 1), with the closest name it has",
+    )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help=f"the same, with the socket rhid run uses (${settings.SOCKET_VARIABLE}, then "
+        f"{' or '.join(settings.ENVIRONMENT_FILES)}, then {settings.DEFAULT_HAPROXY_SOCKET})",
+    )
+
+
+def _add_probe_command(parser: argparse.ArgumentParser) -> None:
+    """`rhid probe` (its arguments live in rhid.probe, which `rhid probe` runs without this module)."""
+    parser.description = probe.DESCRIPTION
+    probe.add_arguments(parser)
+
+
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
     _add_setting(parser, "rules_path")
 
@@ -433,8 +616,8 @@ def _add_bird_dir_option(parser: argparse.ArgumentParser, what: str) -> None:
     _add_setting(parser, "bird_dir", f"{what} (default %(default)s)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``rhid`` console script."""
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one return per command
+    """Every command but a lone `rhid probe` (rhid.entry runs that without this module)."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "check":
@@ -444,6 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 allow_empty=args.allow_empty,
                 out=sys.stdout,
                 err=sys.stderr,
+                haproxy_socket=live_socket(args.haproxy_socket, args.live),
                 bird_version=args.bird_version,
                 gateways=tuple(args.gateway or ()),
             )
@@ -451,6 +635,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return start(args)
         if args.command == "status":
             return show_status(args.bird_dir, args.prefix, as_json=args.json, out=sys.stdout, err=sys.stderr)
+        if args.command == "probe":
+            return probe.run(args, sys.stdout, sys.stderr)
+        if args.command in {"drain", "undrain"}:
+            return drain_routes(args, out=sys.stdout, err=sys.stderr)
         if args.command == "withdraw":
             return withdraw(
                 command_settings(args, timeout=args.timeout), args.timeout, out=sys.stdout, err=sys.stderr

@@ -19,7 +19,6 @@ import signal
 import socket
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -29,8 +28,10 @@ import structlog
 from rhid import (
     __version__,
     bird,
+    birdconf,
     birdpair,
     control,
+    drain,
     health,
     plan,
     routefiles,
@@ -41,10 +42,11 @@ from rhid import (
 )
 from rhid.dialect import BIRD2, Dialect
 from rhid.dryrun import DryRunSide
-from rhid.errors import CannotRunError, RuleError, RuleFileError
+from rhid.errors import CannotRunError, DrainFileError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
-from rhid.model import LogLine, Proxy
+from rhid.metrics import Exporter, serving
+from rhid.model import LogLine, Proxy, ServerTerm
 from rhid.reconcile import BirdEdge, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
@@ -79,14 +81,20 @@ class Daemon:
         self.thresholds = thresholds(settings)
         self.notifier = service.Notifier()
         self.haproxy = haproxy or HAProxySide.of(settings)
+        self.haproxy.watch(rules)
         self.bird: BirdEdge = bird_side or (
             DryRunSide(settings.bird_dir, dialect)
             if settings.dry_run
             else birdpair.edge(settings, dialect, self.notifier.keepalive, self.notifier.watchdog_period)
         )
+        self.metrics = Exporter.of(settings, __version__)
         self.states: Mapping[Proxy, health.ProxyState] = {}
+        self.terms: Mapping[ServerTerm, health.TermState] = {}  # the rules' server thresholds
         self.started = self.rules_loaded = time.monotonic()
         self.intents = plan.NO_INTENTS
+        self.drain_problem: str | None = None
+        if not settings.dry_run:  # a dry run plans without the live rhid's drains
+            self.load_drains()
         # Each route as the files have it (no health known yet), since the start.
         files = plan.initial(self.bird.announced(), self.bird.owned, self.started)
         self.plan = plan.decide(files, rules, {}, self.intents, self.started)
@@ -116,10 +124,15 @@ class Daemon:
     def cycle(self, now: float) -> None:
         """One complete cycle: HAProxy read, health stepped, plan made, BIRD reconciled; tell systemd."""
         observed = self.haproxy.observe(self.rules.proxies, now)
+        self.haproxy.check_names(self.rules.lines_of)  # at start, after a rules or HAProxy reload: once
         if isinstance(observed, health.Outage):
             observed = health.during(observed, self.rules.proxies, now, self.thresholds)
         self.states, events, moved = health.observe(self.states, observed, now, self.thresholds)
-        write(health.summarize(events))  # one cause, one line: not one per proxy
+        self.terms, term_events, terms_moved = health.observe_terms(
+            self.terms, self.rules.terms, observed, now, self.thresholds
+        )
+        write(health.summarize([*events, *term_events]))  # one cause, one line: not one per proxy
+        moved = moved or terms_moved
         if moved or self.replan or self.plan.due(now):
             self.replan_now(now)
         self.bird.apply(self.plan, now)  # a file not written is retried at the next cycle
@@ -128,6 +141,17 @@ class Daemon:
         self.notifier.status(self.summary())
         self.announce_ready()
         self.notifier.send("WATCHDOG=1")  # only ever after a completed cycle: a hung loop gets restarted
+        if self.metrics is not None:  # what the cycle made, for the next scrape (which never waits on us)
+            self.metrics.observe(
+                self.plan,
+                self.states,
+                haproxy=self.haproxy.report(),
+                bird=self.bird.report(),
+                reload_result=self.reload_result,
+                ready=self.ready,
+                duration=time.monotonic() - now,
+                now=now,
+            )
 
     def announce_ready(self) -> None:
         """READY=1 once, after the first cycle whose exchange with BIRD has ended (BIRD holds the
@@ -141,8 +165,10 @@ class Daemon:
 
     def replan_now(self, now: float) -> None:
         """Make the plan for `now` against the current one, and log what it changed."""
-        self.plan = plan.decide(self.plan, self.rules, self.states, self.intents, now)
+        self.plan = plan.decide(self.plan, self.rules, self.states, self.intents, now, terms=self.terms)
         self.replan = False
+        if self.metrics is not None:
+            self.metrics.planned(self.plan)  # every plan's transitions, even one replaced before a scrape
         write(self.plan.lines)
         write(plan.transition_lines(self.plan))
 
@@ -151,7 +177,10 @@ class Daemon:
         fast = self.settings.fast_interval
         if fast is None and (self.haproxy.streaming or self.haproxy.has_ring):
             fast = DEFAULT_FAST_INTERVAL
-        if fast is not None and any(health.in_transition(state) for state in self.states.values()):
+        between = any(health.in_transition(state) for state in self.states.values()) or any(
+            health.in_transition(term.state) for term in self.terms.values()
+        )
+        if fast is not None and between:
             return min(fast, self.settings.interval)
         return self.settings.interval
 
@@ -181,7 +210,9 @@ class Daemon:
             changes = compare(self.rules, loaded.rules)
             rules = loaded.rules
             self.rules, self.rules_loaded, self.origin = rules, now, loaded
+            self.haproxy.watch(rules)
             self.states = health.keep(self.states, rules.proxies)
+            self.terms = health.keep_terms(self.terms, rules.terms)
             self.rule_file.loaded(loaded)
             self.keep_copy(loaded)
             self.replan_now(now)  # a route the reload added is named since now
@@ -195,6 +226,7 @@ class Daemon:
                 changed=changes.changed,
             )
         self.follow_defaults()
+        self.haproxy.check_names(self.rules.lines_of)  # each name HAProxy lacks: one warning, a hint
         self.notifier.status(self.summary())
         self.notifier.send("READY=1")
 
@@ -218,6 +250,7 @@ class Daemon:
                 defaults={**before, settings.SOCKET_VARIABLE: values.get(settings.SOCKET_VARIABLE, "")},
             )
             self.haproxy = HAProxySide.of(self.settings)
+            self.haproxy.watch(self.rules)
             log.info("haproxy.socket", path=path, source=f"{where}, re-read by the reload")
         changed = [
             f"{name} ({before.get(name, '')!r} -> {values.get(name, '')!r})"
@@ -265,6 +298,10 @@ class Daemon:
             found.append(f"in force: {running_on}; {path} is valid now: systemctl reload hapee-extras-rhi")
         if self.restart_needed is not None:
             found.append(self.restart_needed)
+        if self.drain_problem is not None:
+            found.append(self.drain_problem)
+        if self.metrics is not None and self.metrics.problem is not None:
+            found.append(self.metrics.problem)
         return tuple(found)
 
     def shut_down(self, now: float) -> int:
@@ -293,6 +330,11 @@ class Daemon:
         parsed = status.parse_request(request)
         if isinstance(parsed, str):
             return json.dumps({"error": parsed}).encode() + b"\n"
+        if isinstance(parsed, status.RouteQuery):  # rhid probe: one route's decision, nothing else
+            answered = status.route_answer(self.rules, self.plan, self.states, parsed, self.terms)
+            return json.dumps(answered).encode() + b"\n"
+        if isinstance(parsed, drain.Request):
+            return json.dumps(self.drain(parsed)).encode() + b"\n"
         facts = status.Facts(
             version=__version__,
             pid=os.getpid(),
@@ -303,6 +345,7 @@ class Daemon:
             reload_result=self.reload_result,
             plan=self.plan,
             states=self.states,
+            terms=self.terms,
             since=self.plan.since,
             thresholds=self.thresholds,
             haproxy=self.haproxy.report(),
@@ -313,6 +356,63 @@ class Daemon:
             dialect=self.bird.dialect,
         )
         return json.dumps(status.document(facts, parsed), indent=1).encode() + b"\n"
+
+    def drain(self, request: drain.Request) -> dict[str, Any]:
+        """Drain or undrain routes: made durable (the drains file) before the plan changes; the
+        routes a rule names only (a typo is an error, not a no-op)."""
+        named = set(self.rules.routes)
+        targets = sorted(named, key=str) if request.targets is None else list(request.targets)
+        unknown = [str(route) for route in targets if route not in named]
+        if unknown:
+            return {"error": f"no rule names {', '.join(unknown)}: nothing drained or undrained"}
+        drains = dict(self.intents.drains)
+        if request.drain:
+            since = status.wall_time(time.monotonic(), time.monotonic(), time.time())
+            drains.update({route: drains.get(route, drain.Drain(request.reason, since)) for route in targets})
+        else:
+            for route in targets:
+                drains.pop(route, None)
+        path = self.settings.state_dir / drain.FILE_NAME
+        try:
+            routefiles.ensure_directory(self.settings.state_dir)
+            routefiles.write_atomically(path, drain.render_file(drains).decode())
+        except OSError as exc:
+            return {"error": f"cannot write {path}: {exc.strerror or exc}; nothing changed"}
+        self.intents = replace(self.intents, drains=drains)
+        self.replan_now(time.monotonic())
+        self.next_tick = time.monotonic()  # hand the plan to BIRD at once
+        for route in targets:
+            if request.drain:
+                log.warning("route.drained", route=str(route), reason=request.reason)
+            else:
+                log.info("route.undrained", route=str(route))
+        proxies = sorted({str(p) for route in targets for p in self.rules.by_route[route].proxies()})
+        return {
+            "drained" if request.drain else "undrained": [str(route) for route in targets],
+            "proxies": proxies,
+            "haproxy_socket": self.settings.haproxy_socket,
+        }
+
+    def load_drains(self) -> None:
+        """The drains the state directory keeps (from before a restart or a reboot)."""
+        path = self.settings.state_dir / drain.FILE_NAME
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.drain_problem = f"cannot read {path}: {exc.strerror or exc}; no route is drained"
+            log.critical("drains.unreadable", path=str(path), reason=str(exc))
+            return
+        try:
+            drains = drain.parse_file(data, str(path))
+        except DrainFileError as exc:
+            self.drain_problem = f"{exc}; no route is drained until rhid drain rewrites it"
+            log.critical("drains.unreadable", path=str(path), reason=exc.reason)
+            return
+        self.intents = replace(self.intents, drains=drains)
+        if drains:
+            log.info("drains.loaded", path=str(path), routes=[str(route) for route in drains])
 
     def take_signals(self, signums: list[int]) -> bool:
         """Note a SIGHUP (coalesced: reloaded once, at the top of the loop); True on SIGTERM/SIGINT."""
@@ -326,6 +426,7 @@ class Daemon:
         with (
             service.signals() as signals,
             control.control_socket(self.settings.own_dir / status.SOCKET_NAME) as server,
+            serving(self.metrics),
         ):
             self.bird.watch(signals)  # a stop signal abandons any blocking wait on BIRD
             self.bird.join_loop()  # from now on BIRD's replies are read when select says so
@@ -453,11 +554,8 @@ def start_bird(settings: Settings, rules: RuleSet) -> Dialect:
     bird.check_access(settings.bird_socket, settings.bird_timeout)
     if dialect.per_family:
         bird.check_access(settings.bird6_socket, settings.bird_timeout)
-    counts = Counter(route.channel for route in rules.routes)
-    for channel, count in sorted(counts.items()):
-        problem = dialect.size_problem(count)
-        if problem is not None:
-            log.warning("bird.slow_configure", protocol=dialect.protocol(channel), problem=problem)
+    for caution in birdconf.cautions(rules, dialect, settings.gateways):
+        log.warning("bird.caution", bird=dialect.name, caution=caution)
     return dialect
 
 

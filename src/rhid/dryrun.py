@@ -18,7 +18,7 @@ import structlog
 
 from rhid import routefiles
 from rhid.dialect import BIRD2, Dialect
-from rhid.model import BirdState, Channel, Route, Routes
+from rhid.model import Attributes, BirdState, Channel, Route, Routes
 from rhid.plan import Plan
 from rhid.reconcile import BirdReport, Withdrawal, sorted_prefixes
 
@@ -42,9 +42,13 @@ class DryRunSide:
     def join_loop(self) -> None:
         """Nothing to select on."""
 
-    def announced(self) -> set[Route]:
-        """The routes the files would announce now."""
-        return {Route(channel.table, prefix) for channel, routes in self.written.items() for prefix in routes}
+    def announced(self) -> dict[Route, Attributes]:
+        """The routes the files would announce now, and what each carries."""
+        return {
+            Route(channel.table, prefix): attributes
+            for channel, routes in self.written.items()
+            for prefix, attributes in routes.items()
+        }
 
     @property
     def owned(self) -> frozenset[Channel]:

@@ -114,6 +114,15 @@ class RuleFileError(RhidError):
         super().__init__(f"{path}: {reason}")
 
 
+class DrainFileError(RhidError):
+    """The drains file (rhid's own, in its state directory) is not what rhid writes."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class SettingError(RhidError):
     """A setting's value is not one it may take; names the option that sets it and the bounds."""
 

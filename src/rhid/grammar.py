@@ -2,19 +2,29 @@
 
 Grammar, per line (blank lines and ``#`` comments, whole-line or trailing, are dropped first)::
 
-    rule      ::= networks "=" condition
-    networks  ::= network { "," network }
-    network   ::= [ table "%" ] address [ "/" length ]
-    condition ::= aggregate [ "(" [ operand { "," operand } ] ")" ]
-    aggregate ::= "all" | "any" | "never" | "always"
-    operand   ::= target                      -- the extension point: nested conditions, "not"
-    target    ::= kind ":" name
-    kind      ::= "b" | "f"
+    rule       ::= networks "=" condition [ degraded ]
+    networks   ::= network { "," network }
+    network    ::= [ table "%" ] address [ "/" length ]
+    condition  ::= operator [ "(" [ argument { "," argument } ] ")" ]
+    operator   ::= "all" | "any" | "never" | "always" | "not" | "atleast"
+    argument   ::= operator "(" [ argument { "," argument } ] ")"    -- a nested expression
+                 | target
+                 | count                                           -- atleast's K
+    target     ::= kind ":" name [ comparison limit ]              -- b:be_app>=3, b:be_app>=50%
+    kind       ::= "b" | "f"
+    degraded   ::= "degraded" condition { attribute }
+    attribute  ::= word [ value ]             -- med N, local-pref N, community A:B, large-community A:B:C
 
-Tokens are deliberately wider than what is valid (a table, address, length or name is any run of
-characters that cannot end it), so that `rhid.rules.compile_rules` can point at the exact character
-that is wrong and say why, instead of a vague "expected ...". Nothing here touches a socket, a
-clock or a logger.
+The vendor's grammar is the first four lines with `operator` one of its four aggregates and every
+argument a plain target; every line it accepts means here what it always meant.
+
+Tokens are deliberately wider than what is valid (a table, address, length, name, comparison,
+limit, count, attribute word or value is any run of characters that cannot end it, and arguments
+are not sorted by operator), so that `rhid.rules.compile_rules` can point at the exact character
+that is wrong and say why, instead of a vague "expected ...": `not` with two arguments, a count
+outside `atleast`, a threshold on a frontend, an unknown attribute are all its to report. The
+operators' words are spelt here once (`OPERATORS`); `rhid.rules` gives each its meaning. Nothing
+here touches a socket, a clock or a logger.
 """
 
 from __future__ import annotations
@@ -29,7 +39,13 @@ import pyparsing as pp
 
 from rhid.errors import Diagnostic
 
-AGGREGATES = ("all", "any", "never", "always")
+ALL, ANY, NEVER, ALWAYS, NOT, ATLEAST = "all", "any", "never", "always", "not", "atleast"
+AGGREGATES = (ALL, ANY, NEVER, ALWAYS)  # the vendor's words
+OPERATORS = (*AGGREGATES, NOT, ATLEAST)
+DEGRADED = "degraded"
+MED, LOCAL_PREF, COMMUNITY, LARGE_COMMUNITY = "med", "local-pref", "community", "large-community"
+ATTRIBUTES = (MED, LOCAL_PREF, COMMUNITY, LARGE_COMMUNITY)  # a degraded clause's words
+OPERATOR_WORDS = f"{ALL}, {ANY}, {NEVER} or {ALWAYS} (or {NOT}, {ATLEAST})"  # what may follow "="
 T = TypeVar("T")
 
 
@@ -47,21 +63,63 @@ class NetworkSyntax:
 
 @dataclass(frozen=True, slots=True)
 class TargetSyntax:
-    """``kind:name`` as written."""
+    """``kind:name``, and ``comparison limit`` (``>=`` ``50%``) when a threshold follows it."""
 
     col: int
     kind: str
     name: str
     name_col: int
+    comparison: str | None = None
+    comparison_col: int = 0
+    limit: str | None = None
+    limit_col: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CountSyntax:
+    """A bare number among the arguments: `atleast`'s K, as written."""
+
+    col: int
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
 class ConditionSyntax:
-    """``aggregate(operands)``; `operands` is None when the parentheses were left out."""
+    """``operator(arguments)``; `arguments` is None when the parentheses were left out.
+
+    `aggregate` is the operator's word (one of `OPERATORS`); `arguments` are the targets, nested
+    conditions and counts in the order written."""
 
     col: int
     aggregate: str
-    operands: tuple[TargetSyntax, ...] | None
+    arguments: tuple[TargetSyntax | ConditionSyntax | CountSyntax, ...] | None
+
+    @property
+    def operands(self) -> tuple[TargetSyntax, ...] | None:
+        """The targets among the arguments (every argument, in the vendor's grammar); None when
+        the parentheses were left out."""
+        if self.arguments is None:
+            return None
+        return tuple(argument for argument in self.arguments if isinstance(argument, TargetSyntax))
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeSyntax:
+    """``word value`` of a degraded clause; `value` is None when nothing followed the word."""
+
+    col: int
+    word: str
+    value: str | None
+    value_col: int
+
+
+@dataclass(frozen=True, slots=True)
+class DegradedSyntax:
+    """``degraded condition attributes``."""
+
+    col: int
+    condition: ConditionSyntax
+    attributes: tuple[AttributeSyntax, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +130,7 @@ class RuleSyntax:
     source: str
     networks: tuple[NetworkSyntax, ...]
     condition: ConditionSyntax
+    degraded: DegradedSyntax | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +143,11 @@ class Document:
 
 
 _NETWORK = re.compile(r"(?:(?P<table>[^\s,=()%/]*)%)?(?P<address>[^\s,=()%/]+)(?:/(?P<length>[^\s,=()%/]*))?")
-_TARGET = re.compile(r"(?P<kind>[A-Za-z][A-Za-z0-9_]*):(?P<name>[^\s,()=]*)")
+_TARGET = re.compile(
+    r"(?P<kind>[A-Za-z][A-Za-z0-9_]*):(?P<name>[^\s,()=<>]*)(?:(?P<comparison>[<>=]+)(?P<limit>[^\s,()]*))?"
+)
+_COUNT = re.compile(r"[0-9][^\s,()]*")
+_ATTRIBUTE = re.compile(r"(?P<word>[A-Za-z][A-Za-z0-9_-]*)(?:[ \t]+(?P<value>[^\s()]+))?")
 _SEPARATOR = re.compile(r"[ \t]*,[ \t]*")
 
 
@@ -122,8 +185,20 @@ def _network(match: re.Match[str]) -> NetworkSyntax:
 
 
 def _target(match: re.Match[str]) -> TargetSyntax:
+    comparison = match["comparison"]
+    if comparison is None:
+        return TargetSyntax(
+            col=match.start() + 1, kind=match["kind"], name=match["name"], name_col=match.start("name") + 1
+        )
     return TargetSyntax(
-        col=match.start() + 1, kind=match["kind"], name=match["name"], name_col=match.start("name") + 1
+        col=match.start() + 1,
+        kind=match["kind"],
+        name=match["name"],
+        name_col=match.start("name") + 1,
+        comparison=comparison,
+        comparison_col=match.start("comparison") + 1,
+        limit=match["limit"],
+        limit_col=match.start("limit") + 1,
     )
 
 
@@ -138,30 +213,85 @@ def _list_action(
     return action
 
 
+def _count(s: str, loc: int, toks: pp.ParseResults) -> CountSyntax:
+    return CountSyntax(col=loc + 1, text=toks[0])
+
+
+def _attribute(s: str, loc: int, toks: pp.ParseResults) -> AttributeSyntax:
+    # The token matched _ATTRIBUTE at loc: no None to handle.
+    match = cast(re.Match[str], _ATTRIBUTE.match(s, loc))
+    value = match["value"]
+    value_col = match.start("value") + 1 if value is not None else 0
+    return AttributeSyntax(loc + 1, match["word"], value, value_col)
+
+
 def _condition(s: str, loc: int, toks: pp.ParseResults) -> ConditionSyntax:
-    # tokens: the aggregate, then "(" and the tuple of operands when parentheses were written
-    operands: tuple[TargetSyntax, ...] | None = None
+    # tokens: the operator, then "(" and the arguments when parentheses were written; a run of
+    # targets is one token holding a tuple, a nested condition or a count one token each
+    arguments: list[TargetSyntax | ConditionSyntax | CountSyntax] | None = None
     if len(toks) > 1:
-        operands = toks[2] if len(toks) > 2 else ()
-    return ConditionSyntax(col=loc + 1, aggregate=toks[0], operands=operands)
+        arguments = []
+        for token in toks[2:]:
+            if isinstance(token, tuple):
+                arguments.extend(token)
+            else:
+                arguments.append(token)
+    return ConditionSyntax(
+        col=loc + 1, aggregate=toks[0], arguments=None if arguments is None else tuple(arguments)
+    )
+
+
+_WORDS = "|".join(sorted(OPERATORS, key=len, reverse=True))
+_FLAT = re.compile(
+    rf"(?P<word>{_WORDS})\b[ \t]*\([ \t]*"
+    rf"(?P<targets>{_list_of(_TARGET).pattern})?[ \t]*\)"
+)
+
+
+def _flat(s: str, loc: int, toks: pp.ParseResults) -> ConditionSyntax:
+    """``operator(targets)`` matched as one token: the same syntax `_condition` builds."""
+    # The token matched _FLAT at loc: no None to handle.
+    match = cast(re.Match[str], _FLAT.match(s, loc))
+    start, end = match.span("targets")
+    arguments = () if start < 0 else tuple(_target(item) for item in _split(s, start, end - start, _TARGET))
+    return ConditionSyntax(col=loc + 1, aggregate=match["word"], arguments=arguments)
+
+
+def _degraded(s: str, loc: int, toks: pp.ParseResults) -> DegradedSyntax:
+    return DegradedSyntax(col=loc + 1, condition=toks[1], attributes=tuple(toks[2:]))
 
 
 def _build_grammar() -> pp.ParserElement:
-    # Lists of networks and of targets are single regex tokens: they never nest, and one token is
-    # several times cheaper in pyparsing than a DelimitedList (10,000 rules must check in < 1 s).
-    # Nesting and "not" will replace `operands` with DelimitedList(target | condition | ...).
+    # A run of networks, and of targets, is a single regex token: one token is several times
+    # cheaper in pyparsing than a DelimitedList (10,000 rules must check in < 1 s), and a vendor
+    # rule's whole list of targets is one run. Nested conditions and counts are one token each.
     networks = pp.Regex(_list_of(_NETWORK)).set_name("network ([table%]address[/length])")
     networks.set_parse_action(_list_action(_NETWORK, _network))
-    operands = pp.Regex(_list_of(_TARGET)).set_name("target (b:<backend> or f:<frontend>)")
-    operands.set_parse_action(_list_action(_TARGET, _target))
-    aggregate = pp.Regex(r"(?:all|any|never|always)\b").set_name("all, any, never or always")
+    targets = pp.Regex(_list_of(_TARGET)).set_name("target (b:<backend> or f:<frontend>)")
+    targets.set_parse_action(_list_action(_TARGET, _target))
+    count = pp.Regex(_COUNT).set_name("count").set_parse_action(_count)
+    operator = pp.Regex(rf"(?:{_WORDS})\b").set_name(OPERATOR_WORDS)
+    open_ = pp.Literal("(")
     close = pp.Suppress(pp.Literal(")").set_name("',' or ')'"))
-    condition = (aggregate + pp.Opt(pp.Literal("(") - pp.Opt(operands) - close)).set_name("condition")
-    condition.set_parse_action(_condition)
+    comma = pp.Suppress(pp.Literal(","))
+    nested = pp.Forward()
+    nested.set_name("condition")
+    argument = nested | targets | count
+    arguments = argument + pp.ZeroOrMore(comma + argument)
+    # "all(" starts a nested condition; "all:x" is a target (of an unknown kind) instead.
+    nested <<= (operator + open_ - pp.Opt(arguments) - close).set_parse_action(_condition)
+    general = (operator + pp.Opt(open_ - pp.Opt(arguments) - close)).set_parse_action(_condition)
+    # The vendor's shape, operator(targets), is one token: most rules are, and a file of 10,000 of
+    # them checks in half the time. Anything else (and every error) is the general element's.
+    flat = pp.Regex(re.sub(r"\?P<\w+>", "?:", _FLAT.pattern)).set_parse_action(_flat)
+    condition = (flat | general).set_name(OPERATOR_WORDS)
+    attribute = pp.Regex(_ATTRIBUTE).set_name("attribute").set_parse_action(_attribute)
+    degraded = pp.Keyword(DEGRADED) - condition.copy() - pp.ZeroOrMore(attribute)
+    degraded.set_parse_action(_degraded)
     equals = pp.Suppress(pp.Literal("=").set_name("'=' or ','"))
     # Ending in StringEnd is what parse_all=True does (pyparsing's docs say so), but parse_all builds
     # that element anew on every call: a quarter of the time per line. Tabs are kept for columns.
-    rule = networks + equals - condition + pp.StringEnd().set_name("end of rule")
+    rule = networks + equals - condition + pp.Opt(degraded) + pp.StringEnd().set_name("end of rule")
     return rule.set_name("rule").streamline().parse_with_tabs()
 
 
@@ -179,6 +309,7 @@ def _expected(exc: pp.ParseBaseException, text: str) -> tuple[int, str, str | No
     loc = exc.loc
     message = exc.msg[0].lower() + exc.msg[1:] if exc.msg else "syntax error"
     rest = text[loc:].strip()
+    hint: str | None = None
     if message == "expected ',' or ')'":
         before = text[:loc].rstrip()
         if rest.startswith(","):
@@ -196,16 +327,34 @@ def _expected(exc: pp.ParseBaseException, text: str) -> tuple[int, str, str | No
                 f"a space cannot be part of a name: {name!r} is followed by {rest[:20]!r}",
                 "names use only A-Z a-z 0-9 . _ : -, and targets are separated by ','",
             )
+        if (nested := re.split(r"[\s,()]", rest, maxsplit=1)[0]) in OPERATORS:
+            hint = f"a condition inside another has parentheses: {nested}(...)"
     found = repr(rest[:20]) if rest else "end of line"
-    hint: str | None = None
+    return loc, f"{message}, found {found}", hint or _hint(message, text[:loc], rest)
+
+
+def _hint(message: str, before: str, rest: str) -> str | None:  # noqa: PLR0911 -- one exit per hint
+    """A hint for what was expected (`message`) where `rest` starts, after `before`."""
     word = rest.split("(", 1)[0].strip().lower()
-    if "all, any" in message and word in AGGREGATES:
-        hint = f"aggregates are lowercase: {word}"
-    elif "all, any" in message and (close := difflib.get_close_matches(word, AGGREGATES, n=1)):
-        hint = f"did you mean {close[0]}?"
-    elif "'='" in message or message == "expected end of rule":
-        hint = "a rule is <network>[,<network>...] = all|any|never|always(b:<backend>|f:<frontend>,...)"
-    return loc, f"{message}, found {found}", hint
+    first = rest.split(None, 1)[0].lower() if rest else ""
+    if "all, any" in message and word in OPERATORS:
+        return f"aggregates are lowercase: {word}"
+    if "all, any" in message and (close := difflib.get_close_matches(word, OPERATORS, n=1)):
+        return f"did you mean {close[0]}?"
+    if "all, any" in message and ":" in word:
+        return f"a target stands inside a condition: all({rest.split(None, 1)[0]})"
+    if message == "expected end of rule" and len(re.findall(rf"\b{DEGRADED}\b", before)) > 1:
+        return f"a rule has one {DEGRADED} clause"
+    if message == "expected end of rule" and first in ATTRIBUTES:
+        return f"attributes follow a {DEGRADED} clause: <condition> {DEGRADED} <condition> {first} ..."
+    if message == "expected end of rule" and difflib.get_close_matches(first, [DEGRADED], n=1):
+        return f"did you mean {DEGRADED}? (<condition> {DEGRADED} <condition> {MED} N ...)"
+    if "'='" in message or message == "expected end of rule":
+        return (
+            f"a rule is <network>[,<network>...] = {'|'.join(AGGREGATES)}(b:<backend>|f:<frontend>,...), "
+            f"optionally followed by: {DEGRADED} <condition> <attributes>"
+        )
+    return None
 
 
 def parse_line(line_no: int, source: str, path: str) -> RuleSyntax | Diagnostic | None:
@@ -223,6 +372,7 @@ def parse_line(line_no: int, source: str, path: str) -> RuleSyntax | Diagnostic 
         source=source,
         networks=tuple(parsed[0]),
         condition=parsed[1],
+        degraded=parsed[2] if len(parsed) > 2 else None,
     )
 
 

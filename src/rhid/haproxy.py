@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from rhid import health, sockets, stats
+from rhid import health, inventory, sockets, stats
 from rhid.backoff import Backoff
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
 from rhid.model import HAProxyState, Proxy, StreamState
 from rhid.settings import DEFAULTS, ENVIRONMENT_FILES, Settings
+
+if TYPE_CHECKING:
+    from rhid.rules import RuleSet
 
 log = structlog.get_logger("rhid")
 
@@ -86,7 +89,8 @@ class HAProxyClient:
         self.servers = True
         self.pid: str | None = None
         self.reloaded_from: str | None = None  # the previous worker's Pid, after a poll that saw a new one
-        self._index: tuple[Collection[Proxy], stats.ProxyIndex] | None = None
+        self.counted: frozenset[Proxy] = frozenset()  # backends whose servers the rules' thresholds count
+        self._index: tuple[Collection[Proxy], frozenset[Proxy], stats.ProxyIndex] | None = None
 
     def poll(self, wanted: Collection[Proxy]) -> stats.Snapshot:
         """One poll: the status of every wanted proxy, or an Unavailable/Protocol error."""
@@ -100,21 +104,43 @@ class HAProxyClient:
         return snapshot
 
     def _poll(self, wanted: Collection[Proxy]) -> stats.Snapshot:
-        if self._index is None or self._index[0] is not wanted:  # rebuilt only when the rules change
-            self._index = (wanted, stats.ProxyIndex.of(wanted))
-        data = fetch(self.path, self._command(wanted), self.timeout)
+        if self._index is None or self._index[0] is not wanted or self._index[1] is not self.counted:
+            self._index = (
+                wanted,
+                self.counted,
+                stats.ProxyIndex.of(wanted, self.counted),
+            )  # on new rules only
+        servers = self.servers or bool(self.counted)  # thresholds count servers at every poll
+        data = fetch(self.path, self._command(wanted, servers), self.timeout)
         if not self.master and stats.is_master_cli_refusal(data):
             self.master = True
-            data = fetch(self.path, self._command(wanted), self.timeout)
-        return stats.parse_poll(data, self._index[1])
+            data = fetch(self.path, self._command(wanted, servers), self.timeout)
+        return stats.parse_poll(data, self._index[2], servers=servers)
 
-    def _command(self, wanted: Collection[Proxy]) -> bytes:
-        return stats.poll_command(self.master, stats.typemask_for(wanted, self.servers))
+    def _command(self, wanted: Collection[Proxy], servers: bool) -> bytes:
+        return stats.poll_command(self.master, stats.typemask_for(wanted, servers))
 
 
 def find_ring(path: str, timeout: float) -> stats.RingChoice:
     """Ask HAProxy which log rings it has (``show events``) and pick the one to stream, if any."""
     return stats.pick_ring(stats.parse_sinks(fetch(path, b"show events\n", timeout, limit=1 << 20)))
+
+
+def list_proxies(path: str, timeout: float) -> inventory.Inventory:
+    """Every frontend and backend HAProxy has (on a master CLI socket, its first worker's, as polls
+    ask). A constant command: nothing of the rules reaches HAProxy."""
+    data = fetch(path, inventory.LIST_COMMAND, timeout)
+    if stats.is_master_cli_refusal(data):
+        data = fetch(path, stats.MASTER_PREFIX.encode() + inventory.LIST_COMMAND, timeout)
+    return inventory.parse_proxies(data)
+
+
+def sessions(path: str, timeout: float) -> dict[Proxy, int]:
+    """The current sessions of every frontend and backend (`rhid drain --wait`). A constant command."""
+    data = fetch(path, inventory.LIST_COMMAND, timeout)
+    if stats.is_master_cli_refusal(data):
+        data = fetch(path, stats.MASTER_PREFIX.encode() + inventory.LIST_COMMAND, timeout)
+    return inventory.parse_sessions(data)
 
 
 class EventStream:
@@ -186,6 +212,7 @@ class EventStream:
 
 EVENT_READ_GAP = 0.01  # seconds: after a read of only traffic lines, the ring waits this long
 NO_RING_RETRY = 60.0  # seconds between looks for a ring when HAProxy has none
+LOGGED_NAMES = 100  # names HAProxy lacks logged one by one at each check; then one line with the count
 
 
 class Poller(Protocol):
@@ -231,6 +258,11 @@ class HAProxySide:
         # True once a ring was streamed: HAProxy has one even while the stream is down (it died or
         # reloaded), so the event wake-up's fast polls still apply.
         self.has_ring = False
+        # The proxy names the rules use (None: any): an event about another proxy wakes no poll.
+        self.watched: frozenset[str] | None = None
+        # What the last check_names found (None: not known), and for which rules and worker it asked.
+        self.missing: tuple[inventory.Missing, ...] | None = None
+        self.names_checked: tuple[Mapping[Proxy, tuple[int, ...]], str | None] | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> HAProxySide:
@@ -317,7 +349,54 @@ class HAProxySide:
         else:
             log.critical("haproxy.forbidden", **fields)
 
+    # ---- the names the rules use, against HAProxy's ------------------------------------------
+
+    def check_names(self, named: Mapping[Proxy, tuple[int, ...]]) -> tuple[inventory.Missing, ...] | None:
+        """Ask HAProxy for every proxy it has and compare with `named` (each proxy the rules name, with
+        the lines naming it: `RuleSet.lines_of`); log each one HAProxy lacks once, as a warning, with
+        the closest name it has (`rhid status` adds it to its PROBLEM line). None: not known.
+
+        Asks only while HAProxy answers polls, and once per rule set (the very mapping) and HAProxy
+        worker (its Pid), answered or not: cheap to call at every cycle, and asked again after a
+        reload of the rules or of HAProxy."""
+        pid, checked = self.client.pid, self.names_checked
+        if checked is not None and checked[0] is named and checked[1] == pid:
+            return self.missing  # the same rules and the same worker: nothing new to learn
+        if self.state is not HAProxyState.REACHABLE:  # not polled yet, or failing: it would wait again
+            return None
+        self.names_checked, self.missing = (named, pid), None
+        try:
+            found = inventory.missing(named, list_proxies(self.path, self.timeout))
+        except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
+            log.debug("rules.names_not_checked", reason=str(exc))
+            return None
+        self.missing = found
+        for item in found[:LOGGED_NAMES]:
+            log.warning(
+                "rules.no_such_proxy",
+                proxy=str(item.proxy),
+                lines=list(item.lines),
+                hint=item.advice,
+                message=item.sentence(),
+            )
+        if len(found) > LOGGED_NAMES:
+            log.warning(
+                "rules.no_such_proxy",
+                count=len(found),
+                proxies=health.sample(item.proxy for item in found),
+                message=f"{len(found)} proxies the rules name are not in HAProxy (the first "
+                f"{LOGGED_NAMES} are logged one by one); check the socket's path, then rhid check --live",
+            )
+        return found
+
     # ---- the event ring: a wake-up signal only ------------------------------------------------
+
+    def watch(self, rules: RuleSet) -> None:
+        """Wake a poll only for events about the proxies `rules` name; count the servers of the
+        backends their thresholds name."""
+        self.watched = frozenset(proxy.name for proxy in rules.proxies)
+        if isinstance(self.client, HAProxyClient):
+            self.client.counted = frozenset(rules.counted)
 
     @property
     def streaming(self) -> bool:
@@ -380,7 +459,7 @@ class HAProxySide:
                 hint="this ring carries traffic logs (level info); give rhid a dedicated ring at level "
                 "notice: see the README, 'Event wake-up'",
             )
-        if stats.has_state_change(block):
+        if stats.has_state_change(block, self.watched):
             return True
         if block:  # complete lines, none a state change: traffic. (Half a line: read on at once.)
             self.paused_until = now + EVENT_READ_GAP
@@ -441,6 +520,7 @@ class HAProxySide:
                 reads=self.stream.reads if self.stream is not None else 0,
                 bytes=self.stream.received if self.stream is not None else 0,
             ),
+            names={str(item.proxy): item.advice for item in self.missing or () if item.advice is not None},
         )
 
 
@@ -464,6 +544,8 @@ class HAProxyReport:
     last_error: str | None
     problems: tuple[str, ...]
     events: StreamReport
+    # The closest name HAProxy has, by each proxy of the rules it lacks (`check_names`): "b:x" -> advice.
+    names: Mapping[str, str] = field(default_factory=dict)
 
     def document(self) -> dict[str, object]:
         """The report as `rhid status`'s JSON has it."""
@@ -473,6 +555,7 @@ class HAProxyReport:
             "pid": self.pid,
             "last_error": self.last_error,
             "problems": list(self.problems),
+            "names": dict(self.names),
             "events": {
                 "state": self.events.state.value,
                 "ring": self.events.ring,

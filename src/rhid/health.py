@@ -32,8 +32,8 @@ import heapq
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from rhid.model import HAProxyState, LogLine, Proxy
-from rhid.stats import NEVER_POLLED, Observation, ProxyStatus
+from rhid.model import HAProxyState, LogLine, Proxy, ServerTerm
+from rhid.stats import NEVER_POLLED, Counts, Observation, ProxyStatus
 
 # The vendor's timing: fall after 3 down polls, rise after 1 up poll.
 DEFAULT_FALL = 3
@@ -275,12 +275,12 @@ def describe(event: Event, state: ProxyState) -> tuple[str, str, dict[str, str]]
 SAMPLE_SIZE = 10  # names a grouped log line shows; `count` says how many there were
 
 
-def sample(proxies: Iterable[Proxy]) -> list[str]:
+def sample(proxies: Iterable[Proxy | ServerTerm]) -> list[str]:
     """The names a grouped log line shows: the SAMPLE_SIZE first in sorted order."""
     return heapq.nsmallest(SAMPLE_SIZE, (str(proxy) for proxy in proxies))
 
 
-def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
+def summarize(events: Sequence[ProxyEvent | TermEvent]) -> list[LogLine]:
     """One cause, one line: the events of one poll grouped by what happened and why (event, level,
     HAProxy's status and the event's own fields), in the order each group first appears.
 
@@ -288,7 +288,7 @@ def summarize(events: Sequence[ProxyEvent]) -> list[LogLine]:
     (`proxies`); a group of one also has `proxy` and `transitions`, as before. A dead HAProxy under
     10,000 rules is then one `proxy.down` line, not 10,000, and `grep proxy.down` still finds it.
     """
-    groups: dict[tuple[object, ...], list[ProxyEvent]] = {}
+    groups: dict[tuple[object, ...], list[ProxyEvent | TermEvent]] = {}
     for item in events:
         proxy, event, state = item
         name, level, extra = describe(event, state)
@@ -341,3 +341,85 @@ def during(
     if now - outage.since >= limit:
         failed = ProxyStatus(Observation.DOWN, f"HAProxy's {what} for over {limit:g} s")
     return dict.fromkeys(proxies, failed)
+
+
+# ---- threshold terms (``b:be_app>=3``, ``b:be_app>=50%``): fall and rise per term ----------------
+#
+# A threshold term has a health of its own, stepped by the same `step` as a proxy's: each poll's
+# server counts make an up or down observation for it, and `--fall`/`--rise` apply to those as to
+# a proxy's. What does not count (a first check pending, a reply unreadable, a backend vanished in
+# a reload) counts neither way for the term either, exactly as for its backend.
+#
+#   backend's observation   counts      the term's observation
+#   UP or DOWN              read        UP when the counts meet the threshold, else DOWN
+#   DOWN                    not read    DOWN (HAProxy unreachable, or a DOWN backend: nothing is up)
+#   UP                      not read    UNKNOWN (servers were not counted: say nothing)
+#   PENDING, ABSENT, UNKNOWN  -         the same (held, vanished, not known)
+
+NOT_COUNTED = "servers not counted"
+
+
+@dataclass(frozen=True, slots=True)
+class TermState:
+    """A threshold term's health over time and the server counts of the last poll (None when that
+    poll did not count them: HAProxy unreachable, say)."""
+
+    state: ProxyState = INITIAL
+    servers: Counts | None = None
+
+
+INITIAL_TERM = TermState()
+
+
+def term_observation(term: ServerTerm, observed: ProxyStatus) -> ProxyStatus:
+    """What one poll of its backend says about a threshold term (the table above)."""
+    counts = observed.servers
+    if observed.observation not in {Observation.UP, Observation.DOWN}:
+        return observed
+    if counts is None:
+        if observed.observation is Observation.DOWN:
+            return observed
+        return ProxyStatus(Observation.UNKNOWN, NOT_COUNTED)
+    met = term.threshold.met(counts.up, counts.total)
+    status = f"{counts.up} of {counts.total} servers up"
+    return ProxyStatus(Observation.UP if met else Observation.DOWN, status, counts)
+
+
+TermEvent = tuple[ServerTerm, Event, ProxyState]
+
+
+def observe_terms(
+    states: Mapping[ServerTerm, TermState],
+    terms: Iterable[ServerTerm],
+    observed: Mapping[Proxy, ProxyStatus],
+    now: float,
+    thresholds: Thresholds,
+) -> tuple[Mapping[ServerTerm, TermState], list[TermEvent], bool]:
+    """Step every threshold term whose backend this poll observed, like `observe` steps proxies:
+    the states (the very same mapping when nothing changed), each term's events, and whether any
+    term's health changed."""
+    updated: dict[ServerTerm, TermState] | None = None
+    events: list[TermEvent] = []
+    moved = False
+    for term in terms:
+        status = observed.get(term.proxy)
+        if status is None:
+            continue  # not polled: nothing said
+        before = states.get(term, INITIAL_TERM)
+        state, happened = step(before.state, term_observation(term, status), now, thresholds)
+        if state is before.state and status.servers == before.servers:
+            continue
+        if updated is None:
+            updated = dict(states)
+        updated[term] = TermState(state, status.servers)
+        moved = moved or state.health is not before.state.health
+        events.extend((term, event, state) for event in happened)
+    return (states if updated is None else updated), events, moved
+
+
+def keep_terms(
+    states: Mapping[ServerTerm, TermState], terms: Collection[ServerTerm]
+) -> dict[ServerTerm, TermState]:
+    """The states of `terms` only (after a reload: a threshold that stays keeps its counters)."""
+    wanted = set(terms)
+    return {term: state for term, state in states.items() if term in wanted}

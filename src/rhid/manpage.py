@@ -26,7 +26,7 @@ from rhid import __version__
 from rhid.cli import EPILOG, build_parser, summarize
 from rhid.errors import Diagnostic, RuleError
 from rhid.names import MAX_PROXY_NAME, MAX_SYMBOL, PROXY_NAME_CHARS
-from rhid.rules import DEFAULT_TABLE, MAX_RULES_FILE_BYTES, parse_rules
+from rhid.rules import DEFAULT_TABLE, MAX_RULES_FILE_BYTES, MAX_SERVERS, parse_rules
 from rhid.settings import DEFAULT_HAPROXY_SOCKET, DEFAULT_RULES_PATH, ENVIRONMENT_FILES, SOCKET_VARIABLE
 
 DATE = datetime.date(2026, 12, 1)  # of the pages' text; bump with it
@@ -48,7 +48,19 @@ FILES = [
     (
         "/usr/share/doc/rhid/MIGRATION.md",
         "moving a node from hapee-extras-rhi and hapee-extras-route to rhid and stock BIRD (1.6, 2 or 3), "
-        "with no route withdrawn on the way",
+        "with no route withdrawn on the way (with BGP graceful restart)",
+    ),
+    (
+        "/usr/share/rhid/systemd/metrics.conf",
+        "the drop-in that turns `--metrics-listen` on and lets the unit's sandbox serve it on loopback",
+    ),
+    (
+        "/usr/share/rhid/prometheus/rhid-alerts.yml",
+        "Prometheus alerting rules for rhid's metrics (and bird_exporter's), for the Prometheus server",
+    ),
+    (
+        "/usr/share/rhid/grafana/rhid-dashboard.json",
+        "a Grafana dashboard: route states over time, health, peers",
     ),
 ]
 
@@ -182,6 +194,10 @@ ENVIRONMENT = {
         f'from {ENVIRONMENT_FILES[0]} (for example `RHID_ARGS="--fall 2 --interval 0.5"`). A '
         f"change takes effect at the next `systemctl restart hapee-extras-rhi`.",
     ),
+    "RHID_METRICS": (
+        "Not read by rhid: the metrics drop-in (see FILES) sets it to `--metrics-listen=127.0.0.1:9198`, "
+        "and the unit passes it to `rhid run` after `RHID_ARGS`.",
+    ),
     "NOTIFY_SOCKET": (
         "Set by systemd for a `Type=notify` service. rhid sends READY=1 after its first complete "
         "cycle (the routes are in BIRD by then), STATUS= when its one-line status changes, "
@@ -225,11 +241,29 @@ EXAMPLES = [
         "rhid status\nrhid status 192.0.2.10",
     ),
     (
+        "Check that HAProxy has every backend and frontend the rules name (a typo is an error "
+        "with the closest name HAProxy has), with the socket `rhid run` uses:",
+        "rhid check --live",
+    ),
+    (
+        "A keepalived `vrrp_script` that holds the VIP only while rhid announces it (exit 0; 1 "
+        "withdrawn, 3 cannot tell, 4 no rule names it), or without a daemon, from one HAProxy poll:",
+        "rhid probe 192.0.2.10\nrhid probe --standalone 192.0.2.10",
+    ),
+    (
         "From the journal: every withdrawal, what happened to one address, every up and down of one "
         "backend (`journalctl -F RHID_EVENT` lists the events logged so far):",
         "journalctl -u hapee-extras-rhi RHID_EVENT=route.withdrawn\n"
         "journalctl -u hapee-extras-rhi RHID_PREFIX=192.0.2.10/32\n"
         "journalctl -u hapee-extras-rhi RHID_PROXY=b:be_app",
+    ),
+    (
+        "Serve Prometheus metrics on loopback (the unit's sandbox needs the drop-in; see FILES), and "
+        "look at them:",
+        "install -D -m 644 /usr/share/rhid/systemd/metrics.conf \\\n"
+        "    /etc/systemd/system/hapee-extras-rhi.service.d/metrics.conf\n"
+        "systemctl daemon-reload && systemctl restart hapee-extras-rhi\n"
+        "curl -s http://127.0.0.1:9198/metrics | grep ^rhid_route_announced",
     ),
     (
         "Run in the foreground, with Debian's HAProxy socket and without the event wake-up, as the "
@@ -327,9 +361,10 @@ DIAGNOSTICS: dict[str, tuple[Explained, ...]] = {
             ("192.0.2.10 all(b:be_app)",),
         ),
         Explained(
-            "expected all, any, never or always, found {text}",
-            "After `=` comes the condition's aggregate, in lowercase; a near miss gets a hint.",
-            ("192.0.2.10 = alll(b:be_app)", "192.0.2.10 = ALL(b:be_app)"),
+            "expected all, any, never or always (or not, atleast), found {text}",
+            "After `=` (and after `degraded`) comes the condition's word, in lowercase; a near "
+            "miss gets a hint, and so does a target written without a condition around it.",
+            ("192.0.2.10 = alll(b:be_app)", "192.0.2.10 = ALL(b:be_app)", "192.0.2.10 = b:be_app>=3"),
         ),
         Explained(
             "expected ',' or ')', found {text}",
@@ -343,8 +378,9 @@ DIAGNOSTICS: dict[str, tuple[Explained, ...]] = {
         ),
         Explained(
             "expected a target (b:<backend> or f:<frontend>) or ')', found {text}",
-            "Inside the parentheses each target starts with its kind: `b:` or `f:`.",
-            ("192.0.2.10 = all(be_app)", "192.0.2.10 = all("),
+            "Inside the parentheses each target starts with its kind: `b:` or `f:`, and a "
+            "condition inside another has its parentheses.",
+            ("192.0.2.10 = all(be_app)", "192.0.2.10 = all(", "192.0.2.10 = any(all, b:be_app)"),
         ),
         Explained(
             "a space cannot be part of a name: {name} is followed by {text}",
@@ -354,8 +390,9 @@ DIAGNOSTICS: dict[str, tuple[Explained, ...]] = {
         ),
         Explained(
             "expected end of rule, found {text}",
-            "Something follows a complete rule: one condition per line (a `#` starts a comment).",
-            ("192.0.2.10 = all(b:be_app) all(b:be_static)",),
+            "Something follows a complete rule: one condition per line (a `#` starts a comment), "
+            "then only a degraded clause.",
+            ("192.0.2.10 = all(b:be_app) all(b:be_static)", "192.0.2.10 = all(b:a) degrade any(b:x) med 1"),
         ),
     ),
     "Networks": (
@@ -449,7 +486,43 @@ DIAGNOSTICS: dict[str, tuple[Explained, ...]] = {
             "'{aggregate}' needs at least one target",
             "`all` and `any` decide from their targets, so they need one; only `never` and `always` "
             "may stand alone.",
-            ("192.0.2.10 = all", "192.0.2.10 = any()"),
+            ("192.0.2.10 = all", "192.0.2.10 = any()", "192.0.2.10 = any(all(), b:be_app)"),
+        ),
+        Explained(
+            "'{word}' cannot be nested",
+            "`never` and `always` decide a whole rule, for debugging: they stand after `=` only.",
+            ("192.0.2.10 = any(always(), b:be_app)",),
+        ),
+        Explained(
+            "'not' takes one target or condition, not {count}",
+            "`not` inverts one operand. For several, say which inverse you mean: "
+            "`not(any(...))` is true while none is up, `not(all(...))` while not all are.",
+            ("192.0.2.10 = not(f:fe_a, f:fe_b)", "192.0.2.10 = not"),
+        ),
+        Explained(
+            "'atleast' needs a count first",
+            "`atleast(`{k}`, ...)` is true while at least {k} of the operands after the count are.",
+            ("192.0.2.10 = atleast(b:be_a, b:be_b)",),
+        ),
+        Explained(
+            "the count of 'atleast' must be a number, not {text}",
+            "The count is a whole number, written in digits.",
+            ("192.0.2.10 = atleast(2x, b:be_a, b:be_b)",),
+        ),
+        Explained(
+            "atleast({count}, ...) is always true",
+            "A count of 0 holds whatever the operands are: the rule would never withdraw.",
+            ("192.0.2.10 = atleast(0, b:be_a, b:be_b)",),
+        ),
+        Explained(
+            "atleast({count}, ...) can never be true: it has {n} operands",
+            "The count is larger than the number of operands after it.",
+            ("192.0.2.10 = atleast(3, b:be_a, b:be_b)",),
+        ),
+        Explained(
+            "a count ({count}) is only the first argument of atleast",
+            "A bare number means something only as the first argument of `atleast`.",
+            ("192.0.2.10 = all(2, b:be_a, b:be_b)", "192.0.2.10 = atleast(1, b:be_a, 2)"),
         ),
         Explained(
             "unknown target kind {kind}",
@@ -471,6 +544,93 @@ DIAGNOSTICS: dict[str, tuple[Explained, ...]] = {
             "{kind} name longer than 255 characters",
             f"HAProxy's names have at most {MAX_PROXY_NAME} characters.",
             ("192.0.2.10 = all(b:" + "x" * (MAX_PROXY_NAME + 1) + ")",),
+        ),
+    ),
+    "Server thresholds": (
+        Explained(
+            "a server threshold is written '>=', not {text}",
+            "A threshold says how many servers must be up at least; there is no other comparison.",
+            ("192.0.2.10 = all(b:be_app>3)", "192.0.2.10 = all(b:be_app=3)"),
+        ),
+        Explained(
+            "a server threshold needs a backend: {target} is a frontend",
+            "Only backends have servers to count.",
+            ("192.0.2.10 = all(f:fe_www>=2)",),
+        ),
+        Explained(
+            "a server threshold is a number of servers or a percentage, not {text}",
+            "After `>=` comes a whole number of servers (`>=3`) or a share of them (`>=50%`).",
+            ("192.0.2.10 = all(b:be_app>=half)",),
+        ),
+        Explained(
+            "a server threshold needs a number after {comparison}",
+            "The number of servers, or the share of them, is missing.",
+            ("192.0.2.10 = all(b:be_app>=)",),
+        ),
+        Explained(
+            "server threshold {threshold} is always true",
+            "At least none is always so: write the backend alone for its own health (up while "
+            "HAProxy says so), or `>=1` for at least one server up.",
+            ("192.0.2.10 = all(b:be_app>=0)", "192.0.2.10 = all(b:be_app>=0%)"),
+        ),
+        Explained(
+            "server threshold {threshold} can never be met",
+            "A share of the servers is at most 100 %.",
+            ("192.0.2.10 = all(b:be_app>=101%)",),
+        ),
+        Explained(
+            "server threshold {threshold} is out of range (1-{maximum})",
+            f"A count of servers is at most {MAX_SERVERS:,}.",
+            (f"192.0.2.10 = all(b:be_app>={MAX_SERVERS + 1})",),
+        ),
+    ),
+    "Degraded clauses": (
+        Explained(
+            "the degraded clause sets no attribute",
+            "A degraded route is announced with BGP attributes that make routers prefer other "
+            "nodes; without any, it would be the plain route.",
+            ("192.0.2.10 = all(b:a>=50%) degraded any(b:a)",),
+        ),
+        Explained(
+            "unknown attribute {word}",
+            "The attributes are `med`, `local-pref`, `community` and `large-community`, in lowercase.",
+            ("192.0.2.10 = all(b:a>=50%) degraded any(b:a) metric 200",),
+        ),
+        Explained(
+            "{attribute} needs a value",
+            "Each attribute is followed by its value.",
+            ("192.0.2.10 = all(b:a>=50%) degraded any(b:a) med",),
+        ),
+        Explained(
+            "{attribute} must be a number from 0 to 4294967295, not {value}",
+            "`med` and `local-pref` are 32-bit unsigned numbers.",
+            (
+                "192.0.2.10 = all(b:a>=50%) degraded any(b:a) med -1",
+                "192.0.2.10 = all(b:a>=50%) degraded any(b:a) local-pref 4294967296",
+            ),
+        ),
+        Explained(
+            "community must be A:B with each number from 0 to 65535, not {value}",
+            "A community is two 16-bit numbers; with a 4-byte AS number, use a large community.",
+            (
+                "192.0.2.10 = all(b:a>=50%) degraded any(b:a) community 65000:70000",
+                "192.0.2.10 = all(b:a>=50%) degraded any(b:a) community 65000:1:2",
+            ),
+        ),
+        Explained(
+            "large-community must be A:B:C with each number from 0 to 4294967295, not {value}",
+            "A large community (RFC 8092) is three 32-bit numbers.",
+            ("192.0.2.10 = all(b:a>=50%) degraded any(b:a) large-community 65000:1",),
+        ),
+        Explained(
+            "{attribute} is set twice",
+            "A route carries one MED and one local preference.",
+            ("192.0.2.10 = all(b:a>=50%) degraded any(b:a) med 100 med 200",),
+        ),
+        Explained(
+            "{attribute} {value} is listed twice",
+            "Communities are a set: each is carried once, so a repeat is a slip.",
+            ("192.0.2.10 = all(b:a>=3) degraded any(b:a) community 1:1 community 1:1",),
         ),
     ),
     "The whole file": (
@@ -513,6 +673,16 @@ vol2%192.0.2.10, 2001:db8::10 = all(f:fe_www)
 # A whole prefix, and a route kept announced while debugging.
 198.51.100.0/24 = all(b:be_app)  # a comment may follow a rule
 192.0.2.99 = always
+
+# The full share while half of be_app's servers are up; with fewer, still
+# announced but less preferred; with none, withdrawn.
+192.0.2.20 = all(b:be_app>=50%) degraded any(b:be_app) med 200 community 65000:666
+
+# Either pair of backends; two sites of three; at least three servers and
+# no maintenance flag (a frontend operators disable to drain the node).
+192.0.2.21 = any(all(b:be_a,b:be_b), all(b:be_c,b:be_d))
+192.0.2.22 = atleast(2, b:site1, b:site2, b:site3)
+192.0.2.23 = all(b:be_app>=3, not(f:fe_maint))
 """
 
 
@@ -579,6 +749,20 @@ def render_rules_page() -> str:
             "are free."
         ),
         *_example("[<table>%]<network>[,<network>...] = all|any|never|always(b:<backend>|f:<frontend>,...)"),
+        *_paragraphs(
+            "That is the vendor's syntax, and every file written in it means what it always meant. "
+            "rhid adds nested conditions, server thresholds and a degraded clause:"
+        ),
+        *_example(
+            "<rule>       [<table>%]<network>[,...] = <condition> [<degraded>]\n"
+            "<condition>  all(<operand>,...) | any(<operand>,...) | never | always\n"
+            "             | not(<operand>) | atleast(<K>,<operand>,...)\n"
+            "<operand>    b:<backend> | f:<frontend> | <condition>\n"
+            "             | b:<backend>>=<N> | b:<backend>>=<N>%\n"
+            "<degraded>   degraded <condition> <attribute> [<attribute>...]\n"
+            "<attribute>  med <N> | local-pref <N> | community <A>:<B>\n"
+            "             | large-community <A>:<B>:<C>"
+        ),
         *_item(
             "\\fInetwork\\fR",
             "An IPv4 or IPv6 address with an optional `/`{length}. Without a length it is a host route "
@@ -594,12 +778,29 @@ def render_rules_page() -> str:
             "BIRD needs for the tables a file uses. The vendor's `gateway` of a volatile table is "
             "rhid's run option `--gateway` {t}`=`{address} (see `rhid`(8)).",
         ),
-        *_item("\\fBall(\\fR...\\fB)\\fR", "Announce while every listed target is up."),
-        *_item("\\fBany(\\fR...\\fB)\\fR", "Announce while at least one listed target is up."),
+        *_item("\\fBall(\\fR...\\fB)\\fR", "Announce while every listed operand is up (true)."),
+        *_item("\\fBany(\\fR...\\fB)\\fR", "Announce while at least one listed operand is up (true)."),
         *_item(
             "\\fBnever\\fR, \\fBalways\\fR",
             "Never, or always, announce: for debugging. Targets may be listed (and are checked) or "
-            "left out, with or without the parentheses.",
+            "left out, with or without the parentheses. They stand after `=` only, never inside "
+            "another condition.",
+        ),
+        *_item(
+            "\\fBnot(\\fIoperand\\fB)\\fR",
+            "True while its one operand is false: `not(f:fe_maint)` announces while the frontend "
+            "`fe_maint` is down.",
+        ),
+        *_item(
+            "\\fBatleast(\\fIK\\fB, \\fR...\\fB)\\fR",
+            "True while at least {k} of the operands after the count are: `atleast(2, b:a, b:b, "
+            "b:c)`. {k} is from 1 to the number of operands.",
+        ),
+        *_item(
+            "\\fIoperand\\fR",
+            "A target, a server threshold, or a condition (`all`, `any`, `not`, `atleast`) with "
+            "its parentheses, nested as deep as needed: `any(all(b:a,b:b), all(b:c,b:d))`. "
+            "`not(...)` and `atleast(...)` may also stand alone after `=`.",
         ),
         *_item(
             "\\fBb:\\fIbackend\\fR",
@@ -610,6 +811,25 @@ def render_rules_page() -> str:
             "\\fBf:\\fIfrontend\\fR",
             "An HAProxy frontend. It is up while HAProxy reports it `OPEN`: it is down when it is "
             "disabled or paused.",
+        ),
+        *_item(
+            "\\fBb:\\fIbackend\\fB>=\\fIN\\fR, \\fBb:\\fIbackend\\fB>=\\fIN\\fB%\\fR",
+            "A server threshold: true while at least {n} of the backend's servers are up, or at least "
+            "{n} % of them. What counts: the backend's servers except its backups; every one of "
+            "them is in the total, whatever its state (in maintenance, draining, down), so that "
+            "disabling servers lowers the share; a server is up when HAProxy would send it "
+            "traffic: `UP` (or without health checks) and a weight above 0, not `DRAIN`, `NOLB` "
+            "or `MAINT` (what HAProxy's `act` column counts). A backend without servers (other "
+            "than backups) meets no threshold. {n} is from 1 to "
+            f"{MAX_SERVERS:,}, or from 1% to 100%.",
+        ),
+        *_item(
+            "\\fBdegraded\\fR \\fIcondition\\fR \\fIattribute\\fR...",
+            "While the rule's condition is false and this second condition is true, the routes "
+            "stay announced, with BGP attributes that make routers prefer other nodes: `med` {n} "
+            "and `local-pref` {n} (each at most once, 0 to 4294967295), `community` {a}`:`{b} "
+            "(each number 0 to 65535) and `large-community` {a}`:`{b}`:`{c} (each 0 to 4294967295), "
+            "each as often as needed. At least one attribute is required.",
         ),
         *_paragraphs(
             f"Names use HAProxy's characters only: {PROXY_NAME_CHARS}, at most {MAX_PROXY_NAME} of "
@@ -633,7 +853,17 @@ def render_rules_page() -> str:
             "unreadable, or one a reload has just added) is unknown, never down: `all` is false as "
             "soon as one target is down and `any` is true as soon as one is up, and otherwise a rule "
             "with an unknown target keeps its route as it is. So restarting rhid, or reloading the "
-            "rules, never withdraws a healthy route.",
+            "rules, never withdraws a healthy route. `not` of an unknown is unknown; `atleast(`{k}`, "
+            "...)` is true once {k} are true and false once fewer than {k} can be.",
+            "A server threshold has a health of its own, with the same `--fall` and `--rise` as a "
+            "target: each poll counts the servers, and the threshold turns false after `--fall` "
+            "polls in a row below it and true after `--rise` polls at or above it. While a first "
+            "health check is pending after an HAProxy start or reload it is unknown, like its backend.",
+            "A rule with a degraded clause gives its routes one of three states: announced while "
+            "its condition is true; degraded (announced with the clause's attributes) while the "
+            "condition is false and the clause's condition true; withdrawn while both are false. "
+            "`rhid status` says which, and why, term by term (`b:be_app>=50%: 2 of 6 up (33 %) -> "
+            "false`).",
             "On a reload (`systemctl reload hapee-extras-rhi`, or SIGHUP), only the routes of added, "
             "removed or changed rules move. The file the package installs has every rule commented "
             "out, and the service refuses to start on a file without rules, so nothing is announced "

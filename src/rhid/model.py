@@ -142,3 +142,39 @@ class Attributes:
 
 PLAIN = Attributes()
 Routes = dict[Network, Attributes]  # an include file's content: each announced prefix and its attributes
+
+
+# ---- the richer rules' values: a threshold on a backend's servers -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """``>=N`` (`minimum` servers up) or ``>=N%`` (`percent`: at least N % of them up).
+
+    What counts is `met`: of a backend's active servers (backups left out), how many are up, of
+    how many configured. A backend without any active server meets no threshold.
+    """
+
+    minimum: int
+    percent: bool = False
+
+    def met(self, up: int, total: int) -> bool:
+        """True when `up` of `total` servers reach the threshold (integers only: no rounding)."""
+        if self.percent:
+            return total > 0 and up * 100 >= self.minimum * total
+        return up >= self.minimum
+
+    def __str__(self) -> str:
+        return f">={self.minimum}{'%' if self.percent else ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTerm:
+    """A threshold on one backend's servers, ``b:be_app>=50%``: it has a health of its own, with
+    the same fall and rise as a proxy's (`rhid.health.observe_terms`)."""
+
+    proxy: Proxy
+    threshold: Threshold
+
+    def __str__(self) -> str:
+        return f"{self.proxy}{self.threshold}"

@@ -31,9 +31,20 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rhid import health
-from rhid.model import PLAIN, Attributes, Channel, LogLine, Network, Proxy, Route, Routes, route_order
-from rhid.rules import Rule, RuleSet
-from rhid.stats import in_words
+from rhid.drain import Drains
+from rhid.model import (
+    PLAIN,
+    Attributes,
+    Channel,
+    LogLine,
+    Network,
+    Proxy,
+    Route,
+    Routes,
+    ServerTerm,
+    route_order,
+)
+from rhid.rules import Facts, Fate, Outcome, Rule, RuleSet, evaluate
 
 MORE = "routes in this change, not listed one by one"
 ROUTE_LINES = 100  # route.announced/withdrawn lines one plan logs one by one; the rest as one line
@@ -43,7 +54,16 @@ class RouteState(enum.Enum):
     """What rhid's files say about a route."""
 
     ANNOUNCED = "announced"
+    DEGRADED = "degraded"  # announced, with the rule's degraded attributes (less preferred)
     WITHDRAWN = "withdrawn"
+
+
+_STATE_OF = {
+    Fate.ANNOUNCED: RouteState.ANNOUNCED,
+    Fate.DEGRADED: RouteState.DEGRADED,
+    Fate.WITHDRAWN: RouteState.WITHDRAWN,
+}
+_FATE_OF = {state: fate for fate, state in _STATE_OF.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +79,8 @@ class Decision:
 
     @property
     def announced(self) -> bool:
-        """True when the route is to be announced."""
-        return self.state is RouteState.ANNOUNCED
+        """True when the route is to be announced (plainly or degraded)."""
+        return self.state is not RouteState.WITHDRAWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +94,19 @@ class Transition:
 
     @property
     def event(self) -> str:
-        """The log event: ``route.announced`` or ``route.withdrawn``."""
-        return "route.announced" if self.after is RouteState.ANNOUNCED else "route.withdrawn"
+        """The log event: ``route.announced``, ``route.degraded`` or ``route.withdrawn``."""
+        if self.after is RouteState.ANNOUNCED:
+            return "route.announced"
+        return "route.degraded" if self.after is RouteState.DEGRADED else "route.withdrawn"
 
 
 @dataclass(frozen=True, slots=True)
 class Intents:
     """What the operator or the service asks of the plan besides the rules: `stopping` (the note of
-    a stop that withdraws every route, or None)."""
+    a stop that withdraws every route, or None) and `drains` (routes taken out on purpose)."""
 
     stopping: str | None = None
+    drains: Drains = field(default_factory=dict)
 
 
 NO_INTENTS = Intents()
@@ -119,7 +142,21 @@ def stopping(decisions: Decisions, state: object, intents: Intents, now: float) 
     return Step({route: Decision(RouteState.WITHDRAWN, d.rule, note=note) for route, d in decisions.items()})
 
 
-CHAIN: tuple[Policy, ...] = (stopping,)
+def draining(decisions: Decisions, state: object, intents: Intents, now: float) -> Step:
+    """Drained routes (`rhid drain`) are withdrawn whatever their health, for the drain's reason."""
+    del state, now  # a drain holds until `rhid undrain`: no state, no timing
+    if not intents.drains:
+        return Step(decisions)
+    drained = dict(decisions)
+    for route, drain in intents.drains.items():
+        decision = decisions.get(route)
+        if decision is not None:
+            note = f"drained since {drain.since}: {drain.reason!r}"
+            drained[route] = Decision(RouteState.WITHDRAWN, decision.rule, note=note)
+    return Step(drained)
+
+
+CHAIN: tuple[Policy, ...] = (draining, stopping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +169,7 @@ class Plan:
     channels: frozenset[Channel]
     states: Mapping[Proxy, health.ProxyState] = field(default_factory=dict, repr=False)
     since: Mapping[Route, float] = field(default_factory=dict, repr=False)
+    terms: Mapping[ServerTerm, health.TermState] = field(default_factory=dict, repr=False)
     transitions: tuple[Transition, ...] = ()
     policies: Mapping[str, object] = field(default_factory=dict, repr=False)
     wake_at: float = math.inf
@@ -155,17 +193,23 @@ class Plan:
         """How many routes the plan announces."""
         return sum(1 for decision in self.decisions.values() if decision.announced)
 
-    def reason(self, route: Route, states: Mapping[Proxy, health.ProxyState] | None = None) -> str:
+    def reason(
+        self,
+        route: Route,
+        states: Mapping[Proxy, health.ProxyState] | None = None,
+        terms: Mapping[ServerTerm, health.TermState] | None = None,
+    ) -> str:
         """Why the route is as it is, in operator words (built on demand: thousands of routes, few
         of which ever need their reason spelt out). A route the plan does not name has no rule.
-        `states`: live health to quote (`rhid status`), the same verdicts as the plan's between
-        re-plans but HAProxy's latest words; default the health the plan was made from."""
+        `states`, `terms`: live health to quote (`rhid status`), the same verdicts as the plan's
+        between re-plans but HAProxy's latest words; default the health the plan was made from."""
         decision = self.decisions.get(route)
+        facts = Facts(self.states if states is None else states, self.terms if terms is None else terms)
         if decision is None:
-            return explain(None, self.states)
+            return explain(None, facts)
         if decision.note is not None:
             return decision.note
-        text = explain(decision.rule, self.states if states is None else states)
+        text = explain(decision.rule, facts)
         return f"not known yet, kept as it was: {text}" if decision.held else text
 
     def due(self, now: float) -> bool:
@@ -176,11 +220,23 @@ class Plan:
 EMPTY = Plan({}, frozenset())
 
 
-def initial(announced: Collection[Route], owned: Collection[Channel], now: float) -> Plan:
-    """The plan rhid's files hold at start: `announced` routes (held as they are until a verdict is
-    known), in the `owned` channels, each since `now`."""
-    decisions = {route: Decision(RouteState.ANNOUNCED, None, held=True) for route in announced}
-    return Plan(decisions, frozenset(owned), since=dict.fromkeys(announced, now))
+def initial(
+    announced: Collection[Route] | Mapping[Route, Attributes], owned: Collection[Channel], now: float
+) -> Plan:
+    """The plan rhid's files hold at start: `announced` routes (with what each carries: a route
+    with BGP attributes was degraded), held as they are until a verdict is known, in the `owned`
+    channels, each since `now`."""
+    carried = announced if isinstance(announced, Mapping) else dict.fromkeys(announced, PLAIN)
+    decisions = {
+        route: Decision(
+            RouteState.ANNOUNCED if attributes.plain else RouteState.DEGRADED,
+            None,
+            held=True,
+            attributes=attributes,
+        )
+        for route, attributes in carried.items()
+    }
+    return Plan(decisions, frozenset(owned), since=dict.fromkeys(carried, now))
 
 
 def decide(
@@ -190,24 +246,21 @@ def decide(
     intents: Intents,
     now: float,
     *,
+    terms: Mapping[ServerTerm, health.TermState] | None = None,
     chain: Sequence[Policy] = CHAIN,
 ) -> Plan:
-    """The plan for `now`, made from the rules' verdicts on `states` (a proxy missing is not known
-    yet) and the policy `chain`, against the `previous` plan: its held routes, its channels (a
-    channel no rule uses any more is kept, empty, so that its file is emptied), its policies'
-    states and each route's `since`."""
-    up = {proxy: health.is_up(states.get(proxy, health.INITIAL)) for proxy in rules.proxies}
+    """The plan for `now`, made from the rules' verdicts on `states` and `terms` (a proxy or
+    threshold missing is not known yet) and the policy `chain`, against the `previous` plan: its
+    held routes, its channels (a channel no rule uses any more is kept, empty, so that its file is
+    emptied), its policies' states and each route's `since`."""
+    terms = {} if terms is None else terms
+    facts = Facts(states, terms)
     before = previous.decisions
     decisions: dict[Route, Decision] = {}
     for rule in rules.rules:
-        verdict = rule.condition.verdict(up)
+        outcome = evaluate(rule, facts)
         for route in rule.routes:
-            if verdict is None:
-                kept = before.get(route)
-                state = kept.state if kept is not None else RouteState.WITHDRAWN
-                decisions[route] = Decision(state, rule, held=True)
-            else:
-                decisions[route] = Decision(RouteState.ANNOUNCED if verdict else RouteState.WITHDRAWN, rule)
+            decisions[route] = _decision(rule, outcome, before.get(route))
     for route, decision in before.items():
         if route not in decisions and decision.announced:
             decisions[route] = Decision(RouteState.WITHDRAWN, None)
@@ -222,7 +275,21 @@ def decide(
         wake_at = min(wake_at, step.wake_at)
     channels = frozenset(rules.channels) | previous.channels
     transitions, since = _against(previous, chained, now)
-    return Plan(chained, channels, states, since, transitions, policies, wake_at, tuple(lines))
+    return Plan(chained, channels, states, since, terms, transitions, policies, wake_at, tuple(lines))
+
+
+def _decision(rule: Rule, outcome: Outcome, kept: Decision | None) -> Decision:
+    """A route's decision from its rule's outcome. Not known yet: held as the previous plan had it
+    when that is still possible; else degraded when that is (announced, but less preferred, until
+    the rest is known); else as it was."""
+    if outcome.fate is not None:
+        state = _STATE_OF[outcome.fate]
+        return Decision(state, rule, attributes=outcome.attributes if state is RouteState.DEGRADED else PLAIN)
+    was = kept.state if kept is not None else RouteState.WITHDRAWN
+    if _FATE_OF[was] not in outcome.possible and Fate.DEGRADED in outcome.possible:
+        return Decision(RouteState.DEGRADED, rule, held=True, attributes=outcome.attributes)
+    attributes = kept.attributes if kept is not None and was is not RouteState.WITHDRAWN else PLAIN
+    return Decision(was, rule, held=True, attributes=attributes)
 
 
 def _against(
@@ -272,16 +339,9 @@ def transition_lines(made: Plan, limit: int = ROUTE_LINES) -> list[LogLine]:
     return lines
 
 
-def explain(rule: Rule | None, states: Mapping[Proxy, health.ProxyState]) -> str:
-    """Why a rule decides as it does: each target's health and what HAProxy last said of it."""
+def explain(rule: Rule | None, facts: Facts | Mapping[Proxy, health.ProxyState]) -> str:
+    """Why a rule decides as it does: each node's verdict, each target's health and what HAProxy
+    last said of it (`rhid.rules.Rule.explain`); `facts` may be the proxies' health alone."""
     if rule is None:
         return "no rule names this route any more"
-    condition = rule.condition
-    if not condition.operands:
-        return f"{condition.aggregate.value}()"
-    parts = []
-    for proxy in condition.operands:
-        state = states.get(proxy, health.INITIAL)
-        gone = "vanished from HAProxy; " if state.vanished else ""
-        parts.append(f"{proxy} is {state.health.value} ({gone}{in_words(state.last_status)})")
-    return f"{condition.aggregate.value}: " + ", ".join(parts)
+    return rule.explain(facts if isinstance(facts, Facts) else Facts(facts))

@@ -38,7 +38,7 @@ from rhid.errors import (
     BirdUnavailableError,
     FatalError,
 )
-from rhid.model import BirdState, Channel, LogLine, Network, Route, Routes
+from rhid.model import Attributes, BirdState, Channel, LogLine, Network, Route, Routes
 from rhid.plan import Plan
 from rhid.reconciler import MIN_CONFIGURE_GAP, Answer, Failure, Reconciler, Send, Trouble, Wait, sample
 from rhid.settings import DEFAULTS, Settings
@@ -88,7 +88,7 @@ class BirdEdge(Protocol):
 
     def join_loop(self) -> None: ...
 
-    def announced(self) -> set[Route]: ...
+    def announced(self) -> dict[Route, Attributes]: ...
 
     def apply(self, plan: Plan, now: float) -> bool: ...
 
@@ -276,10 +276,12 @@ class BirdSide:
 
     # ---- files ---------------------------------------------------------------------------------
 
-    def announced(self) -> set[Route]:
-        """The routes rhid's files announce now."""
+    def announced(self) -> dict[Route, Attributes]:
+        """The routes rhid's files announce now, and what each carries."""
         return {
-            Route(channel.table, prefix) for channel, prefixes in self.written.items() for prefix in prefixes
+            Route(channel.table, prefix): attributes
+            for channel, routes in self.written.items()
+            for prefix, attributes in routes.items()
         }
 
     @property

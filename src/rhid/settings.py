@@ -19,6 +19,7 @@ and the daemon reads ``settings.metrics_listen``: `rhid run --help`, rhid(8) (re
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -38,6 +39,7 @@ DEFAULT_BIRD_SOCKET = "/run/bird/bird.ctl"
 DEFAULT_BIRD6_SOCKET = "/run/bird/bird6.ctl"  # Debian's bird (1.6) package: bird6's socket
 DRY_RUN_DIR = "dry-run"  # a dry run's own directory in --bird-dir (the include glob skips it)
 DEFAULT_BIRD_DIR = "/run/rhid"
+DEFAULT_STATE_DIR = "/var/lib/rhid"
 DEFAULT_FAST_INTERVAL = 0.1
 ENVIRONMENT_FILES = ("/etc/default/hapee-extras-rhi", "/etc/sysconfig/hapee-extras-rhi")
 SOCKET_VARIABLE = "HAPEE_LB_SOCKET"
@@ -101,6 +103,97 @@ def find_haproxy_socket(
         if value:
             return value, name
     return DEFAULT_HAPROXY_SOCKET, "default"
+
+
+# ---- --metrics-listen's address --------------------------------------------------------------
+
+EXPOSED = "exposed:"  # --metrics-listen's word for "other hosts may reach this address"
+_PORT = re.compile(r"[1-9][0-9]{0,4}\Z")
+MAX_PORT = 65535
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Where `--metrics-listen` serves: an IP address (never a name: nothing is resolved) and a
+    port. `exposed` says the operator asked for an address other hosts can reach."""
+
+    address: Address
+    port: int
+    exposed: bool = False
+
+    @property
+    def host(self) -> str:
+        """The address as it is written in HOST:PORT (IPv6 in brackets)."""
+        return f"[{self.address}]" if self.address.version == 6 else str(self.address)
+
+    def __str__(self) -> str:
+        return f"{EXPOSED if self.exposed else ''}{self.host}:{self.port}"
+
+
+LISTEN_EXAMPLE = "127.0.0.1:9198, [::1]:9198 or localhost:9198"
+
+
+def parse_listen(text: str) -> Listen:
+    """`--metrics-listen`: ``127.0.0.1:PORT``, ``[::1]:PORT`` or ``localhost:PORT`` (127.0.0.1), or
+    ``exposed:HOST:PORT`` for any other IP address. ValueError says what is wrong and what to write."""
+    if not text.isascii() or not text.isprintable() or any(char.isspace() for char in text):
+        raise ValueError(
+            f"{text!r} must be HOST:PORT ({LISTEN_EXAMPLE}), without spaces or control characters"
+        )
+    exposed = text.startswith(EXPOSED)
+    host, port = _host_and_port(text, text.removeprefix(EXPOSED))
+    if not _PORT.match(port) or int(port) > MAX_PORT:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to {MAX_PORT}, not {port!r}")
+    address = _address(text, host, port)
+    if address.is_loopback and exposed:
+        raise ValueError(f"{text!r}: {address} is a loopback address already: drop {EXPOSED!r}")
+    if not address.is_loopback and not exposed:
+        raise ValueError(
+            f"{text!r}: {address} is not a loopback address, and metrics are served without "
+            "authentication or TLS; to serve them to other hosts say so: "
+            f'{EXPOSED}{text} (README, "Metrics": how to restrict who may connect)'
+        )
+    return Listen(address, int(port), exposed)
+
+
+def _host_and_port(text: str, rest: str) -> tuple[str, str]:
+    """HOST and PORT of HOST:PORT, where an IPv6 HOST is in brackets."""
+    if rest.startswith("["):  # the port follows the bracket
+        close = rest.find("]")
+        host, colon, port = rest[: close + 1], rest[close + 1 : close + 2], rest[close + 2 :]
+        if close < 0:
+            colon = ""
+    else:
+        host, colon, port = rest.rpartition(":")
+    if colon != ":" or not host:
+        raise ValueError(f"{text!r} must be HOST:PORT ({LISTEN_EXAMPLE})")
+    return host, port
+
+
+def _address(text: str, host: str, port: str) -> Address:
+    """The IP address HOST names: an IPv6 address in brackets, an IPv4 address, or localhost."""
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            v6 = ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{text!r}: {host} is not an IPv6 address") from None
+        if v6.scope_id is not None:
+            raise ValueError(f"{text!r}: a scope (%{v6.scope_id}) is not supported: use [::1]")
+        return v6
+    if ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, as in [::1]:{port}")
+    if host == "localhost":
+        return ipaddress.IPv4Address("127.0.0.1")
+    try:
+        return ipaddress.IPv4Address(host)
+    except ValueError:
+        what = (
+            "is not an IPv4 address (four numbers from 0 to 255, without leading zeros)"
+            if host.replace(".", "").isdigit()
+            else "is not an IP address (rhid resolves no names: write an address, or localhost for 127.0.0.1)"
+        )
+        raise ValueError(f"{text!r}: {host!r} {what}") from None
 
 
 # ---- kinds of value: each reads an option's text and says what is out of bounds ------------------
@@ -224,6 +317,23 @@ class Gateways:
         return gateway.conflicts(chosen)
 
 
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """Where metrics are served: a loopback HOST:PORT, or exposed:HOST:PORT (see `parse_listen`)."""
+
+    def read(self, text: str) -> Listen:
+        """The address and port."""
+        return parse_listen(text)
+
+    def problem(self, value: Listen, shown: str) -> str | None:
+        """A value built without `read` that `read` would refuse (another host's address not said to
+        be exposed, or a loopback one said to be)."""
+        if value.address.is_loopback == value.exposed:
+            fix = "drop exposed: for the loopback" if value.exposed else "write exposed: before the"
+            return f"{shown!r}: {fix} address {value.address}"
+        return None
+
+
 # ---- how a setting is spelled on the command line ---------------------------------------------
 
 OPTION = "option"  # the key of a field's Option in its metadata
@@ -283,6 +393,7 @@ def command_line(
 
 
 DURATION = Duration()
+LISTEN = ListenAddress()
 COUNT = Count()
 ON_STOP = Choice(get_args(OnStop))
 BIRD_VERSIONS = Choice(("auto", *VERSIONS))
@@ -410,6 +521,27 @@ class Settings:
             "re-check BIRD's routes this often (default %(default)s)",
             "SECONDS",
             DURATION,
+        ),
+    )
+    metrics_listen: Listen | None = field(
+        default=None,
+        metadata=command_line(
+            "--metrics-listen",
+            "serve Prometheus metrics over HTTP at /metrics on this address: 127.0.0.1:PORT, "
+            "[::1]:PORT or localhost:PORT; any other address only as exposed:HOST:PORT (no "
+            "authentication: restrict who may connect); default: off",
+            "HOST:PORT",
+            LISTEN,
+        ),
+    )
+    state_dir: Path = field(
+        default=Path(DEFAULT_STATE_DIR),
+        metadata=command_line(
+            "--state-dir",
+            "where rhid keeps what must outlive a reboot: the drains (default %(default)s; the unit's "
+            "StateDirectory=)",
+            "DIR",
+            IncludeDirectory(),
         ),
     )
     dry_run: bool = field(

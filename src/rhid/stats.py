@@ -24,6 +24,19 @@ a first check that has not finished since a start or reload: such a backend is n
 
 "Keep" is decided later, in `rhid.health`, which knows whether the proxy was ever seen.
 
+Server counts, for the rules' thresholds (``b:be_app>=3``, ``b:be_app>=50%``), are read only for
+the backends `ProxyIndex.counted` names, and only from a reply the caller says it asked with
+server rows (`parse_poll(..., servers=True)`, after `typemask_for(..., servers=True)`): otherwise a
+counted backend's counts are None, never a false "0 of 0". Of a backend's servers, backups
+(``bck`` 1) are left out entirely; every other server is in the total, whatever its state
+(MAINT, DRAIN, NOLB and DOWN included: a server taken out still belongs to the capacity the
+threshold is a share of); it is up when its status's first word is ``UP`` (``UP 1/3`` while
+failing but under fall) or it is ``no check``, and its weight is not 0. That is exactly what
+HAProxy's own ``act`` column counts on the BACKEND row (servers usable for load balancing). The
+sessions are the BACKEND row's ``scur``. Columns ``bck``, ``weight`` and ``scur`` are read when the
+header has them (every HAProxy has; a reply without them counts every server as active and
+weighted, and has no sessions).
+
 HAProxy prints operator and peer text verbatim (`description`, `last_chk`, `check_desc`...), in any
 encoding. The reply is therefore decoded losslessly (latin-1: one code point per byte, so nothing
 fails to decode) and only the fields rhid reads are validated, and only in the rows of the proxies
@@ -37,7 +50,7 @@ import csv
 import enum
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from rhid.errors import HAProxyProtocolError
@@ -67,11 +80,23 @@ class Observation(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Counts:
+    """A counted backend's servers in one poll: how many are up, of how many (backups left out),
+    and its current sessions (None when the reply has no ``scur`` column)."""
+
+    up: int
+    total: int
+    sessions: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyStatus:
-    """One proxy's row, reduced: what it means and the raw status HAProxy printed (for logs)."""
+    """One proxy's row, reduced: what it means and the raw status HAProxy printed (for logs), and
+    for a counted backend its server counts (None: not counted, or no poll said)."""
 
     observation: Observation
     status: str
+    servers: Counts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +219,13 @@ def backend_observation(status: str, servers_pending: bool) -> Observation:
     return Observation.UP if status.split(" ", 1)[0] == "UP" else Observation.DOWN
 
 
-def _rows(lines: list[str], index: dict[str, int]) -> Iterable[list[str]]:
-    """Split rows into fields. Only the columns up to the last one rhid reads are split; a row with
-    a quote (a check description like "Busy, retry later") goes through the csv module."""
+def _rows(lines: list[str], index: dict[str, int], more: tuple[int, ...] = ()) -> Iterable[list[str]]:
+    """Split rows into fields. Only the columns up to the last one rhid reads (`more`: the optional
+    ones it reads too) are split; a row with a quote (a check description like "Busy, retry later")
+    goes through the csv module."""
     width = len(index)
     last = max(index[name] for name in _NEEDED_COLUMNS)
+    last = max(last, *more) if more else last
     for line in lines:
         if line.count(",") < width - 1:
             raise HAProxyProtocolError(f"show stat: short row: {line[:60]!r}")
@@ -220,28 +247,79 @@ class ProxyIndex:
 
     frontends: dict[str, Proxy]
     backends: dict[str, Proxy]
+    counted: frozenset[str] = frozenset()  # backends whose servers are counted (rules' thresholds)
 
     @classmethod
-    def of(cls, wanted: Iterable[Proxy]) -> ProxyIndex:
-        """Index checked names only: a name outside HAProxy's charset can never match a row."""
+    def of(cls, wanted: Iterable[Proxy], counted: Iterable[Proxy] = ()) -> ProxyIndex:
+        """Index checked names only: a name outside HAProxy's charset can never match a row.
+        `counted`: the backends whose server counts the rules' thresholds need."""
         proxies = [proxy for proxy in wanted if is_proxy_name(proxy.name)]
+        backends = {p.name: p for p in proxies if p.kind is ProxyKind.BACKEND}
         return cls(
             frontends={p.name: p for p in proxies if p.kind is ProxyKind.FRONTEND},
-            backends={p.name: p for p in proxies if p.kind is ProxyKind.BACKEND},
+            backends=backends,
+            counted=frozenset(p.name for p in counted if backends.get(p.name) == p),
         )
 
 
 @functools.lru_cache(maxsize=1024)
-def _status(observation: Observation, status: str) -> ProxyStatus:
+def _status(observation: Observation, status: str, servers: Counts | None = None) -> ProxyStatus:
     """Interned: a poll of 10,000 proxies sees only a handful of distinct statuses."""
-    return ProxyStatus(observation, status)
+    return ProxyStatus(observation, status, servers)
+
+
+class _Counter:
+    """The server counts of the counted backends, as a reply's rows go by (see the docstring of
+    this module: backups left out, every other server in the total, up when HAProxy balances to
+    it). Columns ``bck``, ``weight`` and ``scur`` are read when the header has them."""
+
+    __slots__ = ("bck", "names", "scur", "sessions", "tallies", "weight")
+
+    def __init__(self, names: frozenset[str], index: dict[str, int]) -> None:
+        self.names = names
+        columns = ("bck", "weight", "scur")
+        self.bck, self.weight, self.scur = (index.get(column) if names else None for column in columns)
+        self.tallies: dict[str, list[int]] = {}  # per counted backend: [up, total]
+        self.sessions: dict[str, int] = {}
+
+    @property
+    def columns(self) -> tuple[int, ...]:
+        """The optional columns the rows must be split up to."""
+        return tuple(at for at in (self.bck, self.weight, self.scur) if at is not None)
+
+    def backend(self, name: str, row: list[str]) -> None:
+        """A BACKEND row: its sessions, if it is counted."""
+        if name in self.names and self.scur is not None:
+            value = row[self.scur]
+            if not (value.isascii() and value.isdigit()):
+                raise HAProxyProtocolError(f"show stat: scur of {name!r} is not a number: {value[:20]!r}")
+            self.sessions[name] = int(value)
+
+    def server(self, name: str, status: str, row: list[str]) -> None:
+        """A server row: counted in its backend's total unless a backup, and up when UP (or not
+        checked) with a weight."""
+        if name not in self.names or (self.bck is not None and row[self.bck] == "1"):
+            return
+        tally = self.tallies.setdefault(name, [0, 0])
+        weight = "1" if self.weight is None else row[self.weight]
+        first = _check_field("status", name, status).split(" ", 1)[0]
+        tally[0] += (first == "UP" or status == "no check") and weight != "0"
+        tally[1] += 1
+
+    def counts(self, name: str) -> Counts | None:
+        """A backend's counts (0 of 0 for a counted backend without servers); None if not counted."""
+        if name not in self.names:
+            return None
+        up, total = self.tallies.get(name, (0, 0))
+        return Counts(up, total, self.sessions.get(name))
 
 
 def parse_stat(
-    block: str, wanted: ProxyIndex
+    block: str, wanted: ProxyIndex, servers: bool = False
 ) -> tuple[dict[Proxy, ProxyStatus], bool, tuple[tuple[Proxy, str], ...]]:
     """``show stat`` CSV: statuses of the FRONTEND/BACKEND rows named in `wanted`, whether any of
-    their servers' first check is still pending (INI), and those whose status is unknown.
+    their servers' first check is still pending (INI), and those whose status is unknown. With
+    `servers` (the reply was asked with server rows), the counts of `wanted.counted` backends.
 
     Rows of other proxies are skipped before splitting (a name cannot contain a comma or quote),
     which keeps a poll cheap on configurations with thousands of proxies.
@@ -249,21 +327,24 @@ def parse_stat(
     header, _, body = block.partition("\n")
     index = _columns(header)
     name_at, kind_at, status_at, check_at = (index[c] for c in ("pxname", "type", "status", "check_status"))
+    counter = _Counter(wanted.counted if servers else frozenset(), index)
     names = wanted.frontends.keys() | wanted.backends.keys()
     lines = [line for line in body.split("\n") if line.split(",", 1)[0] in names]
     frontends: dict[str, str] = {}
     backends: dict[str, str] = {}
     pending: dict[str, int] = {}  # per backend: servers whose first check is pending (INI)
-    for row in _rows(lines, index):
+    for row in _rows(lines, index, counter.columns):
         name, kind, status = row[name_at], row[kind_at], row[status_at]
         if kind == _TYPE_FRONTEND:
             frontends[name] = status
         elif kind == _TYPE_BACKEND:
             backends[name] = status
+            counter.backend(name, row)
         elif kind == _TYPE_SERVER:
             check = _check_field("check_status", name, row[check_at]).lstrip("* ")
             if check == "INI" and not _check_field("status", name, status).startswith("MAINT"):
                 pending[name] = pending.get(name, 0) + 1
+            counter.server(name, status, row)
         elif kind != _TYPE_LISTENER:
             raise HAProxyProtocolError(f"show stat: unknown row type {kind[:10]!r} for {name!r}")
     _check_statuses(frontends)
@@ -277,7 +358,7 @@ def parse_stat(
             waiting = pending.get(name, 0)
             observation = backend_observation(status, waiting > 0)
             shown = f"{status} (first check pending)" if observation is Observation.PENDING else status
-            result[wanted.backends[name]] = _status(observation, shown)
+            result[wanted.backends[name]] = _status(observation, shown, counter.counts(name))
     unknown = _unknown(frontends, wanted.frontends, ProxyKind.FRONTEND) + _unknown(
         backends, wanted.backends, ProxyKind.BACKEND
     )
@@ -305,8 +386,10 @@ def _unknown(
     )
 
 
-def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
-    """The whole reply to `POLL_COMMAND`: ``show info`` block, blank line, CSV, blank line."""
+def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex, *, servers: bool = False) -> Snapshot:
+    """The whole reply to `POLL_COMMAND`: ``show info`` block, blank line, CSV, blank line.
+    `servers`: it was asked with server rows (`typemask_for(..., servers=True)`), so the counted
+    backends' counts are complete."""
     if len(data) > MAX_REPLY_BYTES:
         raise HAProxyProtocolError(f"reply larger than {MAX_REPLY_BYTES} bytes")
     text = data.decode("latin-1")  # lossless: every byte is one code point, nothing fails here
@@ -323,17 +406,17 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex) -> Snapshot:
     if not _PID.fullmatch(pid):
         raise HAProxyProtocolError(f"show info: no numeric 'Pid', got {info_block[:80]!r}")
     index = wanted if isinstance(wanted, ProxyIndex) else ProxyIndex.of(wanted)
-    proxies, pending, unknown = parse_stat(stat_block, index)
+    proxies, pending, unknown = parse_stat(stat_block, index, servers)
     return Snapshot(pid=pid, proxies=proxies, pending=pending, unknown=unknown)
 
 
 # ---- the event ring (a wake-up signal only; polling stays the source of truth) ----------------
 
 _STATE_CHANGE = re.compile(
-    rb"(?:Server \S+/\S+ (?:is |was |enters )"
-    rb"|backend \S+ has no server available"
-    rb"|(?:Paused|Resumed) frontend \S+\."
-    rb"|Proxy \S+ stopped)"
+    rb"(?:Server (?P<server>\S+)/\S+ (?:is |was |enters )"
+    rb"|backend (?P<backend>\S+) has no server available"
+    rb"|(?:Paused|Resumed) frontend (?P<frontend>\S+)\."
+    rb"|Proxy (?P<proxy>\S+) stopped)"
 )
 # Every state-change line holds one of these words; traffic lines almost never do. Looking for them
 # with `in` runs at memory speed in C, so a ring full of traffic costs no per-line Python work.
@@ -350,12 +433,20 @@ def events_command(ring: str) -> bytes:
     return f"set timeout cli 86400; show events {ring} -nw\n".encode()
 
 
-def has_state_change(block: bytes) -> bool:
+def has_state_change(block: bytes, watched: Collection[str] | None = None) -> bool:
     """True when some line of `block` (complete lines from the ring) is a server, backend or frontend
-    changing state. One scan of the whole block, never a loop over its lines."""
+    changing state, of a proxy named in `watched` (None: of any proxy). A block without any
+    state-change word costs one scan at memory speed; lines about proxies no rule names cost no
+    poll (a flapping check in a backend rhid does not watch)."""
     if not any(word in block for word in _STATE_CHANGE_WORDS):
         return False
-    return _STATE_CHANGE.search(block) is not None
+    if watched is None:
+        return _STATE_CHANGE.search(block) is not None
+    for match in _STATE_CHANGE.finditer(block):
+        name = next(group for group in match.groups() if group is not None)
+        if name.decode("ascii", "replace") in watched:
+            return True
+    return False
 
 
 def is_noisy(block: bytes) -> bool:

@@ -3,8 +3,9 @@
 The document is built here, purely, from the plan and the edges' reports (`document`), served by
 `rhid.control`, fetched by the `rhid status` command (`fetch`) and rendered for people (`render`).
 The wire protocol is one request line, ``status`` or ``status <prefix-or-address>``, and one JSON
-reply, after which the daemon closes the connection. The request is parsed strictly: nothing
-from it reaches another socket.
+reply, after which the daemon closes the connection; `rhid probe` asks ``route [<table>%]<prefix>``
+and gets only that route's state (`route_answer`). The request is parsed strictly: nothing from it
+reaches another socket.
 """
 
 from __future__ import annotations
@@ -12,45 +13,105 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-import socket
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rhid import health, sockets
+from rhid import controlwire, drain, health, names
 from rhid.dialect import BIRD2, Dialect
 from rhid.errors import StatusUnavailableError
-from rhid.model import Network, Proxy, Route, route_order
+from rhid.model import Network, Proxy, Route, ServerTerm, route_order
 from rhid.plan import Plan
 
 if TYPE_CHECKING:
     from rhid.haproxy import HAProxyReport
     from rhid.reconcile import BirdReport
     from rhid.rulefile import ReloadResult
-from rhid.rules import RuleSet, render_rule
+from rhid.rules import RuleSet, attribute_words, render_rule
 from rhid.stats import in_words
 
-SOCKET_NAME = "rhid.sock"
-MAX_REQUEST_BYTES = 256
-MAX_REPLY_BYTES = 64 * 1024 * 1024
+SOCKET_NAME = controlwire.SOCKET_NAME
+MAX_REQUEST_BYTES = controlwire.MAX_REQUEST_BYTES
 
 
-def parse_request(line: bytes) -> Network | str | None:
-    """A request line: None for the whole status, a network to explain one route, or an error text."""
+@dataclass(frozen=True, slots=True)
+class RouteQuery:
+    """``route [<table>%]<prefix>`` (`rhid probe`): the route a rule names for exactly this prefix,
+    in `table` or in any table."""
+
+    prefix: Network
+    table: str | None = None
+
+
+def parse_request(line: bytes) -> Network | RouteQuery | drain.Request | str | None:
+    """A request line: None for the whole status, a network to explain one route, a route query,
+    a drain or undrain, or an error text."""
     try:
         text = line.decode("ascii").strip()
     except UnicodeDecodeError:
         return "request is not ASCII"
     command, _, argument = text.partition(" ")
+    if command == "route":
+        return parse_route_query(argument.strip())
+    if command in {"drain", "undrain"}:
+        return drain.parse_request(command, argument)
     if command != "status":
-        return "unknown request; send 'status' or 'status <prefix>'"
+        return (
+            "unknown request; send 'status', 'status <prefix>', 'route [<table>%]<prefix>', "
+            "'drain <targets> <reason>' or 'undrain <targets>'"
+        )
+    return _status_target(argument.strip())
+
+
+def _status_target(argument: str) -> Network | str | None:
+    """``status``'s argument: none (the whole status), or a prefix or address."""
     if not argument:
         return None
     try:
-        return ipaddress.ip_network(argument.strip(), strict=False)
+        return ipaddress.ip_network(argument, strict=False)
     except ValueError:
         return f"not a prefix or address: {argument[:60]!r}"
+
+
+def parse_route_query(text: str) -> RouteQuery | str:
+    """``[<table>%]<prefix>``: a BIRD symbol, and a prefix without host bits (an address is its host
+    route); or an error text."""
+    table, sep, prefix = text.rpartition("%")
+    if sep and not names.is_bird_symbol(table):
+        return f"not a table name: {table[:60]!r}"
+    try:
+        return RouteQuery(ipaddress.ip_network(prefix, strict=True), table if sep else None)
+    except ValueError:
+        return f"not a prefix (host bits must be zero) or address: {prefix[:60]!r}"
+
+
+def route_answer(
+    rules: RuleSet,
+    plan: Plan,
+    states: Mapping[Proxy, health.ProxyState],
+    query: RouteQuery,
+    terms: Mapping[ServerTerm, health.TermState] | None = None,
+) -> dict[str, Any]:
+    """What `rhid probe` reads: each route a rule names for the asked prefix (in the asked table, or
+    in every table), with its decision in the plan. A lookup per table, whatever the number of rules."""
+    tables = [query.table] if query.table is not None else sorted({c.table for c in rules.channels})
+    routes = []
+    for table in tables:
+        route = Route(table, query.prefix)
+        rule = rules.by_route.get(route)
+        if rule is None:
+            continue
+        decision = plan.decisions.get(route)
+        routes.append(
+            {
+                "route": str(route),
+                "rule_line": rule.line,
+                "state": decision.state.value if decision is not None else "not planned yet",
+                "announced": decision.announced if decision is not None else None,
+                "reason": plan.reason(route, states, terms) if decision is not None else "not planned yet",
+            }
+        )
+    return {"prefix": str(query.prefix), "table": query.table, "routes": routes}
 
 
 def matches(prefix: Network, wanted: Network) -> bool:
@@ -80,6 +141,7 @@ class Facts:
     now: float  # monotonic, and the wall clock at the same moment
     wall_now: float
     notes: tuple[str, ...] = ()  # the daemon's own problems (the rule file on disk, its settings)
+    terms: Mapping[ServerTerm, health.TermState] = field(default_factory=dict)  # threshold terms' health
     dialect: Dialect = BIRD2  # the BIRD spoken to: its protocol names
 
 
@@ -118,6 +180,23 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
             "rise": facts.thresholds.rise,
         }
 
+    def term(server_term: ServerTerm) -> dict[str, Any]:
+        held = facts.terms.get(server_term, health.INITIAL_TERM)
+        state, counts = held.state, held.servers
+        return {
+            "term": str(server_term),
+            "health": state.health.value,
+            "status": state.last_status,
+            "servers_up": None if counts is None else counts.up,
+            "servers_total": None if counts is None else counts.total,
+            "sessions": None if counts is None else counts.sessions,
+            "since": wall(state.since) if state.health is not health.Health.UNKNOWN else None,
+            "down_count": state.down_count,
+            "up_count": state.up_count,
+            "fall": facts.thresholds.fall,
+            "rise": facts.thresholds.rise,
+        }
+
     routes = []
     for route in sorted(facts.rules.routes, key=route_order):
         if wanted is not None and not matches(route.prefix, wanted):
@@ -132,12 +211,15 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
                 "rule_line": rule.line,
                 "rule": render_rule(rule),
                 "announced": decision is not None and decision.announced,
+                "state": decision.state.value if decision is not None else "not planned yet",
                 "held": decision is not None and decision.held,
-                "reason": facts.plan.reason(route, facts.states)
+                "reason": facts.plan.reason(route, facts.states, facts.terms)
                 if decision is not None
                 else "not planned yet",
                 "since": wall(facts.since.get(route, facts.started)),
-                "targets": [target(proxy) for proxy in rule.condition.operands],
+                "degraded": None if rule.degraded is None else attribute_words(rule.degraded.attributes),
+                "targets": [target(proxy) for proxy in dict.fromkeys(rule.proxies())],
+                "terms": [term(server_term) for server_term in dict.fromkeys(rule.server_terms())],
             }
         )
     announced = facts.plan.announced
@@ -161,54 +243,54 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
             *facts.notes,
             *facts.haproxy.problems,  # each edge's own sentences
             *facts.bird.problems,
-            *target_problems(facts.rules, facts.states),
+            *target_problems(facts.rules, facts.states, facts.haproxy.names),
         ],
     }
 
 
-def target_problems(rules: RuleSet, states: Mapping[Proxy, health.ProxyState]) -> list[str]:
-    """Proxies the rules name that HAProxy does not have: never seen, or vanished since."""
-    lines: dict[Proxy, list[int]] = {}
-    for rule in rules.rules:
-        for proxy in rule.condition.operands:
-            lines.setdefault(proxy, []).append(rule.line)
+def target_problems(
+    rules: RuleSet, states: Mapping[Proxy, health.ProxyState], advice: Mapping[str, str] | None = None
+) -> list[str]:
+    """Proxies the rules name that HAProxy does not have: never seen, or vanished since; each with
+    the closest name HAProxy has, where the HAProxy side found one (`advice`: by proxy, as text)."""
     found = []
-    for proxy, at in sorted(lines.items(), key=lambda item: item[1][0]):
+    for proxy, at in sorted(rules.lines_of.items(), key=lambda item: item[1][0]):
         state = states.get(proxy, health.INITIAL)
         where = (
             f"line{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:5]))}{' ...' if len(at) > 5 else ''}"
         )
+        hint = f"; {advice[str(proxy)]}" if advice and str(proxy) in advice else ""
         if state.vanished:
             found.append(
                 f"{proxy} ({where}) vanished from HAProxy (renamed or removed by a reload?); "
-                f"it keeps its last health only for a while: fix the rule or HAProxy's config"
+                f"it keeps its last health only for a while: fix the rule or HAProxy's config{hint}"
             )
         elif state.never_seen:
-            found.append(f"{proxy} ({where}): HAProxy has no such proxy; it counts as down")
+            found.append(f"{proxy} ({where}): HAProxy has no such proxy; it counts as down{hint}")
     return found
+
+
+def ask(path: str, request: bytes, timeout: float = 5.0) -> dict[str, Any]:
+    """Send one request line (a drain, say) to the daemon at `path`; its JSON answer."""
+    data = controlwire.exchange(path, request, timeout)
+    if isinstance(data, controlwire.NoAnswer):
+        raise StatusUnavailableError(data.path, data.reason)
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise StatusUnavailableError(path, "the daemon's answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise StatusUnavailableError(path, "the daemon's answer is not a JSON object")
+    return answer
 
 
 def fetch(path: str, prefix: str | None, timeout: float = 5.0) -> dict[str, Any]:
     """Ask the daemon at `path` for its status (or one route's)."""
-    deadline = time.monotonic() + timeout
-    sock = sockets.connect(path, deadline, StatusUnavailableError, "rhid")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        sock.sendall(b"status" + (b" " + prefix.encode("ascii", "replace") if prefix else b"") + b"\n")
-        sock.shutdown(socket.SHUT_WR)
-        while chunk := sockets.receive(sock, deadline, 65536):
-            size += len(chunk)
-            if size > MAX_REPLY_BYTES:
-                raise StatusUnavailableError(path, "reply too large")
-            chunks.append(chunk)
-    except TimeoutError:
-        raise StatusUnavailableError(path, "the daemon did not answer in time") from None
-    except OSError as exc:  # reset or refused mid-exchange (too many clients at once, a dying daemon)
-        raise StatusUnavailableError(path, f"the connection broke: {exc.strerror or exc}") from None
-    finally:
-        sock.close()
-    return parse_reply(path, b"".join(chunks))
+    asked = b" " + prefix.encode("ascii", "replace")[: MAX_REQUEST_BYTES - 8] if prefix else b""
+    reply = controlwire.exchange(path, b"status" + asked + b"\n", timeout)
+    if isinstance(reply, controlwire.NoAnswer):
+        raise StatusUnavailableError(reply.path, reply.reason)
+    return parse_reply(path, reply)
 
 
 def parse_reply(path: str, data: bytes) -> dict[str, Any]:
@@ -230,6 +312,19 @@ def _target_line(target: dict[str, Any]) -> str:
     return (
         f"      {target['proxy']:<24} {target['health']:<8} {in_words(target['haproxy_status'])}; "
         f"down {target['down_count']}/{target['fall']}, up {target['up_count']}/{target['rise']}"
+    )
+
+
+def _term_line(term: dict[str, Any]) -> str:
+    total = term["servers_total"]
+    if total is None:
+        seen = in_words(term["status"])
+    else:
+        share = f" ({term['servers_up'] * 100 // total} %)" if total else ""
+        seen = f"{term['servers_up']} of {total} servers up{share}"
+    return (
+        f"      {term['term']:<24} {term['health']:<8} {seen}; "
+        f"down {term['down_count']}/{term['fall']}, up {term['up_count']}/{term['rise']}"
     )
 
 
@@ -256,13 +351,14 @@ def render(document: dict[str, Any]) -> str:
     lines.append(f"routes:  {document['announced']} announced, {document['withdrawn']} withdrawn")
     lines.extend(f"PROBLEM: {problem}" for problem in problems(document))
     for route in document["routes"]:
-        state = "ANNOUNCED" if route["announced"] else "withdrawn"
+        state = {"announced": "ANNOUNCED", "degraded": "DEGRADED"}.get(route.get("state", ""), "withdrawn")
         lines.append(
             f"  {route['prefix']:<20} table {route['table']:<8} {state:<9} since {route['since']}"
             f"  (line {route['rule_line']}: {route['rule']})"
         )
         lines.append(f"      why: {route['reason']}")
         lines.extend(_target_line(target) for target in route["targets"])
+        lines.extend(_term_line(term) for term in route.get("terms", ()))
     return "\n".join(lines)
 
 

@@ -159,3 +159,37 @@ def test_the_end_of_the_stream_wakes_a_poll_and_fast_polls_stay(tmp_path: Path) 
         assert daemon.poll_interval() == 0.1, "HAProxy has a ring: the fall count runs at the fast interval"
     finally:
         server.close()
+
+
+def flapping_elsewhere(conn: socket.socket, stopping: threading.Event) -> None:
+    """A ring whose lines are a server of a backend no rule names flapping, then one line about `be`."""
+    fakes.read_request_line(conn)
+    for i in range(50):
+        state = b"DOWN" if i % 2 else b"UP"
+        conn.sendall(b"<1>2026-11-22T10:00:01+00:00 Server be_other/s1 is " + state + b", reason: x.\n")
+    time.sleep(0.1)
+    conn.sendall(b"<1>2026-11-22T10:00:02+00:00 Server be/s1 is DOWN, reason: Layer4 connection problem.\n")
+    stopping.wait(30)
+
+
+def test_changes_of_proxies_no_rule_names_wake_no_poll(tmp_path: Path) -> None:
+    """50 state changes of an unwatched backend are read without waking a poll; a change of a
+    proxy the rules name wakes one."""
+    path = tmp_path / "haproxy.sock"
+    server = fakes.FakeServer(path, flapping_elsewhere)
+    try:
+        side = HAProxySide(str(path), 1.0, events="rhid")
+        side.watch(parse_rules("10.0.0.1 = all(b:be)\n"))
+        side.ensure_stream(0.0)
+        assert side.stream is not None
+        woke: list[int] = []
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and not woke:
+            select.select([side.stream], [], [], 0.5)
+            if side.read_stream(time.monotonic()):
+                woke.append(side.stream.received)
+        assert woke, "the change of be/s1 woke a poll"
+        assert woke[0] > 50 * 60, "not before every line about be_other had been read"
+        side.close_stream()
+    finally:
+        server.close()

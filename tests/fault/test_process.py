@@ -58,7 +58,8 @@ class Daemon:
         self.rules.write_text(rules)
         argv = [sys.executable, "-m", "rhid", "run", "-c", str(self.rules),
                 "--haproxy-socket", str(self.haproxy), "--bird-socket", str(self.bird),
-                "--bird-dir", str(self.dir), "--log-format", "json", "--interval", "0.1",
+                "--bird-dir", str(self.dir), "--state-dir", str(self.root / "state"),
+                "--log-format", "json", "--interval", "0.1",
                 "--haproxy-events", "none", *extra]  # fmt: skip
         environment = {
             **os.environ,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rhid.birdconf import bird_snippet, bird_snippets
+from rhid.birdconf import bird_snippet, bird_snippets, export_filter
 from rhid.dialect import BIRD16
 from rhid.gateway import Gateway
 from rhid.haproxy import fetch
@@ -235,6 +235,10 @@ class Lab:
         peer_port = self.ports.setdefault("peer_bgp", free_port(PEER_ADDRESS))
         v4 = " || ".join(f'proto = "{c.protocol}"' for c in rules.channels if c.family == 4) or "false"
         v6 = " || ".join(f'proto = "{c.protocol}"' for c in rules.channels if c.family == 6) or "false"
+        export4, export6 = f"export where {v4};", f"export where {v6};"
+        if any(rule.degraded is not None for rule in rules.rules):  # what `rhid bird-config` prints then
+            export4 = export_filter([c.protocol for c in rules.channels if c.family == 4])
+            export6 = export_filter([c.protocol for c in rules.channels if c.family == 6])
         config = self.root / "speaker.conf"
         config.write_text(
             f"router id {SPEAKER_ADDRESS};\n"
@@ -243,9 +247,9 @@ class Lab:
             f"  neighbor {PEER_ADDRESS} port {peer_port} as 65002;\n"
             "  multihop; strict bind yes;\n"
             "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
-            f"  ipv4 {{ import none; export where {v4}; next hop self; }};\n"
+            f"  ipv4 {{ import none; {export4} next hop self; }};\n"
             # an IPv6 route over this IPv4 session needs an IPv6 next hop; "self" would be IPv4
-            f"  ipv6 {{ import none; export where {v6}; next hop address 2001:db8:ffff::1; }};\n"
+            f"  ipv6 {{ import none; {export6} next hop address 2001:db8:ffff::1; }};\n"
             "}\n"
         )
         return config
@@ -405,7 +409,7 @@ class Lab:
             "--haproxy-socket", str(self.root / self._socket_for(extra)),
             "--bird-socket", str(self.ctl("speaker")), "--bird-dir", str(self.bird_dir),
             "--bird6-socket", str(self.ctl("speaker6")),
-            "--log-format", "json", *extra,
+            "--state-dir", str(self.root / "state"), "--log-format", "json", *extra,
         ]  # fmt: skip
         argv = [arg for arg in argv if arg not in {"--master", "--user-level"}]
         return self.spawn(name, argv, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -307,6 +308,68 @@ def test_the_documented_group_override_works(node: Node) -> None:
     node.run("systemctl", "restart", UNIT)
     assert "hapee" in node.run("id", "-nG", "rhid").stdout.split(), "the helper ran again"
     node.peer.wait_peer_routes(BOTH)
+
+
+def test_metrics_need_the_drop_in_and_serve_the_host_with_it(node: Node) -> None:
+    """`--metrics-listen` under the unit's own sandbox cannot open an IP socket: rhid says which
+    drop-in to install and routes as before. With the package's drop-in (its port changed, as an
+    operator may) a scraper on the host reads on loopback what the peer sees; the exposure score is
+    the one the drop-in states; removing it closes the sandbox again."""
+    port = free_port()
+    defaults = node.run("cat", "/etc/default/hapee-extras-rhi").stdout
+    dropin = f"/etc/systemd/system/{UNIT}.service.d"
+    # Three restarts follow the previous test's two: keep systemd's start limit (5 in 10 s) out of it.
+    node.run("systemctl", "reset-failed", UNIT)
+    try:
+        node.container.write(
+            "/etc/default/hapee-extras-rhi", defaults + f'RHID_ARGS="--metrics-listen 127.0.0.1:{port}"\n'
+        )
+        node.run("systemctl", "restart", UNIT)
+        wait_for("metrics.unavailable", lambda: "metrics.unavailable" in node.events(), 30, every=0.5)
+        refused = [e for e in node.journal() if e.get("RHID_EVENT") == "metrics.unavailable"][-1]
+        assert "drop-in" in refused["RHID_HINT"], refused
+        node.peer.wait_peer_routes(BOTH)
+        node.container.write("/etc/default/hapee-extras-rhi", defaults)
+        shipped = node.run("cat", "/usr/share/rhid/systemd/metrics.conf").stdout
+        node.run("mkdir", "-p", dropin)
+        node.container.write(f"{dropin}/metrics.conf", shipped.replace("127.0.0.1:9198", f"127.0.0.1:{port}"))
+        node.run("systemctl", "daemon-reload")
+        node.run("systemctl", "restart", UNIT)
+        node.peer.wait_peer_routes(BOTH)
+
+        def page() -> str | None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                    text: str = reply.read().decode()
+            except OSError:
+                return None
+            return text if "rhid_ready 1.0" in text else None
+
+        text = wait_for("rhid's metrics from the host", page, 30, every=0.5)
+        for prefix in BOTH:
+            assert f'rhid_route_announced{{prefix="{prefix}",table="vol1"}} 1.0' in text, text
+        assert "rhid_bird_in_sync 1.0" in text
+        out = node.run("systemd-analyze", "security", "--no-pager", UNIT).stdout
+        score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
+        stated = re.search(r"scores ([0-9.]+) with it", shipped)
+        assert score, out
+        assert stated, shipped
+        assert score.group(1) == stated.group(1), out
+    finally:
+        node.container.write("/etc/default/hapee-extras-rhi", defaults)
+        node.run("rm", "-rf", dropin)
+        node.run("systemctl", "daemon-reload")
+    before = len(node.journal())
+    node.run("systemctl", "reset-failed", UNIT)
+    node.run("systemctl", "restart", UNIT)
+    node.peer.wait_peer_routes(BOTH)
+
+    def ready() -> list[str | None] | None:  # the journal may lag behind systemctl's return
+        events = [entry.get("RHID_EVENT") for entry in node.journal()[before:]]
+        return events if "daemon.ready" in events else None
+
+    events = wait_for("daemon.ready in the journal", ready, 30, every=0.5)
+    assert "metrics.listening" not in events, "off again without the drop-in"
 
 
 def test_a_hung_loop_is_restarted_by_the_watchdog(node: Node) -> None:

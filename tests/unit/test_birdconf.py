@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rhid.birdconf import bird_snippet, bird_snippets, include_directory
-from rhid.dialect import BIRD2, BIRD16
+from rhid.birdconf import bird_snippet, bird_snippets, cautions, export_filter, include_directory
+from rhid.dialect import BIRD2, BIRD16, of_greeting
 from rhid.gateway import parse
 from rhid.rules import parse_rules
 
@@ -74,3 +74,34 @@ def test_a_table_with_a_gateway_is_exported_without_next_hop_self() -> None:
     snippets = bird_snippets(rules, "/run/rhid", BIRD16, gateways)
     assert "bird6 announces itself as the next hop of every route" in snippets["bird6.conf"]
     assert "bird6 announces itself" not in snippets["bird.conf"]
+
+
+def test_a_degraded_rule_gets_the_export_filter_that_carries_its_med() -> None:
+    """With a degraded clause the snippet's BGP export is the filter that sets bgp_med (BIRD drops a
+    static route's MED on eBGP otherwise); `bird -p` accepts it (tests/integration/test_degraded)."""
+    rules = parse_rules("10.0.0.1 = all(b:a) degraded any(b:b) med 200\n")
+    snippet = bird_snippet(rules, "/run/rhid")
+    assert export_filter(["vol1"]) in snippet
+    assert "if defined(bgp_med) then bgp_med = bgp_med; accept;" in snippet
+    assert "export where proto" not in snippet
+    assert export_filter([]).startswith("export filter { if false then")
+
+
+def test_cautions_name_what_a_bird_cannot_do_as_the_rules_ask() -> None:
+    """A table over 10,000 routes on BIRD 1.6, a degraded clause's large community on BIRD 1.6.2
+    (and every attribute on 1.5), a gateway no route leads to: each said with the rule's line; a
+    BIRD that can do it all hears nothing."""
+    lines = "".join(f"10.{i // 65536}.{(i // 256) % 256}.{i % 256} = always\n" for i in range(10_001))
+    degraded = "vol2%192.0.2.10 = all(b:be_app) degraded any(b:be_app) med 200 large-community 65000:1:2\n"
+    rules = parse_rules(lines + degraded)
+    found = cautions(rules, of_greeting("BIRD 1.6.2 ready."), [parse("vol9=192.0.2.1")])
+    assert found[0].startswith("protocol vol1 (IPv4): 10001 routes in one static protocol")
+    assert found[1] == (
+        "line 10002: BIRD 1.6.2 cannot set large communities on a static route: the degraded routes "
+        "are announced without them (BIRD 1.6.3 and later, 2 and 3 can)"
+    )
+    assert found[2].startswith("--gateway vol9=192.0.2.1: no rule puts an IPv4 route in table vol9")
+    assert len(found) == 3
+    assert "cannot set MED and large communities" in cautions(rules, of_greeting("BIRD 1.5.0 ready."))[1]
+    assert cautions(rules, BIRD2) == []
+    assert cautions(parse_rules(degraded), BIRD16) == []

@@ -122,7 +122,7 @@ def test_each_daemon_gets_its_familys_files_and_configures_only_when_they_change
     assert bird4.routes == {"vol1": []}
     assert bird6.configured == configured, "bird6's files did not change"
     assert edge_.count == 1
-    assert edge_.announced() == {V6}
+    assert edge_.announced() == {V6: PLAIN}
 
 
 def test_an_unreachable_bird6_is_its_own_problem_and_bird_goes_on(tmp_path: Path) -> None:

@@ -40,6 +40,24 @@ def test_state_change_lines_wake_the_loop(line: str) -> None:
     assert has_state_change(line.encode())
 
 
+@pytest.mark.parametrize("line", STATE_CHANGES)
+def test_a_change_wakes_the_loop_only_for_a_proxy_the_rules_name(line: str) -> None:
+    """Each state change names its proxy: it wakes a poll when the rules name that proxy, not otherwise."""
+    name = next(
+        word for word in ("be_slow", "be_maint", "be_app", "be_drain", "fe_www", "fe_shut") if word in line
+    )
+    assert has_state_change(line.encode(), frozenset({name, "other"}))
+    assert not has_state_change(line.encode(), frozenset({"other"}))
+    assert not has_state_change(line.encode(), frozenset())
+
+
+def test_many_lines_wake_when_one_names_a_watched_proxy() -> None:
+    """A block of changes to unwatched proxies with one watched among them wakes the loop."""
+    block = "\n".join(STATE_CHANGES).encode() + b"\n"
+    assert has_state_change(block, frozenset({"fe_shut"}))
+    assert not has_state_change(block, frozenset({"be_static"}))
+
+
 @pytest.mark.parametrize("line", NOT_CHANGES)
 def test_traffic_and_other_lines_do_not(line: str) -> None:
     """Traffic logs in the same ring (even with look-alike URLs) and other lines are not changes."""

@@ -25,7 +25,18 @@ def loaded_after(module: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "module",
-    ["rhid.health", "rhid.stats", "rhid.birdwire", "rhid.routefiles", "rhid.haproxy", "rhid.backoff"],
+    [
+        "rhid.health",
+        "rhid.stats",
+        "rhid.birdwire",
+        "rhid.routefiles",
+        "rhid.haproxy",
+        "rhid.backoff",
+        "rhid.inventory",
+        "rhid.controlwire",
+        "rhid.probe",
+        "rhid.entry",
+    ],
 )
 def test_protocol_modules_do_not_load_the_rule_compiler(module: str) -> None:
     """Parsers, the hysteresis policy and the HAProxy edge work without rules, grammar or pyparsing."""
@@ -51,8 +62,11 @@ PURE = [
     "names",
     "catalogue",
     "dialect",
+    "drain",
     "birdconf",
     "gateway",
+    "series",
+    "inventory",
 ]
 EFFECTS = {
     "socket",

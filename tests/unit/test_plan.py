@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Mapping
 
 from rhid.health import INITIAL, Health, ProxyState
-from rhid.model import Channel, Proxy, ProxyKind, Route, route_order
+from rhid.model import Attributes, Channel, Proxy, ProxyKind, Route, route_order
 from rhid.plan import NO_INTENTS, Intents, RouteState, decide, explain, initial
 from rhid.rules import parse_rules
 
@@ -111,3 +111,40 @@ def test_routes_sort_by_table_family_address_and_length() -> None:
         Route("vol1", N("10.0.0.0/8")),
     ]
     assert sorted(routes, key=route_order) == [routes[3], routes[2], routes[1], routes[0]]
+
+
+def test_a_degraded_rule_announces_with_its_attributes_and_logs_its_transitions() -> None:
+    """Main false, degraded true: the route is announced with the clause's attributes (in the file),
+    and its transitions read announced -> degraded -> withdrawn."""
+    rules = parse_rules("10.0.0.1 = all(b:a) degraded any(b:b) med 200 community 65000:666\n")
+    route = rules.routes[0]
+    a, b = Proxy(B, "a"), Proxy(B, "b")
+    first = decide(initial(set(), set(), 0.0), rules, states({a: True, b: True}), NO_INTENTS, 0.0)
+    second = decide(first, rules, states({a: False, b: True}), NO_INTENTS, 1.0)
+    third = decide(second, rules, states({a: False, b: False}), NO_INTENTS, 2.0)
+    assert first.decisions[route].state is RouteState.ANNOUNCED
+    assert second.decisions[route].state is RouteState.DEGRADED
+    [attributes] = second.files()[V4].values()
+    assert (attributes.med, attributes.communities) == (200, ((65000, 666),))
+    assert [(t.before, t.after, t.event) for t in (*second.transitions, *third.transitions)] == [
+        (RouteState.ANNOUNCED, RouteState.DEGRADED, "route.degraded"),
+        (RouteState.DEGRADED, RouteState.WITHDRAWN, "route.withdrawn"),
+    ]
+    assert second.since[route] == 1.0
+
+
+def test_an_unknown_verdict_holds_a_degraded_route_or_degrades_what_can_no_longer_be_plain() -> None:
+    """Not known yet: a degraded route stays degraded; a plain route whose main condition is false
+    but whose degraded condition is unknown becomes degraded, not withdrawn."""
+    rules = parse_rules("10.0.0.1 = all(b:a) degraded any(b:b) med 200\n")
+    route = rules.routes[0]
+    a, b = Proxy(B, "a"), Proxy(B, "b")
+    degraded = initial({route: Attributes(med=200)}, set(), 0.0)
+    assert degraded.decisions[route].state is RouteState.DEGRADED
+    held = decide(degraded, rules, {}, NO_INTENTS, 1.0)
+    assert held.decisions[route].held
+    assert held.decisions[route].state is RouteState.DEGRADED
+    assert held.files()[V4][route.prefix].med == 200
+    plain = decide(initial({route}, set(), 0.0), rules, states({a: False, b: None}), NO_INTENTS, 1.0)
+    assert plain.decisions[route].state is RouteState.DEGRADED
+    assert plain.decisions[route].held

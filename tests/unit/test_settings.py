@@ -16,7 +16,14 @@ from rhid.cli import build_parser, main, run_settings
 from rhid.errors import SettingError
 from rhid.haproxy import HAProxySide
 from rhid.manpage import subcommands
-from rhid.settings import DEFAULT_HAPROXY_SOCKET, Settings, find_haproxy_socket, parse_environment_file
+from rhid.settings import (
+    DEFAULT_HAPROXY_SOCKET,
+    Listen,
+    Settings,
+    find_haproxy_socket,
+    parse_environment_file,
+    parse_listen,
+)
 
 
 def test_environment_file_syntax() -> None:
@@ -270,6 +277,7 @@ SAMPLES: dict[type, tuple[str, object]] = {
     settings.Ring: ("myring", "myring"),
     settings.IncludeDirectory: ("/srv/rhid", Path("/srv/rhid")),
     settings.Gateways: ("vol1=192.0.2.1", gateway.parse("vol1=192.0.2.1")),
+    settings.ListenAddress: ("127.0.0.1:9198", settings.parse_listen("127.0.0.1:9198")),
     type(None): ("/some/path", "/some/path"),
 }
 
@@ -315,3 +323,80 @@ def test_haproxy_side_defaults_are_the_settings_defaults() -> None:
     assert side.events_setting == settings.DEFAULTS.events == "auto"
     assert side.unreadable_down_after == settings.DEFAULTS.unreadable_down_after
     assert HAProxySide.of(settings.Settings(events="none")).events_setting == "none"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("127.0.0.1:9198", "127.0.0.1:9198"),
+        ("127.3.2.1:80", "127.3.2.1:80"),
+        ("localhost:65535", "127.0.0.1:65535"),
+        ("[::1]:9198", "[::1]:9198"),
+        ("exposed:0.0.0.0:9198", "exposed:0.0.0.0:9198"),
+        ("exposed:192.0.2.5:1", "exposed:192.0.2.5:1"),
+        ("exposed:[::]:9198", "exposed:[::]:9198"),
+        ("exposed:[2001:db8::5]:9198", "exposed:[2001:db8::5]:9198"),
+    ],
+)
+def test_metrics_listen_takes_loopback_or_an_address_said_to_be_exposed(text: str, shown: str) -> None:
+    """Loopback addresses are taken as they are; any other only after exposed:."""
+    listen = parse_listen(text)
+    assert str(listen) == shown
+    assert listen.exposed == text.startswith("exposed:")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("0.0.0.0:9198", "is not a loopback address"),
+        ("192.0.2.5:9198", "say so: exposed:192.0.2.5:9198"),
+        ("[::]:9198", "is not a loopback address"),
+        ("[::ffff:127.0.0.1]:9198", "is not a loopback address"),  # mapped: not loopback to the kernel
+        ("exposed:127.0.0.1:9198", "drop 'exposed:'"),
+        ("exposed:[::1]:9198", "drop 'exposed:'"),
+        ("127.0.0.1", "must be HOST:PORT"),
+        (":9198", "must be HOST:PORT"),
+        ("127.0.0.1:", "the port must be a number from 1 to 65535, not ''"),
+        ("127.0.0.1:0", "not '0'"),
+        ("127.0.0.1:65536", "not '65536'"),
+        ("127.0.0.1:09198", "not '09198'"),
+        ("127.0.0.1:+80", "not '+80'"),
+        ("::1:9198", "in brackets"),
+        ("[::1", "must be HOST:PORT"),
+        ("[::1]", "must be HOST:PORT"),
+        ("[::1]9198", "must be HOST:PORT"),
+        ("[127.0.0.1]:9198", "is not an IPv6 address"),
+        ("[fe80::1%lo]:9198", "a scope (%lo) is not supported"),
+        ("127.0.0.01:9198", "without leading zeros"),
+        ("256.0.0.1:9198", "four numbers from 0 to 255"),
+        ("metrics.example:9198", "rhid resolves no names"),
+        ("127.0.0.1:9198\n", "without spaces or control characters"),
+        (" 127.0.0.1:9198", "without spaces"),
+        ("127.0.0.1:९१", "without spaces or control characters"),  # Devanagari digits are not ASCII
+        ("", "must be HOST:PORT"),
+    ],
+)
+def test_metrics_listen_refuses_anything_else_saying_what_to_write(text: str, says: str) -> None:
+    """Names, wildcards and other hosts' addresses without exposed:, bad ports, unbracketed IPv6,
+    scopes and stray characters are refused with a message that says what is wrong."""
+    with pytest.raises(ValueError, match=re.escape(says)):
+        parse_listen(text)
+
+
+def test_metrics_listen_errors_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    """`rhid run --metrics-listen 0.0.0.0:9198` exits 2 naming the option and the fix."""
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--metrics-listen", "0.0.0.0:9198"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--metrics-listen" in err
+    assert "exposed:0.0.0.0:9198" in err
+
+
+def test_a_metrics_address_built_without_its_option_is_checked_too() -> None:
+    """Settings refuses a Listen whose exposed flag contradicts its address, however it was built."""
+    with pytest.raises(SettingError, match=re.escape("write exposed: before the address 192.0.2.5")):
+        Settings(metrics_listen=Listen(parse_listen("exposed:192.0.2.5:9198").address, 9198))
+    with pytest.raises(SettingError, match=re.escape("drop exposed: for the loopback address 127.0.0.1")):
+        Settings(metrics_listen=Listen(parse_listen("127.0.0.1:9198").address, 9198, exposed=True))
+    assert Settings(metrics_listen=parse_listen("[::1]:9198")).metrics_listen == parse_listen("[::1]:9198")

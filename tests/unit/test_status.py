@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from rhid.status import matches, parse_request
+from rhid.health import Health, ProxyState
+from rhid.model import Proxy, ProxyKind
+from rhid.rules import parse_rules
+from rhid.status import matches, parse_request, target_problems
 
 
 def test_request_lines() -> None:
@@ -24,3 +27,18 @@ def test_address_matches_containing_route() -> None:
     assert matches(route, ipaddress.ip_network("10.0.0.0/24"))
     assert not matches(route, ipaddress.ip_network("10.0.0.0/25"))
     assert not matches(route, ipaddress.ip_network("::/0"))
+
+
+def test_a_proxy_haproxy_lacks_gets_the_closest_name_it_has() -> None:
+    """The PROBLEM line of a proxy never seen, or vanished, ends with the HAProxy side's advice."""
+    rules = parse_rules("10.0.0.1 = all(b:be_sttic)\n10.0.0.2 = all(b:gone,b:be_sttic)\n")
+    never = ProxyState(Health.DOWN, down_count=3, last_status="absent")
+    gone = ProxyState(Health.UP, last_status="UP", seen=True, vanished=True, vanished_since=1.0)
+    states = {Proxy(ProxyKind.BACKEND, "be_sttic"): never, Proxy(ProxyKind.BACKEND, "gone"): gone}
+    advice = {"b:be_sttic": "did you mean be_static?", "b:gone": "did you mean gone2?"}
+    assert target_problems(rules, states, advice) == [
+        "b:be_sttic (lines 1, 2): HAProxy has no such proxy; it counts as down; did you mean be_static?",
+        "b:gone (line 2) vanished from HAProxy (renamed or removed by a reload?); it keeps its last health "
+        "only for a while: fix the rule or HAProxy's config; did you mean gone2?",
+    ]
+    assert target_problems(rules, states)[0].endswith("it counts as down")
