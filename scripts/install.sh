@@ -8,7 +8,9 @@
 #            man-db (systemd-analyze verify checks Documentation=man:rhid(8)), keepalived (the
 #            keepalived test runs `rhid probe` as a track_script in two network namespaces) and
 #            prometheus (its promtool checks and unit-tests the alerting rules; its service is
-#            neither started nor left enabled).
+#            neither started nor left enabled), and BIRD 1.6 unpacked (never installed: it conflicts with
+#            bird2) into /var/tmp/rhid-stacks/bookworm-bird for tests/integration/test_bird16.py
+#            (scripts/bird16.sh: apt's own lists and cache there).
 # Nothing is left running or enabled: apt.sh forbids service starts while it installs, and disables
 # the haproxy and bird services of packages it newly installed (`systemctl enable --now haproxy
 # bird` undoes that). Packages that were already installed are left as they were.
@@ -38,6 +40,7 @@ fi
 
 source scripts/apt.sh
 apt_ensure install.sh "${APT_PACKAGES[@]}"
+[ -z "$tests" ] || bash scripts/bird16.sh
 # The demo and the tests start their own haproxy and bird on loopback, with their own configs and
 # sockets in a temp directory. They never stop, disable or reconfigure the system's services.
 

@@ -32,7 +32,7 @@ RUNNING = "Daemon is up and running"  # show status's last line when no reconfig
 CONFIG_REJECTED = 8002
 ACCESS_DENIED = 8007
 SYNTAX_ERROR = 9001
-NOT_A_PROTOCOL = 9002  # BIRD 1.6; BIRD 2 answers 9001 for an undeclared name
+NOT_A_PROTOCOL = 9002  # BIRD 1.6 (show protocols X); BIRD 2 answers 9001 for an undeclared name
 NETWORK_NOT_FOUND = 8001  # show route N: no route for N in the table
 
 _LINE = re.compile(rb"(\d{4})([ -])(.*)\Z", re.DOTALL)
@@ -189,5 +189,11 @@ def parse_status(reply: Reply) -> Status:
 
 
 def is_unknown_protocol(reply: Reply) -> bool:
-    """True when BIRD answered that the name is not a declared protocol."""
-    return reply.code == NOT_A_PROTOCOL or (reply.code == SYNTAX_ERROR and "CF_SYM_UNDEFINED" in reply.text)
+    """True when BIRD answered that the name is not a declared protocol: BIRD 2's ``9001 syntax
+    error, unexpected CF_SYM_UNDEFINED``, BIRD 1.6's ``9001 vol1 is not a protocol`` (``show route
+    protocol vol1``, measured on 1.6.8) and ``9002 vol1 is not a protocol`` (``show protocols``)."""
+    if reply.code == NOT_A_PROTOCOL:
+        return True
+    return reply.code == SYNTAX_ERROR and (
+        "CF_SYM_UNDEFINED" in reply.text or reply.text.endswith(" is not a protocol")
+    )

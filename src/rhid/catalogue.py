@@ -103,6 +103,13 @@ EVENTS: dict[str, Event] = {
         "error", "BIRD has no protocol of rhid's: add `rhid bird-config` to bird.conf"
     ),
     "bird.interrupted": Event("info", "a stop signal abandoned a wait on BIRD"),
+    "bird.dialect": Event("info", "which BIRD rhid speaks to (1.6: bird and bird6; 2; 3), and how it knows"),
+    "bird.caution": Event(
+        "warning", "at start: what will not work as the rules ask with this BIRD (a large table on 1.6, ...)"
+    ),
+    "bird.attributes_uncarried": Event(
+        "error", "a route is announced without attributes this BIRD cannot set on a static route"
+    ),
     # ---- the include files
     "files.written": Event("warning", "a file was written in place (the atomic replacement failed)"),
     "files.rewritten": Event("info", "a file was rewritten from the plan (BIRD differed, or it was edited)"),

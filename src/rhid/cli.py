@@ -11,8 +11,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO, get_args
 
-from rhid import __version__, bird, daemon, haproxy, inventory, log, names, plan, probe, settings, status
-from rhid.birdconf import bird_snippet
+from rhid import (
+    __version__,
+    birdpair,
+    daemon,
+    gateway,
+    haproxy,
+    inventory,
+    log,
+    names,
+    plan,
+    probe,
+    settings,
+    status,
+)
+from rhid.birdconf import bird_snippets, cautions
+from rhid.dialect import BIRD2, Dialect, of_version
 from rhid.errors import (
     CannotRunError,
     HAProxyProtocolError,
@@ -24,7 +38,7 @@ from rhid.errors import (
 )
 from rhid.instance import instance_lock
 from rhid.model import ProxyKind
-from rhid.reconcile import BirdSide, Withdrawal
+from rhid.reconcile import Withdrawal
 from rhid.rulefile import load_rules
 from rhid.rules import RuleSet, describe_condition, parse_rules, render_rule
 
@@ -55,8 +69,8 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
-def describe(rules: RuleSet) -> dict[str, Any]:
-    """The compiled rules as plain data, for ``--json``."""
+def describe(rules: RuleSet, dialect: Dialect = BIRD2) -> dict[str, Any]:
+    """The compiled rules as plain data, for ``--json`` (protocol names in `dialect`'s words)."""
     return {
         "path": rules.path,
         "rules": [
@@ -67,7 +81,7 @@ def describe(rules: RuleSet) -> dict[str, Any]:
                         "table": route.table,
                         "prefix": str(route.prefix),
                         "family": route.prefix.version,
-                        "bird_protocol": route.channel.protocol,
+                        "bird_protocol": dialect.protocol(route.channel),
                     }
                     for route in rule.routes
                 ],
@@ -117,9 +131,12 @@ def check(
     out: TextIO,
     err: TextIO,
     haproxy_socket: str | None = None,
+    bird_version: str = "auto",
+    gateways: Sequence[gateway.Gateway] = (),
 ) -> int:
     """``rhid check``: the exact validation the daemon runs at start-up and reload; with
-    `haproxy_socket`, also every proxy the rules name against that running HAProxy."""
+    `haproxy_socket`, also every proxy the rules name against that running HAProxy; told which
+    BIRD will read the files (`bird_version`) and the gateways, what will not work well there."""
     rules = _load(path, allow_empty=allow_empty, err=err)
     if rules is None:
         return EXIT_UNREADABLE
@@ -133,6 +150,8 @@ def check(
             out.write("\n")
         return EXIT_INVALID
     warn_newer_bird(rules, err)
+    dialect = BIRD2 if bird_version == "auto" else of_version(bird_version)
+    warn_bird(rules, dialect, gateways, err)
     live = None
     if haproxy_socket is not None:
         live = compare_live(rules, haproxy_socket, err)
@@ -140,7 +159,9 @@ def check(
             return EXIT_UNREADABLE
     missing = live is not None and bool(live["missing"])
     if as_json:
-        json.dump({"valid": True, **describe(rules), **({"live": live} if live else {})}, out, indent=2)
+        json.dump(
+            {"valid": True, **describe(rules, dialect), **({"live": live} if live else {})}, out, indent=2
+        )
         out.write("\n")
     elif not missing:
         print(summarize(rules), file=out)
@@ -208,8 +229,22 @@ def warn_newer_bird(rules: RuleSet, err: TextIO) -> None:
             )
 
 
-def bird_config(path: str, bird_dir: Path, *, out: TextIO, err: TextIO) -> int:
-    """``rhid bird-config``: print the BIRD snippet for the tables the rules use."""
+def warn_bird(rules: RuleSet, dialect: Dialect, gateways: Sequence[gateway.Gateway], err: TextIO) -> None:
+    """What will not work as the rules ask with `dialect`'s BIRD (`birdconf.cautions`)."""
+    for caution in cautions(rules, dialect, gateways):
+        print(f"{rules.path}: warning: {caution}", file=err)
+
+
+def bird_config(
+    path: str,
+    chosen: settings.Settings,
+    *,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """``rhid bird-config``: print the BIRD snippet(s) for the tables the rules use, for the BIRD
+    --bird-version names (auto: the one --bird-socket greets as, else BIRD 2), with the gateways."""
+    bird_dir = chosen.bird_dir
     rules = _load(path, allow_empty=True, err=err)
     if rules is None:
         return EXIT_UNREADABLE
@@ -223,7 +258,15 @@ def bird_config(path: str, bird_dir: Path, *, out: TextIO, err: TextIO) -> int:
         )
         return EXIT_INVALID
     warn_newer_bird(rules, err)
-    out.write(bird_snippet(rules, str(bird_dir)))
+    try:
+        dialect, why = birdpair.choose(chosen)
+    except CannotRunError as exc:
+        print(f"rhid: {exc}", file=err)
+        return EXIT_INVALID
+    warn_bird(rules, dialect, chosen.gateways, err)
+    print(f"rhid: the snippet for {dialect.name} ({why})", file=err)
+    snippets = bird_snippets(rules, str(bird_dir), dialect, chosen.gateways)
+    out.write("\n".join(snippets.values()))
     return EXIT_OK
 
 
@@ -329,7 +372,7 @@ def wait_for_sessions(
         time.sleep(min(DRAIN_POLL, max(0.0, deadline - time.monotonic())))
 
 
-def withdraw(bird_dir: Path, bird_socket: str, timeout: float, *, out: TextIO, err: TextIO) -> int:
+def withdraw(chosen: settings.Settings, timeout: float, *, out: TextIO, err: TextIO) -> int:
     """``rhid withdraw``: empty every include file in `bird_dir` and have BIRD apply it, while no rhid
     runs there (the unit's OnFailure= safety net: routes never outlive the rhid that watches them).
 
@@ -338,10 +381,12 @@ def withdraw(bird_dir: Path, bird_socket: str, timeout: float, *, out: TextIO, e
     reconfiguration, BIRD's routes verified, all within `timeout`.
     """
     log.configure("info", "auto", err)
-    directory = Path(bird_dir)
+    directory = Path(chosen.bird_dir)
     try:
         with instance_lock(directory):
-            side = BirdSide(directory, bird.BirdClient(bird_socket, min(timeout, 2.0)))
+            dialect, why = birdpair.choose(chosen)
+            daemon.log.info("bird.dialect", bird=dialect.name, why=why)
+            side = birdpair.edge(chosen, dialect, None, None)
             count = side.count
             nothing = parse_rules("", allow_empty=True)
             files = plan.initial(side.announced(), side.owned, 0.0)
@@ -362,7 +407,11 @@ def withdraw(bird_dir: Path, bird_socket: str, timeout: float, *, out: TextIO, e
 
 def start(args: argparse.Namespace) -> int:
     """``rhid run``: build the settings, set up logging, serve until SIGTERM."""
-    chosen = run_settings(args)
+    try:
+        chosen = run_settings(args)
+    except SettingError as exc:  # values that cannot hold together (each alone passed argparse)
+        print(f"rhid run: error: argument {exc}", file=sys.stderr)
+        return EXIT_USAGE
     log.configure(args.log_level, args.log_format)
     daemon.log.info("haproxy.socket", path=chosen.haproxy_socket, source=chosen.haproxy_socket_source)
     return daemon.run(chosen)
@@ -372,6 +421,23 @@ def run_settings(args: argparse.Namespace) -> settings.Settings:
     """The settings `rhid run`'s options give, with the HAProxy socket and the defaults files found."""
     given = {name: getattr(args, option.dest) for name, option in settings.OPTIONS.items()}
     return settings.from_options(given, settings.environment())
+
+
+def command_settings(args: argparse.Namespace, timeout: float | None = None) -> settings.Settings:
+    """The settings a command other than `rhid run` was given (the BIRD sockets, its version, the
+    gateways, the directory); the rest their defaults."""
+    given: dict[str, Any] = {
+        name: getattr(args, option.dest)
+        for name, option in settings.OPTIONS.items()
+        if name in {"bird_dir", "bird_socket", "bird6_socket", "bird_version", "gateways"}
+        and hasattr(args, option.dest)
+        and getattr(args, option.dest) is not None
+    }
+    if "gateways" in given:
+        given["gateways"] = tuple(given["gateways"])
+    if timeout is not None:
+        given["bird_timeout"] = min(timeout, 2.0)
+    return settings.Settings(**given)
 
 
 EPILOG = """exit status:
@@ -419,6 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_allow_empty_option(check_parser)
     _add_live_options(check_parser)
+    _add_setting(
+        check_parser, "bird_version", "warn about what will not work well with this BIRD (default: none)"
+    )
+    _add_setting(
+        check_parser, "gateways", "warn about a --gateway that leads no route (as rhid run takes them)"
+    )
 
     run_parser = command("run", "run the daemon in the foreground until SIGTERM (SIGHUP re-reads the rules)")
     for name in settings.OPTIONS:
@@ -468,12 +540,19 @@ def build_parser() -> argparse.ArgumentParser:
         "runs it when the service has failed for good)",
     )
     _add_bird_dir_option(withdraw_parser, "the directory rhid writes its include files to")
-    _add_setting(withdraw_parser, "bird_socket")
+    for name in ("bird_socket", "bird6_socket", "bird_version"):
+        _add_setting(withdraw_parser, name)
     _add_option(withdraw_parser, WITHDRAW_TIMEOUT, 10.0)
 
-    snippet_parser = command("bird-config", "print the BIRD 2 snippet for the rules' tables")
+    snippet_parser = command(
+        "bird-config",
+        "print the BIRD configuration for the rules' tables: bird.conf's (BIRD 2 or 3), or bird.conf's "
+        "and bird6.conf's (BIRD 1.6)",
+    )
     _add_config_option(snippet_parser)
     _add_bird_dir_option(snippet_parser, "the directory rhid writes its include files to")
+    for name in ("bird_version", "bird_socket", "bird6_socket", "gateways"):
+        _add_setting(snippet_parser, name)
     return parser
 
 
@@ -580,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one retu
                 out=sys.stdout,
                 err=sys.stderr,
                 haproxy_socket=live_socket(args.haproxy_socket, args.live),
+                bird_version=args.bird_version,
+                gateways=tuple(args.gateway or ()),
             )
         if args.command == "run":
             return start(args)
@@ -592,9 +673,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one retu
         if args.command in {"drain", "undrain"}:
             return drain_routes(args, out=sys.stdout, err=sys.stderr)
         if args.command == "withdraw":
-            return withdraw(args.bird_dir, args.bird_socket, args.timeout, out=sys.stdout, err=sys.stderr)
+            return withdraw(
+                command_settings(args, timeout=args.timeout), args.timeout, out=sys.stdout, err=sys.stderr
+            )
         if args.command == "bird-config":
-            return bird_config(args.config, args.bird_dir, out=sys.stdout, err=sys.stderr)
+            return bird_config(args.config, command_settings(args), out=sys.stdout, err=sys.stderr)
     except BrokenPipeError:
         # `rhid check --json | head`: the reader left; that is not our failure.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -28,6 +28,8 @@ import structlog
 from rhid import (
     __version__,
     bird,
+    birdconf,
+    birdpair,
     control,
     damping,
     drain,
@@ -41,13 +43,14 @@ from rhid import (
     shutdown,
     status,
 )
+from rhid.dialect import BIRD2, Dialect
 from rhid.dryrun import DryRunSide
 from rhid.errors import CannotRunError, DrainFileError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
 from rhid.metrics import Exporter, serving
 from rhid.model import HAProxyState, LogLine, Proxy, ServerTerm
-from rhid.reconcile import STOP_BOUND, BirdEdge, BirdSide, Withdrawal
+from rhid.reconcile import STOP_BOUND, BirdEdge, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
 
@@ -74,6 +77,8 @@ class Daemon:
         haproxy: HAProxySide | None = None,
         bird_side: BirdEdge | None = None,
         origin: rulefile.Loaded | None = None,
+        *,
+        dialect: Dialect = BIRD2,
     ) -> None:
         self.settings = settings
         self.rules = rules
@@ -82,9 +87,9 @@ class Daemon:
         self.haproxy = haproxy or HAProxySide.of(settings)
         self.haproxy.watch(rules)
         self.bird: BirdEdge = bird_side or (
-            DryRunSide(settings.bird_dir)
+            DryRunSide(settings.bird_dir, dialect)
             if settings.dry_run
-            else BirdSide.of(settings, self.notifier.keepalive, self.notifier.watchdog_period)
+            else birdpair.edge(settings, dialect, self.notifier.keepalive, self.notifier.watchdog_period)
         )
         self.metrics = Exporter.of(settings, __version__)
         self.states: Mapping[Proxy, health.ProxyState] = {}
@@ -118,6 +123,7 @@ class Daemon:
             haproxy_socket=settings.haproxy_socket,
             bird_socket=settings.bird_socket,
             bird_dir=str(settings.bird_dir),
+            bird=self.bird.dialect.name,
         )
 
     def cycle(self, now: float) -> None:
@@ -412,6 +418,7 @@ class Daemon:
             now=time.monotonic(),
             wall_now=time.time(),
             notes=self.notes(),
+            dialect=self.bird.dialect,
         )
         return json.dumps(status.document(facts, parsed), indent=1).encode() + b"\n"
 
@@ -530,15 +537,14 @@ class Daemon:
             readers.append(stream)
         elif self.haproxy.streaming:
             wake = min(wake, self.haproxy.paused_until)
-        connection = self.bird.waitable()
-        if connection is not None:
-            readers.append(connection)
+        connections = self.bird.waitables()
+        readers += connections
         wake = min(wake, self.bird.wake_at(), max(self.plan.wake_at, self.last_cycle + EVENT_GAP))
         if self.reload_pending and self.ready and not self.stopping:
             wake = now
         ready, writable, _ = select.select(readers, writers, [], max(0.0, wake - now))
         now = time.monotonic()  # after the wait
-        if connection is not None and connection in ready:
+        if any(connection in ready for connection in connections):
             self.bird.on_readable(now)
         self.bird.on_time(now)
         self.announce_ready()
@@ -623,8 +629,9 @@ def run(settings: Settings) -> int:
         )
         loaded = copy
     try:
+        dialect = BIRD2
         if not settings.dry_run:
-            bird.check_access(settings.bird_socket, settings.bird_timeout)
+            dialect = start_bird(settings, loaded.rules)
         try:
             routefiles.ensure_directory(settings.own_dir)
         except OSError as exc:
@@ -633,11 +640,24 @@ def run(settings: Settings) -> int:
                 f"{os.getuid()}; it must be a directory rhid may write)"
             ) from None
         with instance_lock(settings.own_dir):
-            return Daemon(settings, loaded.rules, origin=loaded).run()
+            return Daemon(settings, loaded.rules, origin=loaded, dialect=dialect).run()
     except CannotRunError as exc:
         log.critical("daemon.cannot_run", reason=str(exc))
         print(f"rhid: {exc}", file=sys.stderr)
         return 1
+
+
+def start_bird(settings: Settings, rules: RuleSet) -> Dialect:
+    """Which BIRD rhid speaks to (`birdpair.choose`), that rhid may use its socket(s), and what it
+    cannot do well there, said once at start."""
+    dialect, why = birdpair.choose(settings)
+    log.info("bird.dialect", bird=dialect.name, why=why)
+    bird.check_access(settings.bird_socket, settings.bird_timeout)
+    if dialect.per_family:
+        bird.check_access(settings.bird6_socket, settings.bird_timeout)
+    for caution in birdconf.cautions(rules, dialect, settings.gateways):
+        log.warning("bird.caution", bird=dialect.name, caution=caution)
+    return dialect
 
 
 def _refuse(exc: RuleError | RuleFileError) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 
 from rhid import routefiles
+from rhid.dialect import BIRD2, Dialect
 from rhid.model import Attributes, BirdState, Channel, Route, Routes
 from rhid.plan import Plan
 from rhid.reconcile import BirdReport, Withdrawal, sorted_prefixes
@@ -27,8 +28,9 @@ log = structlog.get_logger("rhid")
 class DryRunSide:
     """What rhid's files would hold, and what it would have told BIRD."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, dialect: Dialect = BIRD2) -> None:
         self.directory = directory
+        self.dialect = dialect  # the BIRD the live rhid speaks to: its protocol names in rhid status
         self.written: dict[Channel, Routes] = dict(routefiles.read_announced(directory).routes)
         self.written_plan: Plan | None = None
         self.busy = False  # nothing is ever in flight
@@ -90,6 +92,10 @@ class DryRunSide:
 
     def waitable(self) -> None:
         """Never a command in flight."""
+
+    def waitables(self) -> tuple[()]:
+        """Never a connection to select on."""
+        return ()
 
     def wake_at(self) -> float:
         """Never a deadline."""

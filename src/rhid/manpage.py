@@ -46,6 +46,11 @@ FILES = [
     ),
     ("/usr/share/doc/rhid/bird.conf.example", "a complete, safe /etc/bird/bird.conf around rhid's protocols"),
     (
+        "/usr/share/doc/rhid/MIGRATION.md",
+        "moving a node from hapee-extras-rhi and hapee-extras-route to rhid and stock BIRD (1.6, 2 or 3), "
+        "with no route withdrawn on the way (with BGP graceful restart)",
+    ),
+    (
         "/usr/share/rhid/systemd/metrics.conf",
         "the drop-in that turns `--metrics-listen` on and lets the unit's sandbox serve it on loopback",
     ),
@@ -229,6 +234,13 @@ EXAMPLES = [
     ),
     ("Print BIRD's side of the set-up for the tables the rules use:", "rhid bird-config"),
     (
+        "On BIRD 1.6 (bird for IPv4, bird6 for IPv6; rhid finds it from the greeting), with the vendor's "
+        "`gateway 192.0.2.1` of table vol1: print bird.conf's and bird6.conf's parts, then run with it "
+        "(in the unit: `RHID_ARGS=` in /etc/default/hapee-extras-rhi):",
+        "rhid bird-config --bird-version 1.6 --gateway vol1=192.0.2.1\n"
+        "rhid run --bird6-socket /run/bird/bird6.ctl --gateway vol1=192.0.2.1",
+    ),
+    (
         "Every route, announced or not, since when and why; exit status 4 and PROBLEM: lines when "
         "something needs attention (a monitoring check can run it as it is), or one route explained:",
         "rhid status\nrhid status 192.0.2.10",
@@ -285,7 +297,10 @@ def render() -> str:
             "rhid announces a service IP in BIRD while HAProxy says this node may serve it, and "
             "withdraws it when it may not. It runs as the systemd service `hapee-extras-rhi`; "
             "`systemctl reload` re-reads the rules without touching healthy routes. The rules are "
-            "described in `hapee-rhi.cfg`(5)."
+            "described in `hapee-rhi.cfg`(5). It speaks to BIRD 2 and 3 (one daemon) and BIRD 1.6 "
+            "(bird and bird6: `--bird6-socket`), as the control socket's greeting says. Moving a node "
+            "from the vendor's hapee-extras-rhi and hapee-extras-route: "
+            "/usr/share/doc/rhid/MIGRATION.md."
         ),
     ]
     for name, sub in commands.items():
@@ -763,8 +778,10 @@ def render_rules_page() -> str:
             "\\fItable\\fB%\\fR",
             f"The BIRD static protocol that carries the route; without one, `{DEFAULT_TABLE}`. A table "
             f"is a BIRD symbol (`[A-Za-z_][A-Za-z0-9_]*`, at most {MAX_SYMBOL} characters, not a BIRD "
-            f"keyword). IPv6 routes of table {{t}} go to the protocol {{t}}`_v6`. `rhid bird-config` "
-            "prints the protocols BIRD needs for the tables a file uses.",
+            f"keyword). IPv6 routes of table {{t}} go to the protocol {{t}}`_v6` (BIRD 2 and 3; on "
+            "BIRD 1.6 to the protocol {t} of bird6.conf). `rhid bird-config` prints the protocols "
+            "BIRD needs for the tables a file uses. The vendor's `gateway` of a volatile table is "
+            "rhid's run option `--gateway` {t}`=`{address} (see `rhid`(8)).",
         ),
         *_item("\\fBall(\\fR...\\fB)\\fR", "Announce while every listed operand is up (true)."),
         *_item("\\fBany(\\fR...\\fB)\\fR", "Announce while at least one listed operand is up (true)."),

@@ -7,8 +7,12 @@ socket that joins the daemon loop's ``select`` (`join_loop`: a slow ``configure`
 HAProxy polls, `rhid status` or the watchdog), or, before that and in tests, waiting for each reply
 in turn. It owns BIRD's reachability and reports it as a value; it decides no route.
 
-A dialect of another BIRD (1.6, two daemons) or a dry-run is another executor of the same
-reconciler. `report().problems` lists, in operator words, every BIRD-side condition worth paging for.
+A BIRD side speaks one BIRD's dialect and may own only one family's files: BIRD 1.6 is two
+daemons, so `rhid.birdpair.BirdPair` drives two BirdSides (bird for IPv4, bird6 for IPv6); a
+dry-run is another implementation of the same `BirdEdge`. The routes of a table with a gateway
+(`rhid.gateway`) lead via it; an attribute the BIRD cannot carry is left out of the file, logged
+and reported, never dropped silently. `report().problems` lists, in operator words, every BIRD-side
+condition worth paging for.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from typing import Protocol
 
 import structlog
 
-from rhid import bird, birdwire, routefiles
+from rhid import bird, birdwire, gateway, routefiles
 from rhid.backoff import Backoff
+from rhid.dialect import BIRD2, Dialect, of_greeting
 from rhid.errors import (
     BirdInterruptedError,
     BirdProtocolError,
@@ -91,6 +96,11 @@ class BirdEdge(Protocol):
 
     def waitable(self) -> bird.BirdClient | None: ...
 
+    def waitables(self) -> tuple[bird.BirdClient, ...]: ...
+
+    @property
+    def dialect(self) -> Dialect: ...
+
     def wake_at(self) -> float: ...
 
     def on_readable(self, now: float) -> None: ...
@@ -112,10 +122,22 @@ class BirdReport:
     write_error: str | None
     last_error: str | None
     problems: tuple[str, ...]
+    gateways: tuple[str, ...] = ()  # --gateway TABLE=ADDRESS the files lead routes via
+    daemons: tuple[BirdReport, ...] = ()  # BIRD 1.6: each daemon's own report (bird, bird6)
+    name: str = ""  # which daemon, where there are two: "bird" or "bird6"
+
+    @property
+    def words(self) -> str:
+        """The state in a few words, for the STATUS= line: ``reachable``, or each daemon's where
+        there are two and they differ (``bird reachable, bird6 unreachable``)."""
+        states = {daemon.state for daemon in self.daemons}
+        if len(states) <= 1:
+            return self.state.value
+        return ", ".join(f"{daemon.name} {daemon.state.value}" for daemon in self.daemons)
 
     def document(self) -> dict[str, object]:
         """The report as `rhid status`'s JSON has it."""
-        return {
+        found: dict[str, object] = {
             "socket": self.socket,
             "state": self.state.value,
             "greeting": self.greeting,
@@ -124,7 +146,13 @@ class BirdReport:
             "write_error": self.write_error,
             "last_error": self.last_error,
             "problems": list(self.problems),
+            "gateways": list(self.gateways),
         }
+        if self.name:
+            found["name"] = self.name
+        if self.daemons:
+            found["daemons"] = [daemon.document() for daemon in self.daemons]
+        return found
 
 
 class BirdSide:
@@ -137,19 +165,33 @@ class BirdSide:
         *,
         configure_timeout: float = DEFAULTS.configure_timeout,
         verify_every: float = DEFAULTS.verify_every,
+        dialect: Dialect = BIRD2,
+        family: int | None = None,
+        gateways: Collection[gateway.Gateway] = (),
     ) -> None:
         self.directory = directory
         self.client = client
+        self.family = family  # None: every family's files (one BIRD for both); 4 or 6: that one's
+        self.gateways = tuple(
+            sorted((g for g in gateways if family in (None, g.address.version)), key=gateway.order)
+        )
         on_disk = routefiles.read_announced(directory)
-        self.written: dict[Channel, Routes] = dict(on_disk.routes)
-        self.foreign = set(on_disk.foreign)  # files holding lines rhid did not write: rewrite them
+        self.written: dict[Channel, Routes] = {c: r for c, r in on_disk.routes.items() if self.mine(c)}
+        # files holding lines rhid did not write: rewrite them
+        self.foreign = {channel for channel in on_disk.foreign if self.mine(channel)}
         # what each file looked like when rhid last wrote (or read) it: a change is someone else's
         self.stamps = {channel: _stamp(self.path(channel)) for channel in self.written}
         for warning in on_disk.warnings:
             log.warning("files.strange", detail=warning)
         self.reconciler = Reconciler(
-            self.written, path=client.path, verify_every=verify_every, configure_timeout=configure_timeout
+            self.written,
+            path=client.path,
+            verify_every=verify_every,
+            configure_timeout=configure_timeout,
+            dialect=dialect,
         )
+        # the attributes left out of each route's line, as this BIRD cannot carry them
+        self.uncarried: dict[Route, tuple[str, ...]] = {}
         self.written_plan: Plan | None = None  # the last plan whose files were all written
         self.write_errors: dict[Channel, str] = {}  # files that do not say what the plan says, and why
         self.looping: bird.BirdClient | None = None  # set by join_loop: commands without waiting
@@ -163,14 +205,40 @@ class BirdSide:
         """The BIRD side `rhid run`'s settings ask for. A stop's final configure can take BIRD
         longer than the watchdog period (BIRD 1.6, large tables): `keepalive` feeds systemd's
         watchdog while rhid waits on BIRD, every third of its period; every wait is still bounded."""
+        return cls.for_socket(settings, settings.bird_socket, keepalive, watchdog)
+
+    @classmethod
+    def for_socket(
+        cls,
+        settings: Settings,
+        path: str,
+        keepalive: Callable[[], None] | None,
+        watchdog: float | None,
+        *,
+        dialect: Dialect = BIRD2,
+        family: int | None = None,
+    ) -> BirdSide:
+        """The BIRD side of the BIRD at `path` (one of BIRD 1.6's two daemons: `family`'s)."""
         every = min(bird.KEEPALIVE_EVERY, (watchdog or bird.KEEPALIVE_EVERY) / 3)
-        client = bird.BirdClient(settings.bird_socket, settings.bird_timeout, keepalive, every)
+        client = bird.BirdClient(path, settings.bird_timeout, keepalive, every)
         return cls(
             settings.bird_dir,
             client,
             configure_timeout=settings.configure_timeout,
             verify_every=settings.verify_every,
+            dialect=dialect,
+            family=family,
+            gateways=settings.gateways,
         )
+
+    def mine(self, channel: Channel) -> bool:
+        """True when `channel`'s file is this side's (its family's, or every one)."""
+        return self.family is None or channel.family == self.family
+
+    @property
+    def dialect(self) -> Dialect:
+        """The BIRD this side speaks to."""
+        return self.reconciler.dialect
 
     def watch(self, interrupt: socket.socket) -> None:
         """Abandon any blocking wait on BIRD as soon as a stop signal is pending on `interrupt` (the
@@ -253,6 +321,32 @@ class BirdSide:
         self.stamps[channel] = _stamp(path)
         return True
 
+    def files(self, plan: Plan) -> dict[Channel, Routes]:
+        """What this side's files should hold for `plan`: its family's channels, each route of a
+        table with a gateway leading via it, and only the attributes this BIRD can carry (what it
+        cannot is logged once per route and reported: see `problems`)."""
+        wanted = {channel: routes for channel, routes in plan.files().items() if self.mine(channel)}
+        files = gateway.routed(wanted, self.gateways)
+        dialect = self.dialect
+        uncarried: dict[Route, tuple[str, ...]] = {}
+        for channel, routes in files.items():
+            for prefix, attributes in routes.items():
+                left_out = dialect.uncarried(attributes)
+                if left_out:
+                    route = Route(channel.table, prefix)
+                    uncarried[route] = left_out
+                    routes[prefix] = dialect.carried(attributes)
+                    if self.uncarried.get(route) != left_out:
+                        log.error(
+                            "bird.attributes_uncarried",
+                            route=str(route),
+                            left_out=list(left_out),
+                            bird=self.client.greeting or dialect.name,
+                            hint="announced without them: this BIRD cannot set them on a static route",
+                        )
+        self.uncarried = uncarried
+        return files
+
     def write(self, plan: Plan, now: float) -> bool:
         """Rewrite each include file that differs from the plan. True when every file now says what
         the plan says (False: retried on the next cycle)."""
@@ -262,7 +356,7 @@ class BirdSide:
         complete = True
         moved: dict[Channel, frozenset[Network]] = {}
         events: list[tuple[str, str]] = []
-        for channel, routes in sorted(plan.files().items()):
+        for channel, routes in sorted(self.files(plan).items()):
             before = self.written.get(channel)
             if before == routes and channel not in self.foreign and channel not in self.write_errors:
                 continue
@@ -338,6 +432,21 @@ class BirdSide:
                 self.client.close()
         if reconciler.fatal is not None:
             raise FatalError(reconciler.fatal)
+        self._check_greeting()
+
+    def _check_greeting(self) -> None:
+        """A BIRD of another language than the one rhid started speaking (BIRD 1.6's two daemons,
+        or BIRD 2's one) now answers on the socket: it was replaced while rhid ran (a migration).
+        rhid cannot go on (its files and protocol names are the other BIRD's): it exits without
+        touching the files, so BIRD keeps the routes and systemd's restart speaks the new BIRD."""
+        greeting = self.client.greeting
+        if not greeting or of_greeting(greeting).per_family == self.dialect.per_family:
+            return
+        raise FatalError(
+            f"{self.client.path} now greets {greeting!r}, but rhid started speaking "
+            f"{self.dialect.name} to it: BIRD was replaced while rhid ran; rhid exits (routes held as "
+            "they are) so that its restart speaks to the new BIRD"
+        )
 
     def _request(self, action: Send, now: float) -> None:
         """Carry out one command and wait for its reply (before `join_loop`, and in tests); the
@@ -374,6 +483,11 @@ class BirdSide:
     def waitable(self) -> bird.BirdClient | None:
         """The connection to select on: a command is in flight."""
         return self.looping if self.sent is not None else None
+
+    def waitables(self) -> tuple[bird.BirdClient, ...]:
+        """The connections to select on (one at most)."""
+        connection = self.waitable()
+        return () if connection is None else (connection,)
 
     def wake_at(self) -> float:
         """When the loop must call `on_time`: a reply's deadline, or the end of a wait."""
@@ -430,6 +544,12 @@ class BirdSide:
         """Write a final plan (every route withdrawn) and have BIRD apply it at once, once, within
         `bound` seconds; say how far it got (each shortfall is logged)."""
         deadline = time.monotonic() + bound
+        unwritten = self.empty(plan, now)
+        return self.confirm_stop(plan, deadline, unwritten)
+
+    def empty(self, plan: Plan, now: float) -> list[str]:
+        """A stop's first half: abandon any command in flight, write the final plan's files (made
+        durable before anything waits on BIRD); the files it could not write, and why."""
         self.abandon()
         self.written_plan = None
         self.write(plan, now)
@@ -441,14 +561,21 @@ class BirdSide:
                 files="NOT emptied: BIRD announces these routes again at its next configure or restart",
                 errors=unwritten,
             )
+        return unwritten
+
+    def confirm_stop(self, plan: Plan, deadline: float, unwritten: list[str]) -> Withdrawal:
+        """A stop's second half: have BIRD apply the emptied files and confirm it before `deadline`
+        (time.monotonic()); how far it got."""
+        channels = [channel for channel in plan.channels if self.mine(channel)]
         try:
-            self._confirm(plan.channels, deadline)
+            self._confirm(channels, deadline)
         except (BirdUnavailableError, BirdProtocolError, BirdRefusedError) as exc:
             log.error(
                 "daemon.stopping",
                 on_stop="withdraw",
                 bird="not confirmed"
                 + ("" if unwritten else "; the emptied files apply at its next configure"),
+                socket=self.client.path,
                 reason=str(exc),
             )
             return Withdrawal.NOT_ON_DISK if unwritten else Withdrawal.UNCONFIRMED
@@ -456,7 +583,7 @@ class BirdSide:
             self.client.close()
         if unwritten:
             return Withdrawal.NOT_ON_DISK
-        log.info("daemon.stopping", on_stop="withdraw", bird="confirmed")
+        log.info("daemon.stopping", on_stop="withdraw", bird="confirmed", socket=self.client.path)
         return Withdrawal.CONFIRMED
 
     def _confirm(self, channels: Collection[Channel], deadline: float) -> None:
@@ -524,12 +651,26 @@ class BirdSide:
             "(rhid retries every cycle)"
             for channel, reason in sorted(self.write_errors.items())
         )
+        via = {g.channel: g.address for g in self.gateways}
         if r.mismatches >= 2:  # longer than one verify: re-applying did not help
             found.extend(
                 f"BIRD's routes for {r.dialect.protocol(channel)} differ from rhid's file "
                 f"{self.path(channel)} after a re-configure: {detail}"
+                + (
+                    f" (its routes lead via {via[channel]} (--gateway): BIRD announces them only while "
+                    f"{via[channel]} is on a network of one of its interfaces; `birdc show static` says "
+                    "(dormant) otherwise)"
+                    if channel in via
+                    else ""
+                )
                 for channel, detail in sorted(r.differing.items())
             )
+        found.extend(
+            f"{route} is announced without its {' and '.join(left_out)}: "
+            f"{self.client.greeting or r.dialect.name} cannot set them on a static route "
+            "(BIRD 1.6.3 or later, 2 and 3 can)"
+            for route, left_out in sorted(self.uncarried.items(), key=lambda item: str(item[0]))
+        )
         lasted = r.long_reconfiguration()
         if lasted is not None:
             found.append(
@@ -562,6 +703,7 @@ class BirdSide:
             write_error=write_error or None,
             last_error=r.last_error,
             problems=tuple(self.problems()),
+            gateways=tuple(map(str, self.gateways)),
         )
 
 

@@ -28,12 +28,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
-from rhid import health, names
+from rhid import gateway, health, names
+from rhid.dialect import VERSIONS
 from rhid.errors import SettingError
+from rhid.gateway import Gateway
 
 DEFAULT_RULES_PATH = "/etc/hapee-extras/hapee-rhi.cfg"
 DEFAULT_HAPROXY_SOCKET = "/var/run/hapee-extras/hapee-lb.sock"
 DEFAULT_BIRD_SOCKET = "/run/bird/bird.ctl"
+DEFAULT_BIRD6_SOCKET = "/run/bird/bird6.ctl"  # Debian's bird (1.6) package: bird6's socket
 DRY_RUN_DIR = "dry-run"  # a dry run's own directory in --bird-dir (the include glob skips it)
 DEFAULT_BIRD_DIR = "/run/rhid"
 DEFAULT_STATE_DIR = "/var/lib/rhid"
@@ -319,6 +322,26 @@ class IncludeDirectory:
 
 
 @dataclass(frozen=True, slots=True)
+class Gateways:
+    """``TABLE=ADDRESS``, one per table and family (`rhid.gateway`): each value read alone, and
+    all of them together (two for one table and family are refused)."""
+
+    def read(self, text: str) -> Gateway:
+        """The gateway."""
+        return gateway.parse(text)
+
+    def problem(self, value: Gateway | tuple[Gateway, ...], shown: str) -> str | None:
+        """An address that is no next hop (`gateway.unusable`), or two gateways for one channel."""
+        del shown
+        chosen = value if isinstance(value, tuple) else (value,)
+        for one in chosen:
+            unusable = gateway.unusable(one.address)
+            if unusable is not None:
+                return f"{one.address} {unusable}"
+        return gateway.conflicts(chosen)
+
+
+@dataclass(frozen=True, slots=True)
 class ListenAddress:
     """Where metrics are served: a loopback HOST:PORT, or exposed:HOST:PORT (see `parse_listen`)."""
 
@@ -399,6 +422,7 @@ COUNT = Count()
 ON_STOP = Choice(get_args(OnStop))
 ON_OFF = Choice(get_args(OnOff))
 UNSIGNED32 = Count(0, 2**32 - 1)  # a BGP local preference or MED
+BIRD_VERSIONS = Choice(("auto", *VERSIONS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -704,6 +728,37 @@ class Settings:
             f"where {SOCKET_VARIABLE} and {ARGS_VARIABLE} are set, read at start and at every reload; "
             f"repeat for several (default: {' and '.join(ENVIRONMENT_FILES)})",
             "PATH",
+            form="repeated",
+        ),
+    )
+    bird6_socket: str = field(
+        default=DEFAULT_BIRD6_SOCKET,
+        metadata=command_line(
+            "--bird6-socket",
+            "BIRD 1.6's IPv6 daemon (bird6): its control socket, unrestricted; the IPv6 routes go "
+            "there, the IPv4 ones to --bird-socket (default %(default)s; unused with BIRD 2 and 3)",
+            "PATH",
+        ),
+    )
+    bird_version: str = field(
+        default="auto",
+        metadata=command_line(
+            "--bird-version",
+            "which BIRD rhid speaks to: 1.6 (two daemons, bird and bird6), 2 or 3 (one daemon); "
+            "auto (default): as the control socket's greeting says (BIRD 1.6.8 ready.), at start; "
+            "if no BIRD answers then, 1.6 when --bird6-socket exists, else 2",
+            kind=BIRD_VERSIONS,
+        ),
+    )
+    gateways: tuple[Gateway, ...] = field(
+        default=(),
+        metadata=command_line(
+            gateway.FLAG,
+            "the routes of TABLE (of ADDRESS's family) lead via ADDRESS instead of a blackhole, "
+            "as the vendor's `protocol volatile TABLE { gateway ADDRESS }`; repeat for more tables, "
+            "and for a table's other family (default: none, every route a blackhole)",
+            "TABLE=ADDRESS",
+            Gateways(),
             form="repeated",
         ),
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rhid import controlwire, drain, guard, health, names
+from rhid.dialect import BIRD2, Dialect
 from rhid.errors import StatusUnavailableError
 from rhid.model import Network, Proxy, Route, ServerTerm, route_order
 from rhid.plan import Plan
@@ -151,6 +152,7 @@ class Facts:
     wall_now: float
     notes: tuple[str, ...] = ()  # the daemon's own problems (the rule file on disk, its settings)
     terms: Mapping[ServerTerm, health.TermState] = field(default_factory=dict)  # threshold terms' health
+    dialect: Dialect = BIRD2  # the BIRD spoken to: its protocol names
 
 
 def wall_time(moment: float, now: float, wall_now: float) -> str:
@@ -163,7 +165,7 @@ def summary(announced: int, routes: int, haproxy: str, bird: BirdReport, reload_
     """The one-line STATUS= text systemd shows."""
     sync = "" if bird.in_sync else ", not in sync"
     withdrawn = max(routes - announced, 0)
-    text = f"{announced} announced, {withdrawn} withdrawn; HAProxy {haproxy}; BIRD {bird.state}{sync}"
+    text = f"{announced} announced, {withdrawn} withdrawn; HAProxy {haproxy}; BIRD {bird.words}{sync}"
     if reload_result.failed:
         text += "; reload failed, old rules kept"
     return text
@@ -219,7 +221,7 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
             {
                 "prefix": str(route.prefix),
                 "table": route.table,
-                "protocol": route.channel.protocol,
+                "protocol": facts.dialect.protocol(route.channel),
                 "rule_line": rule.line if rule is not None else None,
                 "rule": render_rule(rule) if rule is not None else None,
                 "announced": decision is not None and decision.announced,
@@ -381,7 +383,15 @@ def render(document: dict[str, Any]) -> str:
         f"rules:   {rules['path']}: {rules['count']} rules, loaded {rules['loaded']}",
         f"         last reload: {rules['reload']}",
         f"haproxy: {haproxy['state']} ({haproxy['socket']})" + _error(haproxy),
-        f"bird:    {_bird_state(bird)} ({bird['socket']})" + _error(bird),
+        *(
+            [f"bird:    {_bird_state(bird)} ({bird['socket']})" + _error(bird)]
+            if "daemons" not in bird
+            else [
+                f"{daemon['name'] + ':':<8} {_bird_state(daemon)} ({daemon['socket']})" + _error(daemon)
+                for daemon in bird["daemons"]
+            ]
+        ),
+        *(f"gateway: {gateway}" for gateway in bird.get("gateways", ())),
     ]
     lines.append(f"routes:  {document['announced']} announced, {document['withdrawn']} withdrawn")
     lines.extend(f"PROBLEM: {problem}" for problem in problems(document))

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from rhid.birdconf import bird_snippet, export_filter
+from rhid.birdconf import bird_snippet, bird_snippets, export_filter
+from rhid.dialect import BIRD16
+from rhid.gateway import Gateway
 from rhid.haproxy import fetch
 from rhid.rules import RuleSet, parse_rules
 
@@ -31,13 +33,34 @@ BIRD = os.environ.get("RHID_BIRD") or "/usr/sbin/bird"
 BIRDC = os.environ.get("RHID_BIRDC") or "/usr/sbin/birdc"
 # The BIRD executable itself when RHID_BIRD is a wrapper: test_bird_names reads its keywords.
 BIRD_EXECUTABLE = os.environ.get("RHID_BIRD_EXECUTABLE") or BIRD
+# BIRD 1.6 (two daemons) unpacked beside bird2 by scripts/bird16.sh; RHID_BIRD16 names another root.
+BIRD16_ROOT = Path(
+    os.environ.get("RHID_BIRD16")
+    or Path(os.environ.get("RHID_STACKS_CACHE") or "/var/tmp/rhid-stacks") / "bookworm-bird"
+)
 SPEAKER_ADDRESS = "127.0.0.1"
 PEER_ADDRESS = "127.0.0.2"
 
 
+@dataclass(frozen=True)
+class Bird16:
+    """BIRD 1.6's programs: one daemon per family and their client."""
+
+    bird: Path
+    bird6: Path
+    birdc: Path
+
+
+def bird16_programs() -> Bird16 | None:
+    """BIRD 1.6 as scripts/bird16.sh unpacked it, or None when it is not there."""
+    sbin = BIRD16_ROOT / "usr" / "sbin"
+    found = Bird16(sbin / "bird", sbin / "bird6", sbin / "birdc")
+    return found if all(os.access(path, os.X_OK) for path in (found.bird, found.bird6, found.birdc)) else None
+
+
 def free_port(address: str = "127.0.0.1") -> int:
     """A TCP port that is free on `address` right now."""
-    with socket.socket() as probe:
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
         probe.bind((address, 0))
         port: int = probe.getsockname()[1]
         return port
@@ -62,6 +85,8 @@ class Lab:
     root: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    clients: dict[str, str] = field(default_factory=dict)  # the birdc of each BIRD not Debian's bird2
+    bird16: Bird16 | None = None  # set by write_speakers16: the speakers are BIRD 1.6's two daemons
 
     @property
     def bird_dir(self) -> Path:
@@ -259,7 +284,7 @@ class Lab:
     def birdc(self, name: str, command: str) -> str | None:
         """Ask a BIRD through Debian's own birdc (an independent witness); None if it is not up."""
         result = subprocess.run(
-            [BIRDC, "-s", str(self.ctl(name)), *command.split()],
+            [self.clients.get(name, BIRDC), "-s", str(self.ctl(name)), *command.split()],
             capture_output=True,
             text=True,
             timeout=10,
@@ -269,13 +294,95 @@ class Lab:
             return None
         return result.stdout
 
+    def wait_answers(self, name: str, timeout: float = 10) -> None:
+        """Wait until the BIRD started as `name` answers on its control socket."""
+        wait_for(f"{name}'s control socket", lambda: self.birdc(name, "show status") is not None, timeout)
+
     def wait_established(self, timeout: float = 30) -> None:
-        wait_for(
-            "the BGP session to be Established",
-            lambda: "Established" in (self.birdc("peer", "show protocols downlink") or ""),
-            timeout,
-            every=0.1,
+        sessions = ("downlink", "downlink6") if self.bird16 is not None else ("downlink",)
+        for session in sessions:
+
+            def established(session: str = session) -> bool:
+                return "Established" in (self.birdc("peer", f"show protocols {session}") or "")
+
+            wait_for(f"the BGP session {session} to be Established", established, timeout, every=0.1)
+
+    # ---- BIRD 1.6: bird (IPv4) and bird6 (IPv6) as the speakers, each with a session to the peer --
+
+    def write_speakers16(self, rules: RuleSet, gateways: tuple[Gateway, ...] = ()) -> tuple[Path, Path]:
+        """bird.conf and bird6.conf of BIRD 1.6's two daemons: `rhid bird-config`'s snippets plus a
+        BGP session each to the peer (BIRD 1.6 listens on a port set globally, not per session)."""
+        found = bird16_programs()
+        if found is None:
+            raise AssertionError("BIRD 1.6 is missing: bash scripts/bird16.sh")
+        self.bird16 = found
+        self.clients.update(speaker=str(found.birdc), speaker6=str(found.birdc))
+        self.bird_dir.mkdir(exist_ok=True)
+        snippets = bird_snippets(rules, str(self.bird_dir), BIRD16, gateways)
+        v4 = " || ".join(f'proto = "{c.table}"' for c in rules.channels if c.family == 4) or "false"
+        v6 = " || ".join(f'proto = "{c.table}"' for c in rules.channels if c.family == 6) or "false"
+        configs = []
+        for name, address, export in (
+            ("speaker", SPEAKER_ADDRESS, f"export where {v4}; next hop self;"),
+            # the peer drops an IPv6 next hop of ::1: give the routes one of the documentation's
+            (
+                "speaker6",
+                "::1",
+                f"export filter {{ if {v6} then {{ bgp_next_hop = 2001:db8:ffff::1; accept; }} reject; }};",
+            ),
+        ):
+            port = self.ports.setdefault(f"{name}_bgp", free_port(address))
+            peer = PEER_ADDRESS if name == "speaker" else "::1"
+            peer_port = self.ports.setdefault(f"peer_{name}_bgp", free_port(peer))
+            config = self.root / f"{name}.conf"
+            config.write_text(
+                f"router id {SPEAKER_ADDRESS};\n"
+                f"listen bgp address {address} port {port};\n"
+                "protocol device {}\n"
+                + snippets["bird.conf" if name == "speaker" else "bird6.conf"]
+                + "protocol bgp uplink {\n"
+                f"  local {address} as 65001;\n"
+                f"  neighbor {peer} port {peer_port} as 65002;\n"
+                "  multihop;\n"
+                "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
+                f"  import none; {export}\n"
+                "}\n"
+            )
+            configs.append(config)
+        return configs[0], configs[1]
+
+    def start_speaker16(self, name: str) -> None:
+        """Start one of BIRD 1.6's daemons: `speaker` (bird) or `speaker6` (bird6)."""
+        found = self.bird16
+        assert found is not None, "write_speakers16 first"
+        binary = found.bird if name == "speaker" else found.bird6
+        config = self.root / f"{name}.conf"
+        self.spawn(
+            name, [str(binary), "-f", "-c", str(config), "-s", str(self.ctl(name)), "-P", f"{name}.pid"]
         )
+        wait_for(f"{name}'s control socket", lambda: self.birdc(name, "show status") is not None, 10)
+
+    def start_peer16(self) -> None:
+        """The upstream router (BIRD 2): one session to bird over IPv4, one to bird6 over IPv6."""
+        sessions = []
+        for name, session, local, neighbor in (
+            ("speaker", "downlink", PEER_ADDRESS, SPEAKER_ADDRESS),
+            ("speaker6", "downlink6", "::1", "::1"),
+        ):
+            family = "ipv4" if name == "speaker" else "ipv6"
+            sessions.append(
+                f"protocol bgp {session} {{\n"
+                f"  local {local} port {self.ports[f'peer_{name}_bgp']} as 65002;\n"
+                f"  neighbor {neighbor} port {self.ports[f'{name}_bgp']} as 65001;\n"
+                "  multihop; strict bind yes;\n"
+                "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
+                f"  {family} {{ import all; export none; }};\n"
+                "}\n"
+            )
+        config = self.root / "peer.conf"
+        config.write_text(f"router id {PEER_ADDRESS};\nprotocol device {{}}\n" + "".join(sessions))
+        self.spawn("peer", [BIRD, "-f", "-c", str(config), "-s", str(self.ctl("peer")), "-P", "peer.pid"])
+        wait_for("peer's control socket", lambda: self.birdc("peer", "show status") is not None, 10)
 
     def peer_routes(self) -> set[str]:
         """The prefixes the upstream router has learned: what the network really sees."""
@@ -301,6 +408,7 @@ class Lab:
             sys.executable, "-m", "rhid", "run", "-c", str(rules_path),
             "--haproxy-socket", str(self.root / self._socket_for(extra)),
             "--bird-socket", str(self.ctl("speaker")), "--bird-dir", str(self.bird_dir),
+            "--bird6-socket", str(self.ctl("speaker6")),
             "--state-dir", str(self.root / "state"), "--log-format", "json", *extra,
         ]  # fmt: skip
         argv = [arg for arg in argv if arg not in {"--master", "--user-level"}]
@@ -396,5 +504,25 @@ def standard_lab(
     instance.write_speaker_config(rules)
     instance.start_speaker()
     instance.start_peer()
+    instance.wait_established()
+    return rules
+
+
+def bird16_lab(
+    instance: Lab,
+    rules_text: str,
+    backends: dict[str, list[str]],
+    frontends: list[str],
+    gateways: tuple[Gateway, ...] = (),
+) -> RuleSet:
+    """As `standard_lab`, with BIRD 1.6's bird and bird6 as the speakers."""
+    for web in sorted({web for servers in backends.values() for web in servers}):
+        instance.start_web(web)
+    instance.start_haproxy(backends, frontends)
+    rules = parse_rules(rules_text)
+    instance.write_speakers16(rules, gateways)
+    instance.start_speaker16("speaker")
+    instance.start_speaker16("speaker6")
+    instance.start_peer16()
     instance.wait_established()
     return rules

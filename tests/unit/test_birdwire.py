@@ -97,13 +97,18 @@ def done_bytes() -> bytes:
 
 
 def test_unknown_protocol_replies() -> None:
-    """BIRD 2's 9001 CF_SYM_UNDEFINED and BIRD 1.6's 9002 both mean: no such protocol."""
+    """BIRD 2's 9001 CF_SYM_UNDEFINED and BIRD 1.6's 9001 and 9002 "is not a protocol" (show route
+    protocol and show protocols, as 1.6.8 answers them) all mean: no such protocol."""
     (bird2,) = ReplyReader().feed(b"9001 syntax error, unexpected CF_SYM_UNDEFINED, expecting CF_SYM_KNOWN\n")
     (bird16,) = ReplyReader().feed(b"9002 vol1 is not a protocol\n")
+    (bird16_route,) = ReplyReader().feed(b"9001 vol1_v6 is not a protocol\n")
     (other,) = ReplyReader().feed(b"9001 syntax error, unexpected END\n")
+    (bird16_other,) = ReplyReader().feed(b"9001 syntax error\n")
     assert is_unknown_protocol(bird2)
     assert is_unknown_protocol(bird16)
+    assert is_unknown_protocol(bird16_route)
     assert not is_unknown_protocol(other)
+    assert not is_unknown_protocol(bird16_other)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from rhid.catalogue import EVENTS, table
 
 SOURCES = Path(__file__).parents[2] / "src" / "rhid"
 NAME = re.compile(r"[a-z]+\.[a-z_]+\Z")
-NOT_EVENTS = {"rhid.sock", "drains.json"}  # file names of the same shape
+NOT_EVENTS = {"rhid.sock", "drains.json", "bird.conf"}  # file names of the same shape
 LEVELS = ["debug", "info", "warning", "error", "critical"]
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rhid import birdwire
-from rhid.dialect import BIRD2, BIRD3, of_greeting
+from rhid.dialect import BIRD2, BIRD3, BIRD16, of_greeting, of_version
 from rhid.model import PLAIN, Attributes, Channel
 
 N = ipaddress.ip_network
@@ -101,3 +101,78 @@ def test_bgp_attributes_ride_in_the_route_line_and_parse_back() -> None:
     assert not attributes.plain
     assert PLAIN.plain
     assert BIRD2.parse_route_line("route 192.0.2.10/32 blackhole { bgp_path.prepend(1); };", 4) is None
+
+
+def test_bird_1_6_names_a_tables_protocol_the_same_in_both_daemons() -> None:
+    """BIRD 1.6: `vol1` in bird.conf and in bird6.conf (no _v6), no channel statement, two daemons;
+    its `9001 vol1 is not a protocol` is an undeclared protocol."""
+    assert BIRD16.protocol(Channel("vol1", 6)) == "vol1"
+    assert BIRD16.show_route(Channel("vol1", 6)) == "show route protocol vol1"
+    assert BIRD16.per_family
+    assert not BIRD16.channel_statement
+    assert not BIRD2.per_family
+    assert BIRD16.unknown_protocol(birdwire.Reply(9001, ((9001, "vol1 is not a protocol"),)))
+    assert not BIRD16.unknown_protocol(birdwire.Reply(9001, ((9001, "syntax error"),)))
+    assert BIRD16.route_line(N("2001:db8::10/128"), Attributes(A("2001:db8::1"))) == (
+        "route 2001:db8::10/128 via 2001:db8::1;"
+    )
+
+
+@pytest.mark.parametrize(
+    ("greeting", "name", "carries"),
+    [
+        ("BIRD 1.6.8 ready.", "BIRD 1.6", {"med", "local_pref", "communities", "large_communities"}),
+        ("BIRD 1.6.3 ready.", "BIRD 1.6", {"med", "local_pref", "communities", "large_communities"}),
+        ("BIRD 1.6.2 ready.", "BIRD 1.6.2", {"med", "local_pref", "communities"}),
+        ("BIRD 1.6 ready.", "BIRD 1.6.0", {"med", "local_pref", "communities"}),
+        ("BIRD 1.5.0 ready.", "BIRD 1.5.0", set()),
+        ("BIRD 2.0.12 ready.", "BIRD 2", {"med", "local_pref", "communities", "large_communities"}),
+        ("BIRD 3.1.8 ready.", "BIRD 3", {"med", "local_pref", "communities", "large_communities"}),
+        ("BIRD 4.0.0 ready.", "BIRD 3", {"med", "local_pref", "communities", "large_communities"}),
+        ("hello", "BIRD 2", {"med", "local_pref", "communities", "large_communities"}),
+    ],
+)
+def test_the_greeting_says_which_bird_and_what_it_carries(
+    greeting: str, name: str, carries: set[str]
+) -> None:
+    """The vendor's 1.6.3 and Debian's 1.6.8 carry every attribute; 1.6.0-1.6.2 no large
+    communities; 1.5 and older no per-route attribute at all; 1.x is always the two-daemon BIRD."""
+    dialect = of_greeting(greeting)
+    assert dialect.name == name
+    assert dialect.carries == carries
+    assert dialect.per_family is greeting.startswith("BIRD 1.")
+
+
+def test_what_a_bird_cannot_carry_is_named_and_left_out_never_rendered() -> None:
+    """`uncarried` names the attributes in operator words, `carried` keeps the rest, and rendering
+    an uncarried attribute is a bug (BIRD would refuse the whole configuration)."""
+    old = of_greeting("BIRD 1.5.0 ready.")
+    everything = Attributes(A("192.0.2.1"), 200, 50, ((65000, 1),), ((65000, 1, 2),))
+    assert old.uncarried(everything) == ("MED", "local preference", "communities", "large communities")
+    assert old.carried(everything) == Attributes(A("192.0.2.1"))
+    assert of_greeting("BIRD 1.6.2 ready.").carried(everything) == Attributes(
+        A("192.0.2.1"), 200, 50, ((65000, 1),)
+    )
+    assert BIRD16.uncarried(everything) == ()
+    assert BIRD16.carried(everything) == everything
+    with pytest.raises(AssertionError, match="cannot carry MED"):
+        old.route_line(N("10.0.0.1/32"), Attributes(med=1))
+    assert old.route_line(N("10.0.0.1/32")) == "route 10.0.0.1/32 blackhole;"
+
+
+def test_a_large_table_is_slow_on_bird_1_6_only() -> None:
+    """Above 10,000 routes in one protocol BIRD 1.6's configure grows with the square: said, with
+    the way out; BIRD 2 has no such limit."""
+    assert BIRD16.size_problem(10_000) is None
+    problem = BIRD16.size_problem(10_001)
+    assert problem is not None
+    assert "grows with the square" in problem
+    assert "several tables" in problem
+    assert BIRD2.size_problem(1_000_000) is None
+
+
+def test_versions_name_dialects() -> None:
+    """--bird-version's words."""
+    assert of_version("1.6") is BIRD16
+    assert of_version("2") is BIRD2
+    assert of_version("3") is BIRD3

@@ -67,6 +67,7 @@ PURE = [
     "shutdown",
     "damping",
     "guard",
+    "gateway",
     "series",
     "inventory",
 ]

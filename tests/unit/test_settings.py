@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rhid import settings
+from rhid import gateway, settings
 from rhid.cli import build_parser, main, run_settings
 from rhid.errors import SettingError
 from rhid.haproxy import HAProxySide
@@ -99,7 +99,7 @@ def help_entries(text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for entry in entries:
         words = " ".join(entry.split())
-        for flag in re.findall(r"(?:^|, )(--?[a-z][a-z-]*)", words):
+        for flag in re.findall(r"(?:^|, )(--?[a-z][a-z0-9-]*)", words):
             found[flag] = words
     return found
 
@@ -277,6 +277,7 @@ SAMPLES: dict[type, tuple[str, object]] = {
     settings.Amount: ("1.5", 1.5),  # between the default reuse (1) and suppress (2.5) penalties
     settings.Ring: ("myring", "myring"),
     settings.IncludeDirectory: ("/srv/rhid", Path("/srv/rhid")),
+    settings.Gateways: ("vol1=192.0.2.1", gateway.parse("vol1=192.0.2.1")),
     settings.ListenAddress: ("127.0.0.1:9198", settings.parse_listen("127.0.0.1:9198")),
     type(None): ("/some/path", "/some/path"),
 }
@@ -302,7 +303,7 @@ def test_each_declared_option_reaches_its_field(name: str, monkeypatch: pytest.M
         text, value = SAMPLES_BY_NAME.get(name) or SAMPLES[type(option.kind)]
         given = [option.flag, text]
         if option.form == "repeated":
-            value = (text,)
+            value = (value,)
     built = run_settings(build_parser().parse_args(["run", *given]))
     assert getattr(built, name) == value
     unchanged = settings.from_options({}, {})
