@@ -31,11 +31,12 @@ def degraded(tmp_path: Path) -> Iterator[Lab]:
 
 def seen(instance: Lab, prefix: str) -> str | None:
     """How the peer holds `prefix`: "plain", "med 200 (65000,666)"-like, or None when withdrawn."""
-    output = instance.birdc("peer", f"show route {prefix} all") or ""
+    # BIRD 2 prints `BGP.med: 200`, BIRD 3 `bgp_med: 200` (newer-stacks notes, section 4)
+    output = (instance.birdc("peer", f"show route {prefix} all") or "").replace("BGP.", "bgp_")
     if not re.search(rf"^{re.escape(prefix)}\s", output, flags=re.MULTILINE):
         return None
-    med = re.search(r"BGP\.med: (\d+)", output)
-    community = re.search(r"BGP\.community: (.*)", output)
+    med = re.search(r"bgp_med: (\d+)", output)
+    community = re.search(r"bgp_community: (.*)", output)
     parts = [f"med {med.group(1)}" if med else "", community.group(1).strip() if community else ""]
     return " ".join(part for part in parts if part) or "plain"
 
