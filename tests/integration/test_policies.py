@@ -27,7 +27,7 @@ def peer_communities(instance: Lab) -> dict[str, set[str]]:
         head = re.match(r"^(\S+/\d+)\s", line)
         if head:
             current = found.setdefault(head.group(1), set())
-        elif current is not None and "BGP.community:" in line:
+        elif current is not None and ("BGP.community:" in line or "bgp_community:" in line):  # BIRD 2, BIRD 3
             current.update(re.findall(r"\(\d+,\d+\)", line))
     return found
 
