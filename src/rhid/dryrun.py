@@ -44,11 +44,7 @@ class DryRunSide:
 
     def announced(self) -> dict[Route, Attributes]:
         """The routes the files would announce now, and what each carries."""
-        return {
-            Route(channel.table, prefix): attributes
-            for channel, routes in self.written.items()
-            for prefix, attributes in routes.items()
-        }
+        return routefiles.announced_routes(self.written)
 
     @property
     def owned(self) -> frozenset[Channel]:

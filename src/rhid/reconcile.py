@@ -278,11 +278,7 @@ class BirdSide:
 
     def announced(self) -> dict[Route, Attributes]:
         """The routes rhid's files announce now, and what each carries."""
-        return {
-            Route(channel.table, prefix): attributes
-            for channel, routes in self.written.items()
-            for prefix, attributes in routes.items()
-        }
+        return routefiles.announced_routes(self.written)
 
     @property
     def owned(self) -> frozenset[Channel]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rhid.dialect import BIRD2, Dialect
-from rhid.model import PLAIN, Attributes, Channel, Network, Routes
+from rhid.model import PLAIN, Attributes, Channel, Network, Route, Routes
 from rhid.names import is_bird_symbol
 
 HEADER = "# Written by rhid; replaced atomically on every change. Do not edit: rhid owns this file.\n"
@@ -77,6 +77,15 @@ def channel_of(name: str) -> Channel | None:
     if match is None or not is_bird_symbol(match["table"]):
         return None
     return Channel(match["table"], int(match["family"]))
+
+
+def announced_routes(files: Mapping[Channel, Routes]) -> dict[Route, Attributes]:
+    """Every route the files announce, and what each carries."""
+    return {
+        Route(channel.table, prefix): attributes
+        for channel, routes in files.items()
+        for prefix, attributes in routes.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)
