@@ -26,11 +26,11 @@ time, so that time alone announces a route again.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from rhid.model import Route
-from rhid.plan import Decision, Decisions, Intents, Policy, RouteState, Step, explain, route_lines
+from rhid.plan import Decision, Decisions, Intents, Local, Policy, RouteState, Step, explain, route_lines
 from rhid.rules import Facts
 
 NAME = "damping"  # the policy's name: its state's key in `Plan.policies`
@@ -169,4 +169,9 @@ def policy(config: Config) -> Policy:
         del intents  # damping asks nothing of the operator
         return step(config, decisions, state, before=before, now=now, facts=facts)
 
-    return damping
+    return Local(damping, _scope)
+
+
+def _scope(state: object) -> Collection[Route]:
+    """The routes the state names (the incremental plan runs the policy on them: `rhid.plan.Local`)."""
+    return damped(state).keys()

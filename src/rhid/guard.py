@@ -26,11 +26,11 @@ HAProxy does not answer (`Intents.haproxy_answers`): a dead HAProxy means the no
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from rhid.model import LogLine, Route, route_order
-from rhid.plan import Decision, Decisions, Intents, Policy, Step, explain
+from rhid.plan import Change, Decision, Decisions, Delta, Intents, Policy, Step, explain
 from rhid.rules import Facts
 from rhid.shutdown import NO_MARKS, Marks, degrade
 
@@ -86,15 +86,18 @@ def step(
     now: float,
     before: Decisions,
     facts: Facts,
+    leaving: set[Route] | None = None,
+    announced: int | None = None,
 ) -> Step:
-    """The decisions with a correlated mass withdrawal held (see the table)."""
+    """The decisions with a correlated mass withdrawal held (see the table). `leaving` (the routes
+    health withdraws now) and `announced` (how many routes `before` announces) are computed from
+    `decisions` and `before` when not given (an incremental plan keeps them up to date)."""
     guard = of(state)
     releases = intents.guard_releases
-    leaving = {
-        route
-        for route, decision in decisions.items()
-        if not decision.announced and not decision.planned and not decision.held and _announced(before, route)
-    }
+    if leaving is None:
+        leaving = _leaving(decisions, before, decisions)
+    if announced is None:
+        announced = sum(1 for decision in before.values() if decision.announced)
     recent = tuple((at, count) for at, count in guard.recent if at > now - config.window)
     bypass = (
         "rhid is stopping"
@@ -124,7 +127,14 @@ def step(
         holding = held | added
         lines = (
             _holding(
-                config, decisions, holding, added, before=before, facts=facts, now=now, until=guard.until
+                config,
+                decisions,
+                holding,
+                added,
+                announced=announced,
+                facts=facts,
+                now=now,
+                until=guard.until,
             )
             if added
             else ()
@@ -139,11 +149,10 @@ def step(
         )
     withdrawn = sum(count for _, count in recent)
     counted = len(leaving) + withdrawn
-    announced = sum(1 for decision in before.values() if decision.announced) + withdrawn
-    if leaving and counted * 100 > config.share * announced and counted > config.minimum:
+    if leaving and counted * 100 > config.share * (announced + withdrawn) and counted > config.minimum:
         until = now + config.hold
         lines = _holding(
-            config, decisions, leaving, leaving, before=before, facts=facts, now=now, until=until
+            config, decisions, leaving, leaving, announced=announced, facts=facts, now=now, until=until
         )
         reasons = _reasons(decisions, leaving, facts)
         made = Guard(frozenset(leaving), now, until, (), releases, reasons)
@@ -153,9 +162,16 @@ def step(
     return Step(decisions, Guard(recent=_counted(recent, now, leaving), releases=releases))
 
 
-def _announced(before: Decisions, route: Route) -> bool:
-    was = before.get(route)
-    return was is not None and was.announced
+def _leaving(decisions: Decisions, before: Decisions, routes: Iterable[Route]) -> set[Route]:
+    """The `routes` health withdraws now: announced in `before`, withdrawn, neither planned nor held."""
+    found = set()
+    for route in routes:
+        decision = decisions[route]
+        if not decision.announced and not decision.planned and not decision.held:
+            was = before.get(route)
+            if was is not None and was.announced:
+                found.add(route)
+    return found
 
 
 def _counted(
@@ -211,13 +227,13 @@ def _holding(
     holding: Collection[Route],
     added: Collection[Route],
     *,
-    before: Decisions,
+    announced: int,
     facts: Facts,
     now: float,
     until: float,
 ) -> tuple[LogLine, ...]:
-    """The critical line of a hold that starts (or grows: `added`), naming routes and reasons."""
-    announced = sum(1 for decision in before.values() if decision.announced)
+    """The critical line of a hold that starts (or grows: `added`), naming routes and reasons
+    (`announced`: how many routes the previous plan announces)."""
     fields: dict[str, object] = {
         "count": len(holding),
         "announced": announced,
@@ -250,10 +266,17 @@ def sample(routes: Collection[Route]) -> list[str]:
     return [str(route) for route in sorted(routes, key=route_order)[:SAMPLE]]
 
 
-def policy(config: Config) -> Policy:
-    """The blast-radius guard's link of the chain, for `config`."""
+class Link:
+    """The blast-radius guard's link of the chain (`rhid.plan.Incremental`): the share it judges
+    counts every route, so an incremental plan keeps the routes health withdraws now (`leaving`)
+    up to date from what changed, and the routes a hold changes are the ones it names."""
 
-    def guard(
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.__name__ = NAME
+
+    def __call__(
+        self,
         decisions: Decisions,
         state: object,
         intents: Intents,
@@ -262,6 +285,41 @@ def policy(config: Config) -> Policy:
         before: Decisions,
         facts: Facts,
     ) -> Step:
-        return step(config, decisions, state, intents=intents, now=now, before=before, facts=facts)
+        return step(self.config, decisions, state, intents=intents, now=now, before=before, facts=facts)
 
-    return guard
+    def delta(
+        self,
+        decisions: Decisions,
+        state: object,
+        intents: Intents,
+        now: float,
+        *,
+        before: Decisions,
+        facts: Facts,
+        change: Change,
+    ) -> Delta:
+        """The step, from the previous plan's `leaving` and the routes that may have changed."""
+        dirty, kept = change.dirty, change.memo
+        if dirty is None or not isinstance(kept, frozenset):
+            leaving = _leaving(decisions, before, decisions)
+        else:
+            leaving = {route for route in kept if route not in dirty}
+            leaving |= _leaving(decisions, before, (route for route in dirty if route in decisions))
+        made = step(
+            self.config,
+            decisions,
+            state,
+            intents=intents,
+            now=now,
+            before=before,
+            facts=facts,
+            leaving=leaving,
+            announced=change.announced,
+        )
+        touched = None if dirty is None else {*dirty, *of(state).held, *of(made.state).held}
+        return Delta(made, touched, frozenset(leaving))
+
+
+def policy(config: Config) -> Policy:
+    """The blast-radius guard's link of the chain, for `config`."""
+    return Link(config)

@@ -30,10 +30,11 @@ start: as rhid's files had it).
 from __future__ import annotations
 
 import enum
+import itertools
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from rhid import health
 from rhid.drain import Drains
@@ -51,6 +52,7 @@ from rhid.model import (
 )
 from rhid.rules import Facts, Fate, Outcome, Rule, RuleSet, evaluate
 
+_Key = TypeVar("_Key")
 MORE = "routes in this change, not listed one by one"
 ROUTE_LINES = 100  # route.announced/withdrawn lines one plan logs one by one; the rest as one line
 
@@ -159,7 +161,124 @@ class Policy(Protocol):
     ) -> Step: ...
 
 
-def stopping(
+class Change:
+    """What an incremental `decide` tells a policy about its inputs (see `Incremental`): `dirty`,
+    the routes whose decision or `before`'s may differ from the previous plan's (None: any may);
+    `previous`, this policy's output in the previous plan (None: not known); `memo`, what it kept
+    then; `order`, each route's place in the decisions (a policy's lines keep the full run's order);
+    `announced`, how many routes `before` announces."""
+
+    __slots__ = ("announced", "dirty", "memo", "order", "previous")
+
+    def __init__(
+        self,
+        dirty: Collection[Route] | None,
+        previous: Decisions | None,
+        memo: object,
+        order: Mapping[Route, int],
+        announced: int,
+    ) -> None:
+        self.dirty, self.previous, self.memo, self.order, self.announced = (
+            dirty,
+            previous,
+            memo,
+            order,
+            announced,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """An incremental policy's result: its `step` (decisions: the whole mapping), the routes whose
+    result may differ from the previous plan's (`touched`; None: any may), and what it keeps for the
+    next plan (`memo`)."""
+
+    step: Step
+    touched: Collection[Route] | None
+    memo: object = None
+
+
+class Incremental(Policy, Protocol):
+    """A policy that can run on what changed: `delta` gives what a full call would, from `change`."""
+
+    def delta(
+        self,
+        decisions: Decisions,
+        state: object,
+        intents: Intents,
+        now: float,
+        *,
+        before: Decisions,
+        facts: Facts,
+        change: Change,
+    ) -> Delta: ...
+
+
+def _no_scope(state: object) -> Collection[Route]:
+    del state  # a policy without state names no route
+    return ()
+
+
+class Local:
+    """A policy whose result for a route reads only that route: its decision, `before`'s, its own
+    state's entry for it (`scope(state)`: the routes that have one), the intents and the facts its
+    rule reads. An incremental `decide` runs it on the routes that may have changed, those its
+    state names and those its previous state named; every other route keeps the previous plan's
+    result. That is exact when, for a route with no entry in the state before or after, the result
+    (its decision; no line) does not depend on `now`, which holds for drains, the stop, damping and
+    graceful shutdown (tests/unit/test_incremental.py compares against the full run)."""
+
+    def __init__(self, step: Policy, scope: Callable[[object], Collection[Route]] = _no_scope) -> None:
+        self.step = step
+        self.scope = scope
+        self.__name__ = step.__name__
+
+    def __call__(
+        self,
+        decisions: Decisions,
+        state: object,
+        intents: Intents,
+        now: float,
+        *,
+        before: Decisions,
+        facts: Facts,
+    ) -> Step:
+        return self.step(decisions, state, intents, now, before=before, facts=facts)
+
+    def delta(
+        self,
+        decisions: Decisions,
+        state: object,
+        intents: Intents,
+        now: float,
+        *,
+        before: Decisions,
+        facts: Facts,
+        change: Change,
+    ) -> Delta:
+        """The step on the routes that may have changed (see the class)."""
+        scope = frozenset(self.scope(state))
+        previous = change.previous
+        if change.dirty is None or previous is None or not isinstance(change.memo, frozenset):
+            return Delta(self(decisions, state, intents, now, before=before, facts=facts), None, scope)
+        run = set(change.dirty) | scope | change.memo
+        order = change.order
+        present = sorted((route for route in run if route in decisions), key=order.__getitem__)
+        step = self(
+            {route: decisions[route] for route in present}, state, intents, now, before=before, facts=facts
+        )
+        gone = [route for route in run if route not in decisions and route in previous]
+        out = previous
+        if gone or any(step.decisions[route] is not previous.get(route) for route in present):
+            merged = dict(previous)
+            for route in gone:
+                del merged[route]
+            merged.update(step.decisions)
+            out = merged
+        return Delta(Step(out, step.state, step.lines, step.wake_at), run, scope)
+
+
+def _stopping(
     decisions: Decisions,
     state: object,
     intents: Intents,
@@ -184,7 +303,7 @@ def stopping(
     )
 
 
-def draining(
+def _draining(
     decisions: Decisions,
     state: object,
     intents: Intents,
@@ -209,7 +328,59 @@ def draining(
     return Step(drained)
 
 
+_stopping.__name__ = "stopping"
+_draining.__name__ = "draining"
+stopping = Local(_stopping)
+draining = Local(_draining)
 CHAIN: tuple[Policy, ...] = (draining, stopping)
+_SERIAL = itertools.count(1)  # each decided plan's number (what its files changed is relative to its base's)
+
+
+class Memo:
+    """What a decided plan keeps for the next `decide` (never compared, never shown): the rules,
+    intents and chain it was made with; the rules' decisions before the chain (`raw`) and each
+    route's place in them; each policy's output and memo; the routes whose decision differs from
+    the previous plan's (`moved`); the files (each channel's announced prefixes and attributes),
+    what in them changed against the plan this one was made from (`files_moved`, None: not
+    known), and how many routes it announces."""
+
+    __slots__ = (
+        "announced",
+        "base",
+        "chain",
+        "files",
+        "files_moved",
+        "intents",
+        "memos",
+        "moved",
+        "order",
+        "raw",
+        "rules",
+        "serial",
+        "stages",
+    )
+
+    def __init__(
+        self,
+        *,
+        rules: RuleSet,
+        intents: Intents,
+        chain: tuple[Policy, ...],
+        raw: dict[Route, Decision],
+        order: Mapping[Route, int],
+        stages: tuple[Decisions, ...],
+        memos: tuple[object, ...],
+        moved: Collection[Route],
+        files: dict[Channel, Routes],
+        files_moved: dict[Channel, set[Network]] | None,
+        announced: int,
+        base: int,
+    ) -> None:
+        self.rules, self.intents, self.chain = rules, intents, chain
+        self.raw, self.order, self.stages, self.memos = raw, order, stages, memos
+        self.moved, self.files, self.files_moved, self.announced = moved, files, files_moved, announced
+        self.base = base  # the serial of the plan this one was made from (0: none)
+        self.serial = next(_SERIAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,23 +398,35 @@ class Plan:
     policies: Mapping[str, object] = field(default_factory=dict, repr=False)
     wake_at: float = math.inf
     lines: tuple[LogLine, ...] = ()  # what the policies asked to log when this plan was made
+    memo: Memo | None = field(default=None, compare=False, repr=False)  # for the next decide (decide's)
 
     def files(self) -> dict[Channel, Routes]:
         """What each include file should hold: every owned channel, with its announced prefixes
-        and what each carries."""
-        files: dict[Channel, Routes] = {channel: {} for channel in self.channels}
-        for route, decision in self.decisions.items():
-            if decision.announced:
-                files[route.channel][route.prefix] = decision.attributes
-        return files
+        and what each carries (a copy: the caller may change it)."""
+        if self.memo is not None:
+            return {channel: dict(routes) for channel, routes in self.memo.files.items()}
+        return _files(self.channels, self.decisions)
+
+    def files_moved(self, base: Plan | None) -> dict[Channel, set[Network]] | None:
+        """The prefixes of each channel whose file line differs from `base`'s (gained, lost or
+        carrying other attributes), when this plan was decided from `base`; None when that is not
+        known (compare the files whole)."""
+        memo = self.memo
+        if memo is None or base is None or base.memo is None or memo.files_moved is None:
+            return None
+        return memo.files_moved if memo.base == base.memo.serial else None
 
     def prefixes(self) -> dict[Channel, frozenset[Network]]:
         """The prefixes each owned channel's file announces."""
+        if self.memo is not None:
+            return {channel: frozenset(routes) for channel, routes in self.memo.files.items()}
         return {channel: frozenset(routes) for channel, routes in self.files().items()}
 
     @property
     def announced(self) -> int:
         """How many routes the plan announces."""
+        if self.memo is not None:
+            return self.memo.announced
         return sum(1 for decision in self.decisions.values() if decision.announced)
 
     def reason(
@@ -305,10 +488,105 @@ def decide(
     """The plan for `now`, made from the rules' verdicts on `states` and `terms` (a proxy or
     threshold missing is not known yet) and the policy `chain`, against the `previous` plan: its
     held routes, its channels (a channel no rule uses any more is kept, empty, so that its file is
-    emptied), its policies' states and each route's `since`."""
+    emptied), its policies' states and each route's `since`.
+
+    Incremental: when `previous` was decided with the same rules (the same object), equal intents
+    and the same chain, only the routes whose rule reads a proxy or threshold whose state changed
+    (not the same object as in `previous.states`: health keeps an unchanged state's object) or whose
+    previous decision moved are decided again, and each policy runs on those (`Incremental`; one
+    that is not runs on everything, and so do the links after it); the rest keeps the previous
+    plan's objects. The result equals a full decide's, field for field (the property in
+    tests/unit/test_incremental.py)."""
     terms = {} if terms is None else terms
     facts = Facts(states, terms)
     before = previous.decisions
+    links = tuple(chain)
+    memo = previous.memo
+    if memo is not None and (memo.rules is not rules or memo.chain != links or memo.intents != intents):
+        memo = None
+    dirty: set[Route] | None = None
+    if memo is None:
+        raw = _raw(rules, facts, before)
+        order: Mapping[Route, int] = {route: at for at, route in enumerate(raw)}
+    else:
+        dirty = rules.fed_by(_changed(previous.states, states), _changed(previous.terms, terms))
+        dirty.update(memo.moved)
+        raw, order = _raw_again(memo.raw, rules, facts, before, dirty), memo.order
+    announced_before = previous.announced
+    chained: Decisions = raw
+    touched: Collection[Route] | None = dirty
+    policies: dict[str, object] = {}
+    stages: list[Decisions] = []
+    memos: list[object] = []
+    lines: list[LogLine] = []
+    wake_at = math.inf
+    for at, link in enumerate(links):
+        state = previous.policies.get(link.__name__)
+        incremental = getattr(link, "delta", None)
+        if incremental is None:
+            made = Delta(link(chained, state, intents, now, before=before, facts=facts), None)
+        else:
+            change = Change(
+                touched,
+                None if memo is None else memo.stages[at],
+                None if memo is None else memo.memos[at],
+                order,
+                announced_before,
+            )
+            made = incremental(chained, state, intents, now, before=before, facts=facts, change=change)
+        step, touched = made.step, made.touched
+        chained, policies[link.__name__] = step.decisions, step.state
+        stages.append(chained)
+        memos.append(made.memo)
+        lines.extend(step.lines)
+        wake_at = min(wake_at, step.wake_at)
+    channels = frozenset(rules.channels) | previous.channels
+    if touched is None or memo is None:
+        transitions, since = _against(previous, chained, now)
+        moved: Collection[Route] = _moved(before, chained, before.keys() | chained.keys())
+        files = _files(channels, chained)
+        files_moved = None
+        announced = sum(1 for decision in chained.values() if decision.announced)
+    else:
+        transitions, since = _against_some(previous, chained, now, touched)
+        moved = _moved(before, chained, touched)
+        files, files_moved = _files_again(memo.files, chained, moved)
+        announced = announced_before + sum(
+            (route in chained and chained[route].announced) - (route in before and before[route].announced)
+            for route in moved
+        )
+    made_memo = Memo(
+        rules=rules,
+        intents=intents,
+        chain=links,
+        raw=raw,
+        order=order,
+        stages=tuple(stages),
+        memos=tuple(memos),
+        moved=moved,
+        files=files,
+        files_moved=files_moved,
+        announced=announced,
+        base=previous.memo.serial if previous.memo is not None else 0,
+    )
+    return Plan(
+        chained, channels, states, since, terms, transitions, policies, wake_at, tuple(lines), made_memo
+    )
+
+
+def _changed(old: Mapping[_Key, object], new: Mapping[_Key, object]) -> list[_Key]:
+    """The keys whose value is not the same object in both (or is in one only)."""
+    if old is new:
+        return []
+    found = [key for key, value in new.items() if old.get(key) is not value]
+    if len(old) > len(new) - len(found):
+        found.extend(key for key in old if key not in new)
+    return found
+
+
+def _raw(rules: RuleSet, facts: Facts, before: Decisions) -> dict[Route, Decision]:
+    """The rules' decisions for every route (before the chain); a route the previous plan announced
+    that no rule names any more is withdrawn, planned."""
     decisions: dict[Route, Decision] = {}
     for rule in rules.rules:
         outcome = evaluate(rule, facts)
@@ -317,18 +595,73 @@ def decide(
     for route, decision in before.items():
         if route not in decisions and decision.announced:
             decisions[route] = Decision(RouteState.WITHDRAWN, None, planned=True)
-    chained: Decisions = decisions
-    policies: dict[str, object] = {}
-    lines: list[LogLine] = []
-    wake_at = math.inf
-    for link in chain:
-        step = link(chained, previous.policies.get(link.__name__), intents, now, before=before, facts=facts)
-        chained, policies[link.__name__] = step.decisions, step.state
-        lines.extend(step.lines)
-        wake_at = min(wake_at, step.wake_at)
-    channels = frozenset(rules.channels) | previous.channels
-    transitions, since = _against(previous, chained, now)
-    return Plan(chained, channels, states, since, terms, transitions, policies, wake_at, tuple(lines))
+    return decisions
+
+
+def _raw_again(
+    raw: Mapping[Route, Decision], rules: RuleSet, facts: Facts, before: Decisions, dirty: Iterable[Route]
+) -> dict[Route, Decision]:
+    """`raw` (the previous plan's rules' decisions, same rules) with the `dirty` routes decided
+    again; a decision equal to the previous one keeps its object."""
+    again = dict(raw)
+    outcomes: dict[int, Outcome] = {}
+    for route in dirty:
+        rule = rules.by_route.get(route)
+        kept = before.get(route)
+        if rule is None:
+            if kept is None or not kept.announced:
+                again.pop(route, None)
+                continue
+            made = Decision(RouteState.WITHDRAWN, None, planned=True)
+        else:
+            outcome = outcomes.get(id(rule))
+            if outcome is None:
+                outcome = outcomes[id(rule)] = evaluate(rule, facts)
+            made = _decision(rule, outcome, kept)
+        old = again.get(route)
+        if old is None or old != made:
+            again[route] = made
+    return again
+
+
+def _moved(before: Decisions, after: Decisions, routes: Iterable[Route]) -> frozenset[Route]:
+    """The `routes` whose decision differs between `before` and `after` (or is in one only)."""
+    return frozenset(route for route in routes if before.get(route) != after.get(route))
+
+
+def _files(channels: Iterable[Channel], decisions: Decisions) -> dict[Channel, Routes]:
+    """Every channel's announced prefixes and what each carries."""
+    files: dict[Channel, Routes] = {channel: {} for channel in channels}
+    for route, decision in decisions.items():
+        if decision.announced:
+            files[route.channel][route.prefix] = decision.attributes
+    return files
+
+
+def _files_again(
+    files: Mapping[Channel, Routes], decisions: Decisions, moved: Iterable[Route]
+) -> tuple[dict[Channel, Routes], dict[Channel, set[Network]]]:
+    """The previous plan's `files` with the `moved` routes' lines as `decisions` has them (each
+    channel changed is a new dict; the others are shared), and each channel's prefixes whose line
+    changed."""
+    again = dict(files)
+    changed: dict[Channel, set[Network]] = {}
+    for route in moved:
+        decision = decisions.get(route)
+        channel, prefix = route.channel, route.prefix
+        was = files[channel].get(prefix)
+        now = decision.attributes if decision is not None and decision.announced else None
+        if was == now:
+            continue
+        if channel not in changed:
+            again[channel] = dict(files[channel])
+            changed[channel] = set()
+        changed[channel].add(prefix)
+        if now is None:
+            del again[channel][prefix]
+        else:
+            again[channel][prefix] = now
+    return again, changed
 
 
 def _decision(rule: Rule, outcome: Outcome, kept: Decision | None) -> Decision:
@@ -360,6 +693,28 @@ def _against(
             since[route] = now
         else:
             since[route] = old_since.get(route, now) if kept is not None else now
+    transitions.sort(key=lambda t: route_order(t.route))
+    return tuple(transitions), since
+
+
+def _against_some(
+    previous: Plan, decisions: Decisions, now: float, touched: Iterable[Route]
+) -> tuple[tuple[Transition, ...], dict[Route, float]]:
+    """`_against` for a plan that differs from `previous` at most at the `touched` routes."""
+    transitions: list[Transition] = []
+    since = dict(previous.since)
+    for route in touched:
+        decision = decisions.get(route)
+        if decision is None:
+            since.pop(route, None)
+            continue
+        kept = previous.decisions.get(route)
+        was = kept.state if kept is not None else RouteState.WITHDRAWN
+        if was is not decision.state:
+            transitions.append(Transition(route, was, decision.state))
+            since[route] = now
+        elif kept is None:
+            since[route] = now
     transitions.sort(key=lambda t: route_order(t.route))
     return tuple(transitions), since
 

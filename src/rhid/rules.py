@@ -561,6 +561,13 @@ class RuleSet:
     terms: tuple[ServerTerm, ...] = field(default=(), compare=False)  # threshold terms, each once
     # Each proxy, with the lines of the rules that name it (for messages about the proxy).
     lines_of: Mapping[Proxy, tuple[int, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # What one change touches: each proxy and each threshold term, with the routes whose deciding
+    # rule reads it (`by_route`'s rule: of two rules naming one route, the later decides), in file
+    # order. Built once per rule load; `plan.decide` re-decides only these routes.
+    fed_by_proxy: Mapping[Proxy, tuple[Route, ...]] = field(default_factory=dict, compare=False, repr=False)
+    fed_by_term: Mapping[ServerTerm, tuple[Route, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, path: str, rules: Iterable[Rule]) -> RuleSet:
@@ -571,6 +578,20 @@ class RuleSet:
         for rule in rules:
             for proxy in dict.fromkeys(rule.proxies()):
                 lines.setdefault(proxy, []).append(rule.line)
+        fed_by_proxy: dict[Proxy, list[Route]] = {}
+        fed_by_term: dict[ServerTerm, list[Route]] = {}
+        readers: dict[int, tuple[tuple[Proxy, ...], tuple[ServerTerm, ...]]] = {}  # per rule, once
+        for route, rule in by_route.items():
+            read = readers.get(id(rule))
+            if read is None:
+                read = readers[id(rule)] = (
+                    tuple(dict.fromkeys(rule.proxies())),
+                    tuple(dict.fromkeys(rule.server_terms())),
+                )
+            for proxy in read[0]:
+                fed_by_proxy.setdefault(proxy, []).append(route)
+            for term in read[1]:
+                fed_by_term.setdefault(term, []).append(route)
         return cls(
             path=path,
             rules=rules,
@@ -579,7 +600,19 @@ class RuleSet:
             by_route=by_route,
             terms=tuple(dict.fromkeys(term for rule in rules for term in rule.server_terms())),
             lines_of={proxy: tuple(at) for proxy, at in lines.items()},
+            fed_by_proxy={proxy: tuple(routes) for proxy, routes in fed_by_proxy.items()},
+            fed_by_term={term: tuple(routes) for term, routes in fed_by_term.items()},
         )
+
+    def fed_by(self, proxies: Iterable[Proxy] = (), terms: Iterable[ServerTerm] = ()) -> set[Route]:
+        """The routes whose deciding rule reads any of `proxies` or `terms` (none for a name no
+        rule reads): what a change of their health can move."""
+        touched: set[Route] = set()
+        for proxy in proxies:
+            touched.update(self.fed_by_proxy.get(proxy, ()))
+        for term in terms:
+            touched.update(self.fed_by_term.get(term, ()))
+        return touched
 
     @property
     def routes(self) -> tuple[Route, ...]:

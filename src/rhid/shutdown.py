@@ -24,11 +24,11 @@ the routes it holds the same way (`degrade`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 
 from rhid.model import Attributes, Route
-from rhid.plan import Decision, Decisions, Intents, Policy, RouteState, Step, explain, route_lines
+from rhid.plan import Decision, Decisions, Intents, Local, Policy, RouteState, Step, explain, route_lines
 from rhid.rules import Facts
 
 NAME = "graceful_shutdown"  # the policy's name: its state's key in `Plan.policies`
@@ -157,9 +157,14 @@ def policy(config: Config) -> Policy:
     ) -> Step:
         return step(config, decisions, state, intents=intents, now=now, before=before, facts=facts)
 
-    return graceful_shutdown
+    return Local(graceful_shutdown, _scope)
 
 
 def leaving(state: object) -> State:
     """The routes under graceful shutdown in a plan's state of this policy."""
     return state if isinstance(state, Mapping) else {}
+
+
+def _scope(state: object) -> Collection[Route]:
+    """The routes the state names (the incremental plan runs the policy on them: `rhid.plan.Local`)."""
+    return leaving(state).keys()
