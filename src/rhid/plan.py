@@ -32,6 +32,7 @@ from __future__ import annotations
 import enum
 import itertools
 import math
+import operator
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -407,6 +408,12 @@ class Plan:
             return {channel: dict(routes) for channel, routes in self.memo.files.items()}
         return _files(self.channels, self.decisions)
 
+    def file(self, channel: Channel) -> Mapping[Network, Attributes]:
+        """What one channel's include file should hold (not a copy: read it, do not change it)."""
+        if self.memo is not None:
+            return self.memo.files.get(channel, {})
+        return _files((channel,), {r: d for r, d in self.decisions.items() if r.channel == channel})[channel]
+
     def files_moved(self, base: Plan | None) -> dict[Channel, set[Network]] | None:
         """The prefixes of each channel whose file line differs from `base`'s (gained, lost or
         carrying other attributes), when this plan was decided from `base`; None when that is not
@@ -575,13 +582,25 @@ def decide(
 
 
 def _changed(old: Mapping[_Key, object], new: Mapping[_Key, object]) -> list[_Key]:
-    """The keys whose value is not the same object in both (or is in one only)."""
+    """The keys whose value is not the same object in both (or is in one only). Two mappings with
+    the same keys in the same order (health keeps its dict's order) are compared in C, pairwise."""
     if old is new:
         return []
-    found = [key for key, value in new.items() if old.get(key) is not value]
-    if len(old) > len(new) - len(found):
+    if len(old) == len(new) and all(map(operator.is_, old, new)):
+        return list(itertools.compress(new, map(operator.is_not, old.values(), new.values())))
+    found: list[_Key] = []
+    fresh = 0  # keys of `new` that `old` lacks
+    for key, value in new.items():
+        was = old.get(key, _MISSING)
+        if was is not value:
+            found.append(key)
+            fresh += was is _MISSING
+    if len(old) > len(new) - fresh:  # some key of `old` is not in `new`
         found.extend(key for key in old if key not in new)
     return found
+
+
+_MISSING = object()
 
 
 def _raw(rules: RuleSet, facts: Facts, before: Decisions) -> dict[Route, Decision]:
@@ -630,11 +649,12 @@ def _moved(before: Decisions, after: Decisions, routes: Iterable[Route]) -> froz
 
 
 def _files(channels: Iterable[Channel], decisions: Decisions) -> dict[Channel, Routes]:
-    """Every channel's announced prefixes and what each carries."""
+    """Every channel's announced prefixes and what each carries (a route of a channel not among
+    `channels`, which only a hand-made plan has, adds its channel)."""
     files: dict[Channel, Routes] = {channel: {} for channel in channels}
     for route, decision in decisions.items():
         if decision.announced:
-            files[route.channel][route.prefix] = decision.attributes
+            files.setdefault(route.channel, {})[route.prefix] = decision.attributes
     return files
 
 
@@ -649,12 +669,12 @@ def _files_again(
     for route in moved:
         decision = decisions.get(route)
         channel, prefix = route.channel, route.prefix
-        was = files[channel].get(prefix)
+        was = files.get(channel, {}).get(prefix)
         now = decision.attributes if decision is not None and decision.announced else None
         if was == now:
             continue
         if channel not in changed:
-            again[channel] = dict(files[channel])
+            again[channel] = dict(files.get(channel, {}))
             changed[channel] = set()
         changed[channel].add(prefix)
         if now is None:

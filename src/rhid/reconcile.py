@@ -21,8 +21,8 @@ import enum
 import math
 import socket
 import time
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -192,6 +192,7 @@ class BirdSide:
         )
         # the attributes left out of each route's line, as this BIRD cannot carry them
         self.uncarried: dict[Route, tuple[str, ...]] = {}
+        self.texts: dict[Channel, routefiles.FileText] = {}  # each file's lines as last written
         self.written_plan: Plan | None = None  # the last plan whose files were all written
         self.write_errors: dict[Channel, str] = {}  # files that do not say what the plan says, and why
         self.looping: bird.BirdClient | None = None  # set by join_loop: commands without waiting
@@ -294,13 +295,22 @@ class BirdSide:
         """The include file of `channel`."""
         return self.directory / routefiles.file_name(channel)
 
-    def _write_file(self, channel: Channel, routes: Routes) -> bool:
+    def _write_file(
+        self, channel: Channel, routes: Routes, changed: Collection[Network] | None = None
+    ) -> bool:
         """Make the channel's file hold `routes` (a withdrawal needs no free space: see
-        `routefiles.write_routes`). False, logged once per reason, when it could not be done."""
+        `routefiles.write_routes`); `changed`: the only prefixes whose line differs from the file's
+        as last written (None: render it whole). False, logged once per reason, when it could not
+        be done."""
         path = self.path(channel)
+        text = self.texts.pop(channel, None)  # put back once the file holds it
+        if text is None or changed is None:
+            text = routefiles.FileText(routes)
+        else:
+            text.update(routes, changed)
         try:
             routefiles.ensure_directory(self.directory)  # someone may have removed it
-            how = routefiles.write_routes(path, routes)
+            how = routefiles.write_text(path, text.text())
         except OSError as exc:
             # A full or broken /run: the old file stays (BIRD keeps its routes); retry next cycle.
             reason = exc.strerror or str(exc)
@@ -314,6 +324,7 @@ class BirdSide:
             log.info("files.write_recovered", path=str(path))
         self.foreign.discard(channel)
         self.written[channel] = routes
+        self.texts[channel] = text
         self.stamps[channel] = _stamp(path)
         return True
 
@@ -323,48 +334,109 @@ class BirdSide:
         cannot is logged once per route and reported: see `problems`)."""
         wanted = {channel: routes for channel, routes in plan.files().items() if self.mine(channel)}
         files = gateway.routed(wanted, self.gateways)
-        dialect = self.dialect
         uncarried: dict[Route, tuple[str, ...]] = {}
         for channel, routes in files.items():
             for prefix, attributes in routes.items():
-                left_out = dialect.uncarried(attributes)
-                if left_out:
-                    route = Route(channel.table, prefix)
-                    uncarried[route] = left_out
-                    routes[prefix] = dialect.carried(attributes)
-                    if self.uncarried.get(route) != left_out:
-                        log.error(
-                            "bird.attributes_uncarried",
-                            route=str(route),
-                            left_out=list(left_out),
-                            bird=self.client.greeting or dialect.name,
-                            hint="announced without them: this BIRD cannot set them on a static route",
-                        )
+                carried = self._carried(channel, prefix, attributes, uncarried)
+                if carried is not attributes:
+                    routes[prefix] = carried
         self.uncarried = uncarried
         return files
 
+    def _carried(
+        self,
+        channel: Channel,
+        prefix: Network,
+        attributes: Attributes,
+        uncarried: dict[Route, tuple[str, ...]],
+    ) -> Attributes:
+        """`attributes` as this BIRD can carry them; what it cannot goes into `uncarried` (logged
+        once per route)."""
+        dialect = self.dialect
+        left_out = dialect.uncarried(attributes)
+        if not left_out:
+            return attributes
+        route = Route(channel.table, prefix)
+        uncarried[route] = left_out
+        if self.uncarried.get(route) != left_out:
+            log.error(
+                "bird.attributes_uncarried",
+                route=str(route),
+                left_out=list(left_out),
+                bird=self.client.greeting or dialect.name,
+                hint="announced without them: this BIRD cannot set them on a static route",
+            )
+        return dialect.carried(attributes)
+
+    def _changed_files(
+        self, plan: Plan, moved: Mapping[Channel, Collection[Network]]
+    ) -> dict[Channel, tuple[Routes, Collection[Network] | None]]:
+        """The files of this side's channels that `moved` (the plan's lines that changed since the
+        plan last written) touches, with the prefixes that may differ; a file someone else wrote or
+        that could not be written is made whole again from the plan (None: any prefix may differ)."""
+        via = {g.channel: g.address for g in self.gateways}
+        uncarried = dict(self.uncarried)
+        changed: dict[Channel, tuple[Routes, Collection[Network] | None]] = {}
+        for channel in sorted({*moved, *self.foreign, *self.write_errors}):
+            if not self.mine(channel):
+                continue
+            wanted = plan.file(channel)
+            if channel in self.foreign or channel in self.write_errors or channel not in self.written:
+                prefixes: Collection[Network] = wanted.keys() | self.written.get(channel, {}).keys()
+                for prefix in self.written.get(channel, {}):
+                    uncarried.pop(Route(channel.table, prefix), None)
+                routes: Routes = {}
+                whole = True
+            else:
+                prefixes, routes, whole = moved[channel], dict(self.written[channel]), False
+            for prefix in prefixes:
+                uncarried.pop(Route(channel.table, prefix), None)
+                attributes = wanted.get(prefix)
+                if attributes is None:
+                    routes.pop(prefix, None)
+                    continue
+                if channel in via:
+                    attributes = replace(attributes, via=via[channel])
+                routes[prefix] = self._carried(channel, prefix, attributes, uncarried)
+            changed[channel] = (routes, None if whole else prefixes)
+        self.uncarried = uncarried
+        return changed
+
     def write(self, plan: Plan, now: float) -> bool:
         """Rewrite each include file that differs from the plan. True when every file now says what
-        the plan says (False: retried on the next cycle)."""
+        the plan says (False: retried on the next cycle). A plan decided from the one last written
+        says which lines changed (`Plan.files_moved`): only those files are compared and rewritten,
+        and only those lines rendered; any other plan is compared whole."""
         del now
         if plan is self.written_plan:
             return True  # the common case: nothing moved since this plan was written
         complete = True
         moved: dict[Channel, frozenset[Network]] = {}
         events: list[tuple[str, str]] = []
-        for channel, routes in sorted(self.files(plan).items()):
+        lines_moved = plan.files_moved(self.written_plan)
+        if lines_moved is None:
+            wanted: dict[Channel, tuple[Routes, Collection[Network] | None]] = {
+                channel: (routes, None) for channel, routes in self.files(plan).items()
+            }
+        else:
+            wanted = self._changed_files(plan, lines_moved)
+        for channel, (routes, changed) in sorted(wanted.items()):
             before = self.written.get(channel)
-            if before == routes and channel not in self.foreign and channel not in self.write_errors:
-                continue
-            if not self._write_file(channel, routes):
+            if before is None or changed is None:
+                compared: Collection[Network] = routes.keys() | (before or {}).keys()
+                if before == routes and channel not in self.foreign and channel not in self.write_errors:
+                    continue
+            else:
+                compared = [p for p in changed if before.get(p) != routes.get(p)]
+                if not compared:
+                    continue
+            if not self._write_file(channel, routes, None if changed is None or before is None else compared):
                 complete = False
                 continue
             before = before or {}
-            moved[channel] = frozenset(
-                p for p in before.keys() | routes.keys() if before.get(p) != routes.get(p)
-            )
-            gained = sorted_prefixes(routes.keys() - before.keys())
-            lost = sorted_prefixes(before.keys() - routes.keys())
+            moved[channel] = frozenset(p for p in compared if before.get(p) != routes.get(p))
+            gained = sorted_prefixes([p for p in moved[channel] if p not in before])
+            lost = sorted_prefixes([p for p in moved[channel] if p not in routes])
             events.extend(("route.announced", str(Route(channel.table, p))) for p in gained)
             events.extend(("route.withdrawn", str(Route(channel.table, p))) for p in lost)
         self.reconciler.files_written(self.written, moved, events)

@@ -167,7 +167,9 @@ class Reconciler:
         self.dialect = dialect
         self.verify_every = verify_every
         self.configure_timeout = configure_timeout
-        self.files: dict[Channel, frozenset[Network]] = {c: frozenset(p) for c, p in files.items()}
+        # each channel's prefixes, as the executor handed them (never changed after: a new file is a
+        # new collection), not copied: 10,000 routes are not rebuilt for a change of one
+        self.files: dict[Channel, Collection[Network]] = dict(files)
         self.generation = 0  # counts the changes of the files
         self.applied: int | None = None  # the generation BIRD last accepted a configure of
         self.changed: dict[Channel, set[Network] | None] = {}  # not verified since it changed (None: all)
@@ -211,10 +213,11 @@ class Reconciler:
         moved: Mapping[Channel, frozenset[Network]],
         events: list[tuple[str, str]] | None = None,
     ) -> None:
-        """The files now announce `files`; `moved`: the prefixes each rewritten channel gained, lost
-        or changed the attributes of (an empty set: rewritten as it was, from the plan). `events`:
-        (event, route) to confirm."""
-        self.files = {channel: frozenset(prefixes) for channel, prefixes in files.items()}
+        """The files now announce `files` (each channel's collection is kept, not copied: the
+        executor hands a new one for a file it rewrites); `moved`: the prefixes each rewritten
+        channel gained, lost or changed the attributes of (an empty set: rewritten as it was, from
+        the plan). `events`: (event, route) to confirm."""
+        self.files = dict(files)
         if not moved:
             return
         self.generation += 1
@@ -353,10 +356,12 @@ class Reconciler:
         else:
             self.missing_protocols.discard(protocol)
             self.round.verified.add(channel)
-            expected = self.files.get(channel, frozenset())
+            held = self.files.get(channel, ())
             actual = self.dialect.routes_listed(reply, check.prefix)
-            if check.prefix is not None:
-                expected = expected & {check.prefix}
+            if check.prefix is None:
+                expected = frozenset(held)
+            else:
+                expected = frozenset({check.prefix}) if check.prefix in held else frozenset()
             if actual != expected:
                 self._mismatch(channel, expected, actual)
         if self.round.checks:

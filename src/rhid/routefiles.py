@@ -20,6 +20,7 @@ and rhid, the one sender of ``configure`` for its files, sends it only after the
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import tempfile
@@ -47,6 +48,44 @@ def render_routes(routes: Iterable[Network] | Mapping[Network, Attributes], dial
     attributes = routes if isinstance(routes, Mapping) else dict.fromkeys(routes, PLAIN)
     ordered = sorted(attributes, key=lambda p: (int(p.network_address), p.prefixlen))
     return HEADER + "".join(dialect.route_line(prefix, attributes[prefix]) + "\n" for prefix in ordered)
+
+
+def _address(prefix: Network) -> tuple[int, int]:
+    return (int(prefix.network_address), prefix.prefixlen)
+
+
+class FileText:
+    """One include file's text, kept between writes: each route's line rendered once and kept in
+    address order, so that a change of a few routes among 10,000 renders those few (`update`) and
+    `text` only joins the lines. Its text is `render_routes`'s, byte for byte."""
+
+    def __init__(self, routes: Mapping[Network, Attributes], dialect: Dialect = BIRD2) -> None:
+        self.dialect = dialect
+        ordered = sorted(routes, key=_address)
+        self.keys = [_address(prefix) for prefix in ordered]  # sorted: where each line goes
+        self.lines = [dialect.route_line(prefix, routes[prefix]) + "\n" for prefix in ordered]
+
+    def update(self, routes: Mapping[Network, Attributes], changed: Iterable[Network]) -> None:
+        """The file now holds `routes`, which differ from what it held at most at `changed`."""
+        for prefix in changed:
+            key = _address(prefix)
+            at = bisect.bisect_left(self.keys, key)
+            had = at < len(self.keys) and self.keys[at] == key
+            attributes = routes.get(prefix)
+            if attributes is None:
+                if had:
+                    del self.keys[at], self.lines[at]
+                continue
+            line = self.dialect.route_line(prefix, attributes) + "\n"
+            if had:
+                self.lines[at] = line
+            else:
+                self.keys.insert(at, key)
+                self.lines.insert(at, line)
+
+    def text(self) -> str:
+        """The file's text: the header, then one line per route in address order."""
+        return HEADER + "".join(self.lines)
 
 
 def parse_routes(text: str, family: int, dialect: Dialect = BIRD2) -> tuple[frozenset[Network], list[str]]:
@@ -146,7 +185,11 @@ def ensure_directory(directory: Path) -> None:
 def write_routes(path: Path, routes: Iterable[Network] | Mapping[Network, Attributes]) -> str:
     """Make `path` announce exactly `routes`; returns how: "replaced", "removed" or "rewritten in
     place". Raises OSError only when no way worked (an announcement that needs space it lacks)."""
-    text = render_routes(routes)
+    return write_text(path, render_routes(routes))
+
+
+def write_text(path: Path, text: str) -> str:
+    """`write_routes` for a file's text already rendered (`render_routes`, `FileText.text`)."""
     try:
         write_atomically(path, text)
     except OSError:
