@@ -733,8 +733,7 @@ def _against_some(
         if was is not decision.state:
             transitions.append(Transition(route, was, decision.state))
             since[route] = now
-        elif kept is None:
-            since[route] = now
+        since.setdefault(route, now)  # (a route new to the plan: decided since now)
     transitions.sort(key=lambda t: route_order(t.route))
     return tuple(transitions), since
 

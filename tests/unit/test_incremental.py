@@ -297,3 +297,19 @@ def test_files_are_a_copy() -> None:
     files[Channel("vol1", 4)].clear()
     assert len(made.files()[Channel("vol1", 4)]) == 3
     assert made.decisions[rules.routes[0]] == Decision(RouteState.ANNOUNCED, rules.rules[0], attributes=PLAIN)
+
+
+def test_the_guard_link_called_whole_judges_every_route() -> None:
+    """The guard's link called as a plain policy (every route handed over) holds a mass withdrawal
+    as its incremental run does."""
+    link = guard.policy(guard.Config(share=40, minimum=1, hold=20.0, window=10.0))
+    rules, states = backends(10)
+    made = plan.decide(plan.EMPTY, rules, states, Intents(haproxy_answers=True), 1.0, chain=(link,))
+    down = dict.fromkeys(rules.proxies, ProxyState(Health.DOWN, last_status="DOWN", seen=True))
+    facts = Facts(down)
+    raw = {route: Decision(RouteState.WITHDRAWN, rules.by_route[route]) for route in rules.routes}
+    step = link(
+        raw, made.policies["guard"], Intents(haproxy_answers=True), 2.0, before=made.decisions, facts=facts
+    )
+    assert guard.of(step.state).held == frozenset(rules.routes)
+    assert all(decision.announced for decision in step.decisions.values())
