@@ -16,6 +16,11 @@ file already has needs none; the file is briefly a mix of the new text and the o
 line of which is a line of one of them or a fragment BIRD rejects whole (8002: BIRD keeps its old
 routes). Nobody reads it in that moment: BIRD reads the files only at a ``configure`` or a start,
 and rhid, the one sender of ``configure`` for its files, sends it only after the fsync.
+
+A change of a few routes among 10,000 renders only their lines: `FileText` keeps a file's lines in
+address order between writes (the whole file is still written, atomically, every time: BIRD 2
+re-reads every included file at each ``configure`` anyway, and one file or a hundred measured the
+same, 7-10 ms for 10,000 routes).
 """
 
 from __future__ import annotations
