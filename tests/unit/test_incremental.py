@@ -1,9 +1,11 @@
 """The incremental plan: one change among many re-decides only what it touches, and the result is
 the plan a full decide gives, field for field (decisions, transitions, since, wake_at, lines,
-policies' states, files), whatever the rules, health, intents and time."""
+policies' states, files), whatever the rules, health, intents and time; and the full decide is
+the one before the memo (an oracle that calls each policy whole)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from hypothesis import given, settings
@@ -12,9 +14,9 @@ from hypothesis import strategies as st
 from rhid import damping, guard, plan, shutdown
 from rhid.drain import Drain
 from rhid.health import Health, ProxyState, TermState
-from rhid.model import PLAIN, Channel, Proxy, ProxyKind, Route, ServerTerm, Threshold
+from rhid.model import PLAIN, Channel, LogLine, Proxy, ProxyKind, Route, ServerTerm, Threshold, route_order
 from rhid.plan import Decision, Decisions, Intents, Plan, RouteState, Step
-from rhid.rules import Facts, RuleSet, parse_rules
+from rhid.rules import Facts, Fate, Outcome, Rule, RuleSet, evaluate, parse_rules
 
 BACKENDS = [Proxy(ProxyKind.BACKEND, f"b{i}") for i in range(5)]
 PREFIXES = [f"192.0.2.{i}" for i in range(8)] + ["2001:db8::1", "vol2%192.0.2.1"]
@@ -146,6 +148,63 @@ class World:
         self.intents = changes.get(intent, self.intents)
 
 
+def reference(previous: Plan, world: World, now: float, *, chain: tuple[plan.Policy, ...]) -> Plan:
+    """The plan as decide made it before it was incremental (ba25559's algorithm, each policy
+    called whole): an oracle independent of the memo and of `plan.Local`'s shortcuts."""
+    rules, states, intents, terms = world.rules, world.states, world.intents, world.terms
+    facts = Facts(states, terms)
+    before = previous.decisions
+    decisions: dict[Route, Decision] = {}
+    for rule in rules.rules:
+        outcome = evaluate(rule, facts)
+        for route in rule.routes:
+            decisions[route] = held(rule, outcome, before.get(route))
+    for route, decision in before.items():
+        if route not in decisions and decision.announced:
+            decisions[route] = Decision(RouteState.WITHDRAWN, None, planned=True)
+    chained: Decisions = decisions
+    policies: dict[str, object] = {}
+    lines: list[LogLine] = []
+    wake_at = math.inf
+    for link in chain:
+        whole = getattr(link, "step", link)  # a Local's own function; the guard's link, called whole
+        step = whole(chained, previous.policies.get(link.__name__), intents, now, before=before, facts=facts)
+        chained, policies[link.__name__] = step.decisions, step.state
+        lines.extend(step.lines)
+        wake_at = min(wake_at, step.wake_at)
+    transitions: list[plan.Transition] = []
+    since: dict[Route, float] = {}
+    for route, decision in chained.items():
+        kept = before.get(route)
+        was = kept.state if kept is not None else RouteState.WITHDRAWN
+        if was is not decision.state:
+            transitions.append(plan.Transition(route, was, decision.state))
+            since[route] = now
+        else:
+            since[route] = previous.since.get(route, now) if kept is not None else now
+    transitions.sort(key=lambda t: route_order(t.route))
+    channels = frozenset(rules.channels) | previous.channels
+    return Plan(chained, channels, states, since, terms, tuple(transitions), policies, wake_at, tuple(lines))
+
+
+def held(rule: Rule, outcome: Outcome, kept: Decision | None) -> Decision:
+    """A route's decision from its rule's outcome, held as it was while not known yet."""
+    states = {
+        Fate.ANNOUNCED: RouteState.ANNOUNCED,
+        Fate.DEGRADED: RouteState.DEGRADED,
+        Fate.WITHDRAWN: RouteState.WITHDRAWN,
+    }
+    fates = {state: fate for fate, state in states.items()}
+    if outcome.fate is not None:
+        state = states[outcome.fate]
+        return Decision(state, rule, attributes=outcome.attributes if state is RouteState.DEGRADED else PLAIN)
+    was = kept.state if kept is not None else RouteState.WITHDRAWN
+    if fates[was] not in outcome.possible and Fate.DEGRADED in outcome.possible:
+        return Decision(RouteState.DEGRADED, rule, held=True, attributes=outcome.attributes)
+    attributes = kept.attributes if kept is not None and was is not RouteState.WITHDRAWN else PLAIN
+    return Decision(was, rule, held=True, attributes=attributes)
+
+
 def full(previous: Plan) -> Plan:
     """`previous` without what an incremental decide reuses: the next decide starts from scratch."""
     return replace(previous, memo=None)
@@ -201,10 +260,13 @@ def test_incremental_equals_full(
         incremental = plan.decide(
             incremental, world.rules, world.states, world.intents, now, terms=world.terms, chain=chain
         )
+        oracle = reference(whole, world, now, chain=chain)
         whole = plan.decide(
             full(whole), world.rules, world.states, world.intents, now, terms=world.terms, chain=chain
         )
         same(incremental, whole)
+        assert whole == oracle
+        assert list(whole.decisions) == list(oracle.decisions)
 
 
 def backends(count: int) -> tuple[RuleSet, dict[Proxy, ProxyState]]:
