@@ -111,6 +111,7 @@ def test_only_the_daemon_whose_routes_moved_is_reconfigured(story: Lab) -> None:
     time.sleep(1.1)
     bird6 = reconfigured(story, "speaker6")
     bird = reconfigured(story, "speaker")
+    time.sleep(1.1)  # the change's configure falls in a later second than the one just read
     for server in ("s1", "s2"):
         story.haproxy(f"disable server be_app/{server}")
     story.wait_peer_routes({"2001:db8:16::9/128"})
