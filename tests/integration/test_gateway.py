@@ -136,7 +136,7 @@ def next_hops(instance: Lab) -> dict[str, str]:
         route = re.match(r"(\S+/\d+)\s", line)
         if route:
             prefix = route.group(1)
-        hop = re.search(r"BGP\.next_hop: (\S+)", line)
+        hop = re.search(r"(?:BGP\.next_hop|bgp_next_hop): (\S+)", line)  # BIRD 2, BIRD 3
         if hop and prefix is not None:
             found[prefix] = hop.group(1)
     return found
