@@ -12,6 +12,9 @@ node1 then goes through each scenario, and back:
                  (systemd stops them in that order)
     reload       `systemctl reload haproxy`: SIGUSR2 to the master-worker HAProxy (aim: zero failed
                  requests and no route change)
+    flap         node1's three servers disabled and enabled together every FLAP_EVERY seconds for
+                 FLAP_FOR seconds (by HAProxy's admin socket), then left enabled; the window lasts
+                 until the router forwards to both nodes again (not in the default run)
     back         node1 comes back after backends/kill/stop (backends, HAProxy, or HAProxy and the
                  tool restarted)
     hang         the router's own floor: every process of node1 is SIGSTOPped (a hung machine), so
@@ -23,6 +26,10 @@ Modes, side by side in the same run (interleaved repetition by repetition, on th
     events   rhid's defaults (--interval 1 --fall 3 --rise 1) with the event wake-up from HAProxy's ring
     vendor   the vendor's timing: --interval 1 --fall 3 --haproxy-events none
     events1  rhid with the event wake-up and --fall 1 (the comparators' flap protection: none)
+    gs0      rhid's defaults without graceful shutdown (--graceful-shutdown 0: a stop withdraws at
+             once, as before it existed): the baseline of `stop` for the default (5 s, 65535:0,
+             which the lab's router honours with local-pref 0, as RFC 8326 asks of it)
+    nodamp   rhid's defaults without flap damping (--damping off): the baseline of `flap`
     ahc      anycast-healthchecker 0.9.10 in front of the node's BIRD, check every 1 s, rise/fail 1
     exabgp   ExaBGP 4.2.21 and its healthcheck helper as the node's speaker, every 1 s, rise/fall 1
 
@@ -71,6 +78,7 @@ from tests.integration.lab import BIRDC, wait_for
 
 from rhid.bird import BirdClient
 from rhid.errors import BirdProtocolError, BirdUnavailableError
+from rhid.haproxy import fetch
 
 RESULTS = Path(__file__).parent / "results"
 BOTH = frozenset({"node1", "node2"})
@@ -86,8 +94,13 @@ CHECK_SCRIPT = """#!/bin/sh
 printf 'show stat %s 2 -1\\n' "$2" | socat - UNIX-CONNECT:"$1" |
   awk -F, '$2 == "BACKEND" { found = 1; up = ($18 == "UP") } END { exit !(found && up) }'
 """
-SCENARIOS = ("backends", "kill", "stop", "reload", "hang")
+DEFAULT_SCENARIOS = ("backends", "kill", "stop", "reload", "hang")
+SCENARIOS = (*DEFAULT_SCENARIOS, "flap")
+FLAP_EVERY = 0.5  # seconds between a flap's disable and enable (HAProxy's checks: inter 200ms)
+FLAP_FOR = 10.0
+FLAP_TIMEOUT = 150.0  # a damped route comes back within --damping-max-suppress (120 s) of the last flap
 VIA = re.compile(r"via (\S+)")
+LOCAL_PREF = re.compile(r"BGP\.local_pref: (\d+)")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -107,9 +120,18 @@ class RouteWatch:
         self.thread.start()
 
     def hops(self) -> frozenset[str]:
-        reply = self.client.request(f"show route {SERVICE}")
-        text = "\n".join(line for _, line in reply.lines)
-        return frozenset(self.addresses[a] for a in VIA.findall(text) if a in self.addresses)
+        """The paths the router's kernel gets as one multipath route: those of the best local
+        preference (`merge paths`; a path marked GRACEFUL_SHUTDOWN has local-pref 0 there)."""
+        reply = self.client.request(f"show route {SERVICE} all")
+        paths: list[tuple[str, int]] = []  # (address, local_pref) in the order BIRD lists them
+        for _, line in reply.lines:
+            via = VIA.search(line)
+            if via:
+                paths.append((via.group(1), 100))
+            elif paths and (pref := LOCAL_PREF.search(line)):
+                paths[-1] = (paths[-1][0], int(pref.group(1)))
+        best = max((pref for _, pref in paths), default=0)
+        return frozenset(self.addresses[a] for a, pref in paths if pref == best and a in self.addresses)
 
     def run(self) -> None:
         last: frozenset[str] | None = None
@@ -314,6 +336,23 @@ class ExaBGP(Tool):
         node.start_bird()
 
 
+def flap(node: Node) -> None:
+    """Disable and enable node1's servers together every FLAP_EVERY s for FLAP_FOR s; end enabled."""
+    end, enabled = time.monotonic() + FLAP_FOR, True
+    while time.monotonic() < end:
+        enabled = not enabled
+        word = "enable" if enabled else "disable"
+        command = "; ".join(f"{word} server be_app/s{number}" for number in (1, 2, 3))
+        fetch(str(node.haproxy_socket), command.encode() + b"\n", 2.0)
+        time.sleep(FLAP_EVERY)
+    if not enabled:
+        fetch(
+            str(node.haproxy_socket),
+            b"; ".join(b"enable server be_app/s%d" % n for n in (1, 2, 3)) + b"\n",
+            2.0,
+        )
+
+
 def configure(node: Node) -> None:
     reply = node.lab.birdc(node.proc("bird"), "configure") or ""
     if "Reconfigur" not in reply:
@@ -346,6 +385,8 @@ TOOLS: dict[str, Tool] = {
     "events": Rhid("events", []),
     "vendor": Rhid("vendor", ["--interval", "1", "--fall", "3", "--haproxy-events", "none"]),
     "events1": Rhid("events1", ["--fall", "1"]),
+    "gs0": Rhid("gs0", ["--graceful-shutdown", "0"]),
+    "nodamp": Rhid("nodamp", ["--damping", "off"]),
     "ahc": AnycastHealthchecker(),
     "exabgp": ExaBGP(),
 }
@@ -426,6 +467,8 @@ class Bench:
             self.step("back:stop", mode, start, BOTH)
         elif name == "reload":
             self.step("reload", mode, node1.reload_haproxy, BOTH)
+        elif name == "flap":
+            self.step("flap", mode, lambda: flap(node1), BOTH, timeout=FLAP_TIMEOUT)
         elif name == "hang":
             stopped: list[int] = []
             self.step("hang", mode, lambda: stopped.extend(node1.freeze()), NODE2)
@@ -441,6 +484,7 @@ ROWS = [
     ("stop", "stop (systemctl stop: SIGTERM)"),
     ("back:stop", "  back: HAProxy and the tool started"),
     ("reload", "HAProxy reload (master-worker)"),
+    ("flap", f"backends flap every {FLAP_EVERY:g} s for {FLAP_FOR:g} s"),
     ("hang", f"node hangs: router's floor (hold {HOLD_TIME} s)"),
     ("back:hang", "  back: node resumes"),
 ]
@@ -520,7 +564,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of every scenario per mode")
     parser.add_argument("--modes", default=",".join(TOOLS), help="events, vendor, ahc, exabgp")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS), help=", ".join(SCENARIOS))
     parser.add_argument("--rate", type=float, default=200.0, help="requests a second")
     parser.add_argument("--timeout", type=float, default=1.0, help="seconds per request")
     parser.add_argument("--json", type=Path, default=RESULTS / "cluster.json")

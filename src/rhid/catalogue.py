@@ -44,6 +44,20 @@ EVENTS: dict[str, Event] = {
     # ---- routes: the plan's transitions
     "route.announced": Event("info", "a route became announced: prefix, table, rule line, reason"),
     "route.withdrawn": Event("info", "a route became withdrawn: prefix, table, rule line, reason"),
+    "route.graceful_shutdown": Event(
+        "info", "a planned withdrawal: the route stays announced with 65535:0 for --graceful-shutdown"
+    ),
+    "route.damped": Event(
+        "warning", "a route withdrawn by health too often: suppressed until its penalty decays"
+    ),
+    "route.reused": Event("info", "a damped route's penalty decayed: it follows its rule again"),
+    # ---- the blast-radius guard
+    "guard.holding": Event(
+        "critical", "health would withdraw most routes at once while HAProxy answers: held; routes, reasons"
+    ),
+    "guard.released": Event(
+        "warning", "the guard's hold ended: health returned, it outlasted --guard-hold, or released"
+    ),
     "route.drained": Event("warning", "rhid drain took the route out of service: its reason"),
     "route.undrained": Event("info", "rhid undrain put the route back: its rule decides again"),
     "drains.loaded": Event("info", "the drains kept in the state directory, read at start"),

@@ -291,6 +291,29 @@ def show_status(bird_dir: Path, prefix: str | None, *, as_json: bool, out: TextI
     return EXIT_PROBLEM if status.problems(document) else EXIT_OK
 
 
+def release_guard(bird_dir: Path, *, out: TextIO, err: TextIO) -> int:
+    """``rhid guard release``: the running daemon withdraws what its blast-radius guard holds, now."""
+    path = str(bird_dir / status.SOCKET_NAME)
+    try:
+        reply = status.ask(path, status.RELEASE_REQUEST + b"\n")
+    except StatusUnavailableError as exc:
+        print(f"rhid: cannot reach the daemon at {exc.path}: {exc.reason}", file=err)
+        return EXIT_UNREADABLE
+    if "error" in reply:
+        print(f"rhid: {reply['error']}", file=err)
+        return EXIT_INVALID
+    if not isinstance(reply.get("released"), int):
+        print(f"rhid: the daemon at {path} did not answer guard release", file=err)
+        return EXIT_UNREADABLE
+    count = reply["released"]
+    if not count:
+        print("rhid: the guard holds nothing", file=out)
+    else:
+        shown = ", ".join(reply["routes"]) + (" ..." if count > len(reply["routes"]) else "")
+        print(f"rhid: the guard released {_count(count, 'route')} ({shown}): withdrawn now", file=out)
+    return EXIT_OK
+
+
 DRAIN_POLL = 0.5  # seconds between looks at HAProxy's sessions while `rhid drain --wait` waits
 
 
@@ -418,18 +441,20 @@ def command_settings(args: argparse.Namespace, timeout: float | None = None) -> 
 
 
 EPILOG = """exit status:
-  0  success
+  0  success (`rhid guard release`: whether or not the guard held routes)
   1  the rule file is invalid (each error as FILE:LINE:COL), or rhid cannot run (the message says
      why: another rhid holds the directory, BIRD's socket may not be opened), or `rhid status`
      has no rule for the prefix asked; `rhid check --haproxy-socket` or `--live`: a proxy the
      rules name is not in HAProxy; `rhid probe`: the prefix is withdrawn
   2  wrong usage: an unknown option or a value out of range
-  3  the rule file cannot be read, or `rhid status` cannot reach the daemon; `rhid check
-     --haproxy-socket` or `--live`: HAProxy cannot be asked; `rhid probe`: it cannot tell
+  3  the rule file cannot be read, or `rhid status` (or `rhid guard release`) cannot reach the
+     daemon; `rhid check --haproxy-socket` or `--live`: HAProxy cannot be asked; `rhid probe`:
+     it cannot tell
   4  `rhid status`: the daemon runs but reports a problem (the rule file on disk invalid, a
      proxy HAProxy does not have, HAProxy or BIRD unreachable or refusing, a BIRD protocol
-     missing, a file rhid cannot write, BIRD not in sync); each is printed as a PROBLEM line;
-     `rhid probe`: no rule names the prefix (or several tables do)
+     missing, a file rhid cannot write, BIRD not in sync, the blast-radius guard holding
+     routes); each is printed as a PROBLEM line; `rhid probe`: no rule names the prefix (or
+     several tables do)
   5  `rhid run` stopped with --on-stop withdraw: the files are emptied but BIRD did not
      confirm in time (it applies them at its next configure or start)
   6  `rhid run` stopped with --on-stop withdraw, and an include file could not be emptied
@@ -502,6 +527,12 @@ def build_parser() -> argparse.ArgumentParser:
                 help="then wait until no session is open on the drained routes' proxies (exit 1 at timeout)",
             )
         _add_bird_dir_option(drain_parser, "the running daemon's --bird-dir")
+
+    guard_parser = command(
+        "guard", "the blast-radius guard: `rhid guard release` withdraws now the routes it holds"
+    )
+    guard_parser.add_argument("action", choices=["release"], help="release: withdraw what the guard holds")
+    _add_bird_dir_option(guard_parser, "the running daemon's --bird-dir")
 
     withdraw_parser = command(
         "withdraw",
@@ -635,6 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one retu
             return start(args)
         if args.command == "status":
             return show_status(args.bird_dir, args.prefix, as_json=args.json, out=sys.stdout, err=sys.stderr)
+        if args.command == "guard":
+            return release_guard(args.bird_dir, out=sys.stdout, err=sys.stderr)
         if args.command == "probe":
             return probe.run(args, sys.stdout, sys.stderr)
         if args.command in {"drain", "undrain"}:

@@ -31,13 +31,16 @@ from rhid import (
     birdconf,
     birdpair,
     control,
+    damping,
     drain,
+    guard,
     health,
     plan,
     routefiles,
     rulefile,
     service,
     settings,
+    shutdown,
     status,
 )
 from rhid.dialect import BIRD2, Dialect
@@ -46,8 +49,8 @@ from rhid.errors import CannotRunError, DrainFileError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
 from rhid.metrics import Exporter, serving
-from rhid.model import LogLine, Proxy, ServerTerm
-from rhid.reconcile import BirdEdge, Withdrawal
+from rhid.model import HAProxyState, LogLine, Proxy, ServerTerm
+from rhid.reconcile import STOP_BOUND, BirdEdge, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
 
@@ -56,6 +59,7 @@ log = structlog.get_logger("rhid")
 EVENT_GAP = 0.01  # seconds: event-triggered polls are at least this far apart (a log flood cannot spin us)
 EXIT_NOT_CONFIRMED = 5  # stop with --on-stop withdraw: files emptied, BIRD did not confirm (in time)
 EXIT_NOT_WITHDRAWN = 6  # stop with --on-stop withdraw: an include file could not be emptied
+STOP_MARGIN = 5.0  # seconds beyond a stop's own bounds that systemd is asked to wait (EXTEND_TIMEOUT_USEC)
 STOP_EXIT = {
     Withdrawal.CONFIRMED: 0,
     Withdrawal.UNCONFIRMED: EXIT_NOT_CONFIRMED,
@@ -92,12 +96,13 @@ class Daemon:
         self.terms: Mapping[ServerTerm, health.TermState] = {}  # the rules' server thresholds
         self.started = self.rules_loaded = time.monotonic()
         self.intents = plan.NO_INTENTS
+        self.chain = chain(settings)
         self.drain_problem: str | None = None
         if not settings.dry_run:  # a dry run plans without the live rhid's drains
             self.load_drains()
         # Each route as the files have it (no health known yet), since the start.
         files = plan.initial(self.bird.announced(), self.bird.owned, self.started)
-        self.plan = plan.decide(files, rules, {}, self.intents, self.started)
+        self.plan = plan.decide(files, rules, {}, self.intents, self.started, chain=self.chain)
         self.replan = True  # routes move only when health, the rules or the intents changed, or time came
         self.reload_result = rulefile.NO_RELOAD
         self.rule_file = rulefile.RuleFileWatch(settings.rules_path, allow_empty=settings.allow_empty)
@@ -133,9 +138,14 @@ class Daemon:
         )
         write(health.summarize([*events, *term_events]))  # one cause, one line: not one per proxy
         moved = moved or terms_moved
+        answers = self.haproxy.state is HAProxyState.REACHABLE  # the guard holds only then
+        if answers != self.intents.haproxy_answers:
+            self.intents = replace(self.intents, haproxy_answers=answers)
+            self.replan = True
         if moved or self.replan or self.plan.due(now):
             self.replan_now(now)
-        self.bird.apply(self.plan, now)  # a file not written is retried at the next cycle
+        if not self.stop_due():  # else the stop's own bounded withdrawal comes next (run)
+            self.bird.apply(self.plan, now)  # a file not written is retried at the next cycle
         self.cycles += 1
         self.rule_file.look()
         self.notifier.status(self.summary())
@@ -156,7 +166,7 @@ class Daemon:
     def announce_ready(self) -> None:
         """READY=1 once, after the first cycle whose exchange with BIRD has ended (BIRD holds the
         routes, or said why not): `systemctl start` returns with the node announcing what it should."""
-        if self.ready or not self.cycles or self.bird.busy:
+        if self.ready or not self.cycles or self.bird.busy or self.stopping:
             return
         self.ready = True
         self.notifier.status(self.summary())
@@ -165,7 +175,9 @@ class Daemon:
 
     def replan_now(self, now: float) -> None:
         """Make the plan for `now` against the current one, and log what it changed."""
-        self.plan = plan.decide(self.plan, self.rules, self.states, self.intents, now, terms=self.terms)
+        self.plan = plan.decide(
+            self.plan, self.rules, self.states, self.intents, now, terms=self.terms, chain=self.chain
+        )
         self.replan = False
         if self.metrics is not None:
             self.metrics.planned(self.plan)  # every plan's transitions, even one replaced before a scrape
@@ -304,26 +316,77 @@ class Daemon:
             found.append(self.metrics.problem)
         return tuple(found)
 
-    def shut_down(self, now: float) -> int:
-        """Apply --on-stop (withdraw everything: empty files + configure; or hold), except that a
+    @property
+    def stopping(self) -> bool:
+        """True once a stop that withdraws has begun."""
+        return self.intents.stopping is not None
+
+    def stop_due(self) -> bool:
+        """True when a stop that withdraws has nothing left to wait for: its plan announces nothing
+        (a graceful shutdown is over, or there was none)."""
+        return self.stopping and not self.plan.announced
+
+    def shut_down(self, now: float) -> int | None:
+        """A stop signal. The first applies --on-stop (withdraw everything; or hold), except that a
         stop systemd does as half of a restart applies --on-restart (default hold: no flap).
 
-        A withdrawal is made durable first (the emptied files on disk: BIRD applies them at its
-        next configure or start whatever happens next), then confirmed by BIRD within
-        reconcile.STOP_BOUND seconds, well inside systemd's TimeoutStopSec. The exit status says
-        how it went: 0 confirmed (or hold), EXIT_NOT_CONFIRMED, EXIT_NOT_WITHDRAWN."""
-        self.notifier.send("STOPPING=1")
-        action = self.settings.on_stop
-        if action == "withdraw" and self.settings.on_restart == "hold" and service.restarting():
-            action = "hold"
-            log.info("daemon.restarting", on_restart="hold")
-        if action == "hold":
-            log.info("daemon.stopping", on_stop="hold", announced=self.bird.count)
-            return 0
-        self.intents = replace(self.intents, stopping="rhid stopping (--on-stop withdraw)")
+        A withdrawal is planned: with --graceful-shutdown, the plan first keeps the routes
+        announced with 65535:0 for that long, and this returns None: the loop goes on cycling
+        (polls, rhid status, the watchdog; a route that becomes unhealthy meanwhile is withdrawn at
+        once) until the plan announces nothing, then calls `finish_stop`. A second stop signal cuts
+        the graceful shutdown short. Without one (or once it is over) the stop finishes here.
+        systemd is asked to wait for the graceful shutdown (EXTEND_TIMEOUT_USEC) on top of the
+        final withdrawal's own bound, so `systemctl stop` never times out. The exit status:
+        0 confirmed (or hold), EXIT_NOT_CONFIRMED, EXIT_NOT_WITHDRAWN."""
+        if self.stopping:
+            self.intents = replace(self.intents, immediately=True)
+            log.info("daemon.stopping", on_stop="withdraw", graceful_shutdown="cut short by a second signal")
+        else:
+            self.notifier.send("STOPPING=1")
+            action = self.settings.on_stop
+            if action == "withdraw" and self.settings.on_restart == "hold" and service.restarting():
+                action = "hold"
+                log.info("daemon.restarting", on_restart="hold")
+            if action == "hold":
+                log.info("daemon.stopping", on_stop="hold", announced=self.bird.count)
+                return 0
+            self.intents = replace(self.intents, stopping="rhid stopping (--on-stop withdraw)")
         self.replan_now(now)
+        if self.stop_due():
+            return self.finish_stop(now)
+        seconds = self.settings.graceful_shutdown
+        self.extend_stop(seconds)
+        log.info(
+            "daemon.stopping",
+            on_stop="withdraw",
+            graceful_shutdown=seconds,
+            announced=self.plan.announced,
+            withdrawn_in=round(self.plan.wake_at - now, 1),
+        )
+        self.next_tick = now  # the marked routes go to BIRD at once
+        return None
+
+    def finish_stop(self, now: float) -> int:
+        """Withdraw every route: the emptied files made durable first (BIRD applies them at its next
+        configure or start whatever happens next), then confirmed by BIRD within
+        reconcile.STOP_BOUND seconds, well inside systemd's TimeoutStopSec."""
+        if self.settings.graceful_shutdown > 0:
+            self.extend_stop(0.0)
         outcome = self.bird.stop(self.plan, now)
         return STOP_EXIT[outcome]
+
+    def extend_stop(self, seconds: float) -> None:
+        """Ask systemd to wait `seconds` more than the final withdrawal's bound (and a margin)."""
+        usec = int((seconds + STOP_BOUND + STOP_MARGIN) * 1e6)
+        self.notifier.send(f"EXTEND_TIMEOUT_USEC={usec}")
+
+    def release_guard(self, now: float) -> dict[str, object]:
+        """`rhid guard release`: what the blast-radius guard holds is withdrawn now."""
+        held = guard.of(self.plan.policies.get(guard.NAME)).held
+        self.intents = replace(self.intents, guard_releases=self.intents.guard_releases + 1)
+        self.replan_now(now)
+        self.next_tick = min(self.next_tick, now)  # the withdrawals go to BIRD at once
+        return {"released": len(held), "routes": guard.sample(held)}
 
     def answer(self, request: bytes) -> bytes:
         """The reply to one `rhid status` request line."""
@@ -335,6 +398,8 @@ class Daemon:
             return json.dumps(answered).encode() + b"\n"
         if isinstance(parsed, drain.Request):
             return json.dumps(self.drain(parsed)).encode() + b"\n"
+        if isinstance(parsed, status.Release):
+            return json.dumps(self.release_guard(time.monotonic())).encode() + b"\n"
         facts = status.Facts(
             version=__version__,
             pid=os.getpid(),
@@ -434,7 +499,7 @@ class Daemon:
             try:
                 while True:
                     now = time.monotonic()
-                    if self.reload_pending and self.ready:
+                    if self.reload_pending and self.ready and not self.stopping:
                         # One reload for every SIGHUP that came since the last one, then a cycle before
                         # the next: a burst of signals cannot keep the loop from polling (and from
                         # feeding the watchdog).
@@ -446,8 +511,12 @@ class Daemon:
                         self.cycle(now)
                         now = time.monotonic()  # the cycle took time
                         self.next_tick = max(self.last_cycle + self.poll_interval(), now)
+                    if self.stop_due():
+                        return self.finish_stop(time.monotonic())
                     if self.wait(now, signals, server):
-                        return self.shut_down(time.monotonic())
+                        code = self.shut_down(time.monotonic())
+                        if code is not None:
+                            return code
             finally:
                 self.haproxy.close_stream()
 
@@ -471,7 +540,7 @@ class Daemon:
         connections = self.bird.waitables()
         readers += connections
         wake = min(wake, self.bird.wake_at(), max(self.plan.wake_at, self.last_cycle + EVENT_GAP))
-        if self.reload_pending and self.ready:
+        if self.reload_pending and self.ready and not self.stopping:
             wake = now
         ready, writable, _ = select.select(readers, writers, [], max(0.0, wake - now))
         now = time.monotonic()  # after the wait
@@ -495,6 +564,38 @@ def thresholds(settings: Settings) -> health.Thresholds:
     return health.Thresholds(
         settings.fall, settings.rise, settings.vanished_keep, spacing, settings.unreadable_down_after
     )
+
+
+def chain(settings: Settings) -> tuple[plan.Policy, ...]:
+    """The plan's policies `rhid run`'s settings ask for, in their order: drains, the stop, the blast-radius
+    guard (it judges health's withdrawals as they come), flap damping (it counts the withdrawals
+    that reach BIRD, not those the guard holds), graceful shutdown (it delays what is planned)."""
+    marks = shutdown.Marks(settings.graceful_shutdown_local_pref, settings.graceful_shutdown_med)
+    links: list[plan.Policy] = [plan.draining, plan.stopping]
+    if settings.guard == "on":
+        config = guard.Config(
+            settings.guard_share,
+            settings.guard_min,
+            settings.guard_hold,
+            settings.guard_window,
+            degraded=settings.guard_degraded == "on",
+            marks=marks,
+        )
+        links.append(guard.policy(config))
+    if settings.damping == "on":
+        links.append(
+            damping.policy(
+                damping.Config(
+                    settings.damping_half_life,
+                    settings.damping_suppress,
+                    settings.damping_reuse,
+                    settings.damping_max_suppress,
+                )
+            )
+        )
+    if settings.graceful_shutdown > 0:
+        links.append(shutdown.policy(shutdown.Config(settings.graceful_shutdown, marks)))
+    return tuple(links)
 
 
 def write(lines: Iterable[LogLine]) -> None:

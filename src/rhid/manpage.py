@@ -174,13 +174,18 @@ SIGNALS = {
     "SIGTERM": (
         "Stop: tell systemd (STOPPING=1), then, with `--on-stop withdraw` (the default), withdraw "
         "every route (empty include files, one `configure`) and exit 0; with `--on-stop hold` leave "
-        "BIRD announcing what it announces. When systemd stops rhid as half of a restart "
+        "BIRD announcing what it announces. The withdrawal is graceful (`--graceful-shutdown`, "
+        "default 5 s): each route the rules announce is first re-announced with the community "
+        "65535:0 (RFC 8326), and withdrawn once that time has passed, while rhid goes on polling "
+        "(a route that becomes unhealthy meanwhile is withdrawn at once); systemd is asked to wait "
+        "that long (EXTEND_TIMEOUT_USEC). A second SIGTERM or SIGINT withdraws at once. When "
+        "systemd stops rhid as half of a restart "
         "(`systemctl restart`, a package upgrade), `--on-restart` applies instead, by default "
         "`hold`: the routes stay announced and the new rhid reads them back from its files, so a "
         "restart does not flap the service addresses. rhid tells the two apart by asking "
         "`systemctl list-jobs`; when it cannot tell, a stop withdraws.",
     ),
-    "SIGINT": ("As SIGTERM (Ctrl-C in a terminal).",),
+    "SIGINT": ("As SIGTERM (Ctrl-C in a terminal; a second Ctrl-C skips the graceful shutdown).",),
 }
 
 ENVIRONMENT = {

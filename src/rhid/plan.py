@@ -11,8 +11,13 @@ policy chain turns into a plan with every route withdrawn.
 The rules' verdicts go through a chain of policies (`Policy`): small pure functions of
 (decisions, their own state, the intents, now), each returning a `Step`: new decisions, its new
 state, the lines to log and the earliest moment it needs to look again (the shape of structlog's
-processor chain). `stopping` is the first; damping, a guard or a drain are modules of their own
-that add theirs to the chain. The plan carries each policy's state
+processor chain). Each also sees the previous plan's decisions (`before`: what BIRD is told now)
+and the facts the plan is made from (`facts`: the proxies' and thresholds' health, to explain a
+verdict). `draining` and `stopping` come first; the blast-radius guard (`rhid.guard`), flap
+damping (`rhid.damping`) and graceful shutdown (`rhid.shutdown`) are modules of their own that the
+daemon adds to the chain, in that order. A withdrawal the operator or the service asked for (a
+drain, a stop, a rule removed by a reload) is `planned`; one the rules' verdict on health made is
+not. The plan carries each policy's state
 and `wake_at`, the soonest of those moments: the loop re-plans when a proxy's health moved, the
 rules or intents changed, or `now >= plan.wake_at`, so that time alone can end a hold. Hysteresis
 runs before (in `rhid.health`), on each proxy.
@@ -76,6 +81,10 @@ class Decision:
     held: bool = False  # the verdict is not known yet: kept as the previous plan had it
     note: str | None = None
     attributes: Attributes = PLAIN  # what an announced route carries (a degraded one's MED, ...)
+    # withdrawn by the operator's or the service's choice (a stop, a rule removed by a reload), not
+    # because the node cannot serve: graceful shutdown applies to it, damping and the guard do not
+    planned: bool = False
+    until: float | None = None  # when a policy expects to change this decision (a hold's end, ...)
 
     @property
     def announced(self) -> bool:
@@ -102,11 +111,18 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class Intents:
-    """What the operator or the service asks of the plan besides the rules: `stopping` (the note of
-    a stop that withdraws every route, or None) and `drains` (routes taken out on purpose)."""
+    """What the operator or the service asks of the plan besides the rules, and what the edges know
+    that a policy needs: `stopping` (the note of a stop that withdraws every route, or None);
+    `drains` (routes taken out on purpose); `immediately` (a second stop signal: no graceful
+    shutdown); `guard_releases` (how many times `rhid guard release` was asked: a new one releases
+    what the guard holds); `haproxy_answers` (HAProxy's last poll was answered and readable: only
+    then may the guard hold withdrawals, since a dead HAProxy means the node cannot serve)."""
 
     stopping: str | None = None
     drains: Drains = field(default_factory=dict)
+    immediately: bool = False
+    guard_releases: int = 0
+    haproxy_answers: bool = False
 
 
 NO_INTENTS = Intents()
@@ -126,25 +142,60 @@ class Step:
 
 class Policy(Protocol):
     """One link of the chain: a pure function of the decisions so far, its own state from the
-    previous plan (None at first), the intents and `now`."""
+    previous plan (None at first), the intents and `now`; `before` is the previous plan's decisions
+    (a route it lacks was withdrawn), `facts` the health this plan is made from."""
 
     __name__: str
 
-    def __call__(self, decisions: Decisions, state: object, intents: Intents, now: float) -> Step: ...
+    def __call__(
+        self,
+        decisions: Decisions,
+        state: object,
+        intents: Intents,
+        now: float,
+        *,
+        before: Decisions,
+        facts: Facts,
+    ) -> Step: ...
 
 
-def stopping(decisions: Decisions, state: object, intents: Intents, now: float) -> Step:
-    """A stop that withdraws (`--on-stop withdraw`): every route withdrawn, for the stop's note."""
-    del state, now  # no state, no timing: a stop withdraws at once
+def stopping(
+    decisions: Decisions,
+    state: object,
+    intents: Intents,
+    now: float,
+    *,
+    before: Decisions,
+    facts: Facts,
+) -> Step:
+    """A stop that withdraws (`--on-stop withdraw`): every route withdrawn. The withdrawal of a
+    route the rules would announce (or hold announced) is planned, for the stop's note; a route
+    health withdraws stays as health says, for health's reason (graceful shutdown keeps only the
+    former a while)."""
+    del state, now, before, facts  # no state, no timing: the stop's own policy withdraws at once
     if intents.stopping is None:
         return Step(decisions)
     note = intents.stopping
-    return Step({route: Decision(RouteState.WITHDRAWN, d.rule, note=note) for route, d in decisions.items()})
+    return Step(
+        {
+            route: Decision(RouteState.WITHDRAWN, d.rule, note=note, planned=True) if d.announced else d
+            for route, d in decisions.items()
+        }
+    )
 
 
-def draining(decisions: Decisions, state: object, intents: Intents, now: float) -> Step:
-    """Drained routes (`rhid drain`) are withdrawn whatever their health, for the drain's reason."""
-    del state, now  # a drain holds until `rhid undrain`: no state, no timing
+def draining(
+    decisions: Decisions,
+    state: object,
+    intents: Intents,
+    now: float,
+    *,
+    before: Decisions,
+    facts: Facts,
+) -> Step:
+    """Drained routes (`rhid drain`) are withdrawn whatever their health, for the drain's reason; the
+    withdrawal of a route the rules would announce is planned (graceful shutdown applies)."""
+    del state, now, before, facts  # a drain holds until `rhid undrain`: no state, no timing
     if not intents.drains:
         return Step(decisions)
     drained = dict(decisions)
@@ -152,7 +203,9 @@ def draining(decisions: Decisions, state: object, intents: Intents, now: float) 
         decision = decisions.get(route)
         if decision is not None:
             note = f"drained since {drain.since}: {drain.reason!r}"
-            drained[route] = Decision(RouteState.WITHDRAWN, decision.rule, note=note)
+            drained[route] = Decision(
+                RouteState.WITHDRAWN, decision.rule, note=note, planned=decision.announced
+            )
     return Step(drained)
 
 
@@ -263,13 +316,13 @@ def decide(
             decisions[route] = _decision(rule, outcome, before.get(route))
     for route, decision in before.items():
         if route not in decisions and decision.announced:
-            decisions[route] = Decision(RouteState.WITHDRAWN, None)
+            decisions[route] = Decision(RouteState.WITHDRAWN, None, planned=True)
     chained: Decisions = decisions
     policies: dict[str, object] = {}
     lines: list[LogLine] = []
     wake_at = math.inf
     for link in chain:
-        step = link(chained, previous.policies.get(link.__name__), intents, now)
+        step = link(chained, previous.policies.get(link.__name__), intents, now, before=before, facts=facts)
         chained, policies[link.__name__] = step.decisions, step.state
         lines.extend(step.lines)
         wake_at = min(wake_at, step.wake_at)
@@ -336,6 +389,20 @@ def transition_lines(made: Plan, limit: int = ROUTE_LINES) -> list[LogLine]:
         for event, count in counted.items()
         if count > limit
     )
+    return lines
+
+
+def route_lines(
+    event: str, level: str, items: Sequence[tuple[Route, dict[str, object]]], limit: int = ROUTE_LINES
+) -> list[LogLine]:
+    """One `event` line per route (its prefix and table first, then `fields`) up to `limit`, then
+    one line with the count of the rest: a policy's per-route lines, capped like the transitions'."""
+    lines = [
+        LogLine(event, level, {"prefix": str(route.prefix), "table": route.table, **fields})
+        for route, fields in items[:limit]
+    ]
+    if len(items) > limit:
+        lines.append(LogLine(event, level, {"count": len(items) - limit, "more": MORE}))
     return lines
 
 

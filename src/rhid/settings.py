@@ -57,6 +57,7 @@ _ASSIGNMENT = re.compile(
 )
 
 OnStop = Literal["withdraw", "hold"]
+OnOff = Literal["on", "off"]
 
 
 def parse_environment_file(text: str) -> dict[str, str]:
@@ -211,9 +212,11 @@ class Kind(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Duration:
-    """A period in seconds: finite, more than 0, at most `most`."""
+    """A period in seconds: finite, more than 0 (or 0 itself, when `zero` says it turns a feature
+    off), at most `most`."""
 
     most: float = MAX_DURATION
+    zero: bool = False
 
     def read(self, text: str) -> float:
         """The number of seconds."""
@@ -224,9 +227,30 @@ class Duration:
 
     def problem(self, value: float, shown: str) -> str | None:
         """Not finite, not positive, or longer than `most`."""
+        if math.isfinite(value) and (value > 0 or (self.zero and value == 0)) and value <= self.most:
+            return None
+        least = "0 (off) or more" if self.zero else "more than 0"
+        return f"must be {least} and at most {self.most:g} seconds, not {shown}"
+
+
+@dataclass(frozen=True, slots=True)
+class Amount:
+    """A number that need not be whole (a penalty): finite, more than 0, at most `most`."""
+
+    most: float = MAX_COUNT
+
+    def read(self, text: str) -> float:
+        """The number."""
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"not a number: {text!r}") from None
+
+    def problem(self, value: float, shown: str) -> str | None:
+        """Not finite, not positive, or above `most`."""
         if math.isfinite(value) and 0 < value <= self.most:
             return None
-        return f"must be more than 0 and at most {self.most:g} seconds, not {shown}"
+        return f"must be more than 0 and at most {self.most:g}, not {shown}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +420,8 @@ DURATION = Duration()
 LISTEN = ListenAddress()
 COUNT = Count()
 ON_STOP = Choice(get_args(OnStop))
+ON_OFF = Choice(get_args(OnOff))
+UNSIGNED32 = Count(0, 2**32 - 1)  # a BGP local preference or MED
 BIRD_VERSIONS = Choice(("auto", *VERSIONS))
 
 
@@ -555,6 +581,146 @@ class Settings:
             form="switch",
         ),
     )
+    # ---- the policies that keep rhid from making an outage worse (rhid.shutdown, rhid.damping,
+    # rhid.guard; the README's "Never making an outage worse" says why each default is what it is)
+    graceful_shutdown: float = field(
+        default=5.0,
+        metadata=command_line(
+            "--graceful-shutdown",
+            "a planned withdrawal (a stop, a rule removed by a reload) first keeps the route "
+            "announced with the GRACEFUL_SHUTDOWN community 65535:0 (RFC 8326) this long, so that "
+            "routers move traffic away while this node still serves it; 0: withdraw at once "
+            "(default %(default)s)",
+            "SECONDS",
+            Duration(most=3600.0, zero=True),
+        ),
+    )
+    graceful_shutdown_local_pref: int | None = field(
+        default=None,
+        metadata=command_line(
+            "--graceful-shutdown-local-pref",
+            "also set this BGP local preference on a route under graceful shutdown (iBGP; 0 makes "
+            "it the last resort without the router's help); default: none",
+            "N",
+            UNSIGNED32,
+        ),
+    )
+    graceful_shutdown_med: int | None = field(
+        default=None,
+        metadata=command_line(
+            "--graceful-shutdown-med",
+            "also set this MED on a route under graceful shutdown (eBGP to routers that compare the "
+            "MEDs of one AS); default: none",
+            "N",
+            UNSIGNED32,
+        ),
+    )
+    damping: OnOff = field(
+        default="on",
+        metadata=command_line(
+            "--damping",
+            "flap damping (RFC 2439's idea on health checks' time scale): a route withdrawn by "
+            "health too often stays withdrawn until its penalty decays (default %(default)s)",
+            kind=ON_OFF,
+        ),
+    )
+    damping_half_life: float = field(
+        default=30.0,
+        metadata=command_line(
+            "--damping-half-life",
+            "each withdrawal by health adds a penalty of 1, which halves in this time (default %(default)s)",
+            "SECONDS",
+            DURATION,
+        ),
+    )
+    damping_suppress: float = field(
+        default=2.5,
+        metadata=command_line(
+            "--damping-suppress",
+            "a withdrawal that brings the penalty to this suppresses the route: it is not announced "
+            "again until the penalty is below --damping-reuse (default %(default)s: the third "
+            "withdrawal within a few seconds)",
+            "PENALTY",
+            Amount(),
+        ),
+    )
+    damping_reuse: float = field(
+        default=1.0,
+        metadata=command_line(
+            "--damping-reuse",
+            "a suppressed route may be announced again once its penalty is below this (default %(default)s)",
+            "PENALTY",
+            Amount(),
+        ),
+    )
+    damping_max_suppress: float = field(
+        default=120.0,
+        metadata=command_line(
+            "--damping-max-suppress",
+            "a route is never kept withdrawn by damping longer than this after its last withdrawal "
+            "(default %(default)s)",
+            "SECONDS",
+            DURATION,
+        ),
+    )
+    guard: OnOff = field(
+        default="on",
+        metadata=command_line(
+            "--guard",
+            "the blast-radius guard: hold a withdrawal by health of more than --guard-share of the "
+            "announced routes (and more than --guard-min) while HAProxy answers (default %(default)s)",
+            kind=ON_OFF,
+        ),
+    )
+    guard_share: int = field(
+        default=50,
+        metadata=command_line(
+            "--guard-share",
+            "the guard holds a withdrawal of more than this percentage of the announced routes "
+            "(default %(default)s)",
+            "PERCENT",
+            Count(1, 100),
+        ),
+    )
+    guard_min: int = field(
+        default=5,
+        metadata=command_line(
+            "--guard-min",
+            "... and of more than this many routes, so that a node with few routes behaves as "
+            "without the guard (default %(default)s)",
+            "N",
+            Count(0, 1_000_000),
+        ),
+    )
+    guard_hold: float = field(
+        default=60.0,
+        metadata=command_line(
+            "--guard-hold",
+            "how long the guard holds: then the routes are withdrawn (at once: rhid guard release) "
+            "(default %(default)s)",
+            "SECONDS",
+            DURATION,
+        ),
+    )
+    guard_window: float = field(
+        default=10.0,
+        metadata=command_line(
+            "--guard-window",
+            "withdrawals by health this far apart count together towards --guard-share (default %(default)s)",
+            "SECONDS",
+            DURATION,
+        ),
+    )
+    guard_degraded: OnOff = field(
+        default="on",
+        metadata=command_line(
+            "--guard-degraded",
+            "the guard holds routes marked as under graceful shutdown (65535:0, and the "
+            "--graceful-shutdown-local-pref and -med), so that routers prefer other nodes where "
+            "they can (default %(default)s)",
+            kind=ON_OFF,
+        ),
+    )
     defaults_files: tuple[str, ...] = field(  # re-read on reload
         default=ENVIRONMENT_FILES,
         metadata=command_line(
@@ -604,6 +770,19 @@ class Settings:
     def __post_init__(self) -> None:
         for name, option in OPTIONS.items():
             option.check(getattr(self, name))
+        if self.damping_reuse >= self.damping_suppress:
+            raise SettingError(
+                "--damping-reuse",
+                f"must be below --damping-suppress ({self.damping_suppress:g}), not {self.damping_reuse:g}",
+            )
+        needed = self.damping_half_life * math.log2(self.damping_suppress / self.damping_reuse)
+        if self.damping_max_suppress < needed:
+            raise SettingError(
+                "--damping-max-suppress",
+                f"must be at least {needed:.4g} s, the time a penalty of --damping-suppress "
+                f"({self.damping_suppress:g}) takes to decay to --damping-reuse ({self.damping_reuse:g}), "
+                f"not {self.damping_max_suppress:g}",
+            )
 
     @property
     def own_dir(self) -> Path:

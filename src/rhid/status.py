@@ -4,8 +4,8 @@ The document is built here, purely, from the plan and the edges' reports (`docum
 `rhid.control`, fetched by the `rhid status` command (`fetch`) and rendered for people (`render`).
 The wire protocol is one request line, ``status`` or ``status <prefix-or-address>``, and one JSON
 reply, after which the daemon closes the connection; `rhid probe` asks ``route [<table>%]<prefix>``
-and gets only that route's state (`route_answer`). The request is parsed strictly: nothing from it
-reaches another socket.
+and gets only that route's state (`route_answer`); ``guard release`` withdraws what the
+blast-radius guard holds. The request is parsed strictly: nothing from it reaches another socket.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rhid import controlwire, drain, health, names
+from rhid import controlwire, drain, guard, health, names
 from rhid.dialect import BIRD2, Dialect
 from rhid.errors import StatusUnavailableError
 from rhid.model import Network, Proxy, Route, ServerTerm, route_order
@@ -35,6 +35,14 @@ MAX_REQUEST_BYTES = controlwire.MAX_REQUEST_BYTES
 
 
 @dataclass(frozen=True, slots=True)
+class Release:
+    """The request ``guard release``: what the blast-radius guard holds is withdrawn now."""
+
+
+RELEASE_REQUEST = b"guard release"
+
+
+@dataclass(frozen=True, slots=True)
 class RouteQuery:
     """``route [<table>%]<prefix>`` (`rhid probe`): the route a rule names for exactly this prefix,
     in `table` or in any table."""
@@ -43,13 +51,15 @@ class RouteQuery:
     table: str | None = None
 
 
-def parse_request(line: bytes) -> Network | RouteQuery | drain.Request | str | None:
+def parse_request(line: bytes) -> Network | RouteQuery | drain.Request | Release | str | None:
     """A request line: None for the whole status, a network to explain one route, a route query,
-    a drain or undrain, or an error text."""
+    a drain or undrain, `Release` (guard release), or an error text."""
     try:
         text = line.decode("ascii").strip()
     except UnicodeDecodeError:
         return "request is not ASCII"
+    if text == RELEASE_REQUEST.decode():
+        return Release()
     command, _, argument = text.partition(" ")
     if command == "route":
         return parse_route_query(argument.strip())
@@ -58,7 +68,7 @@ def parse_request(line: bytes) -> Network | RouteQuery | drain.Request | str | N
     if command != "status":
         return (
             "unknown request; send 'status', 'status <prefix>', 'route [<table>%]<prefix>', "
-            "'drain <targets> <reason>' or 'undrain <targets>'"
+            "'drain <targets> <reason>', 'undrain <targets>' or 'guard release'"
         )
     return _status_target(argument.strip())
 
@@ -198,18 +208,22 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
         }
 
     routes = []
-    for route in sorted(facts.rules.routes, key=route_order):
+    # every route of the rules, and those no rule names any more that are still announced (a
+    # graceful shutdown after a reload)
+    leaving = [r for r, d in facts.plan.decisions.items() if d.announced and r not in facts.rules.by_route]
+    for route in sorted([*facts.rules.routes, *leaving], key=route_order):
         if wanted is not None and not matches(route.prefix, wanted):
             continue
-        rule = facts.rules.by_route[route]
+        rule = facts.rules.by_route.get(route)
         decision = facts.plan.decisions.get(route)
+        until = decision.until if decision is not None else None
         routes.append(
             {
                 "prefix": str(route.prefix),
                 "table": route.table,
                 "protocol": facts.dialect.protocol(route.channel),
-                "rule_line": rule.line,
-                "rule": render_rule(rule),
+                "rule_line": rule.line if rule is not None else None,
+                "rule": render_rule(rule) if rule is not None else None,
                 "announced": decision is not None and decision.announced,
                 "state": decision.state.value if decision is not None else "not planned yet",
                 "held": decision is not None and decision.held,
@@ -217,11 +231,17 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
                 if decision is not None
                 else "not planned yet",
                 "since": wall(facts.since.get(route, facts.started)),
-                "degraded": None if rule.degraded is None else attribute_words(rule.degraded.attributes),
-                "targets": [target(proxy) for proxy in dict.fromkeys(rule.proxies())],
-                "terms": [term(server_term) for server_term in dict.fromkeys(rule.server_terms())],
+                "until": wall(until) if until is not None else None,
+                "degraded": None
+                if rule is None or rule.degraded is None
+                else attribute_words(rule.degraded.attributes),
+                "targets": [target(proxy) for proxy in dict.fromkeys(rule.proxies())] if rule else [],
+                "terms": [term(server_term) for server_term in dict.fromkeys(rule.server_terms())]
+                if rule
+                else [],
             }
         )
+    held = guard.of(facts.plan.policies.get(guard.NAME))
     announced = facts.plan.announced
     return {
         "version": facts.version,
@@ -237,15 +257,40 @@ def document(facts: Facts, wanted: Network | None) -> dict[str, Any]:
         "haproxy": facts.haproxy.document(),
         "bird": facts.bird.document(),
         "announced": announced,
-        "withdrawn": max(len(facts.rules.routes) - announced, 0),
+        "withdrawn": max(len(facts.rules.routes) - announced + len(leaving), 0),
+        "guard": {
+            "holding": len(held.held),
+            "since": wall(held.since),
+            "until": wall(held.until),
+            "routes": guard.sample(held.held),
+            "reasons": list(held.reasons),
+        }
+        if held.holding
+        else None,
         "routes": routes,
         "problems": [
             *facts.notes,
+            *guard_problems(held, wall),
             *facts.haproxy.problems,  # each edge's own sentences
             *facts.bird.problems,
             *target_problems(facts.rules, facts.states, facts.haproxy.names),
         ],
     }
+
+
+def guard_problems(held: guard.Guard, wall: Callable[[float], str]) -> list[str]:
+    """The blast-radius guard's hold, in operator words (a page: health says the node should not
+    serve most of its routes, and only the guard keeps them)."""
+    if not held.holding:
+        return []
+    shown = ", ".join(guard.sample(held.held)) + (" ..." if len(held.held) > guard.SAMPLE else "")
+    why = "; ".join(held.reasons)
+    return [
+        f"the blast-radius guard holds {len(held.held)} route(s) announced that health would withdraw "
+        f"({shown}) since {wall(held.since)}: {why}; they are withdrawn at {wall(held.until)} unless "
+        "health returns: check the shared cause (every route at once), or run `rhid guard release` "
+        "to withdraw them now"
+    ]
 
 
 def target_problems(
@@ -352,9 +397,11 @@ def render(document: dict[str, Any]) -> str:
     lines.extend(f"PROBLEM: {problem}" for problem in problems(document))
     for route in document["routes"]:
         state = {"announced": "ANNOUNCED", "degraded": "DEGRADED"}.get(route.get("state", ""), "withdrawn")
+        until = f" until {route['until']}" if route.get("until") else ""
+        rule = "no rule any more" if route["rule"] is None else f"line {route['rule_line']}: {route['rule']}"
         lines.append(
-            f"  {route['prefix']:<20} table {route['table']:<8} {state:<9} since {route['since']}"
-            f"  (line {route['rule_line']}: {route['rule']})"
+            f"  {route['prefix']:<20} table {route['table']:<8} {state:<9} since {route['since']}{until}"
+            f"  ({rule})"
         )
         lines.append(f"      why: {route['reason']}")
         lines.extend(_target_line(target) for target in route["targets"])

@@ -398,7 +398,9 @@ class Cluster:
             f"  neighbor {node.address} as {NODE_AS};\n"
             f"  hold time {HOLD_TIME}; keepalive time 1;\n"
             "  connect delay time 1; connect retry time 1; error wait time 1, 2;\n"
-            "  ipv4 { import all; export none; };\n"
+            # RFC 8326's receiving side: a path marked GRACEFUL_SHUTDOWN is the last resort
+            "  ipv4 { import filter { if (65535, 0) ~ bgp_community then bgp_local_pref = 0; accept; };"
+            " export none; };\n"
             "}\n"
             for node in self.nodes
         )

@@ -220,7 +220,9 @@ def test_a_restart_holds_and_a_stop_withdraws(
 ) -> None:
     """SIGTERM during systemd's restart job holds the routes; a stop, or an unknown job, withdraws."""
     monkeypatch.setattr(service, "restarting", lambda: restarting)
-    settings = Settings("r", str(tmp_path / "none.sock"), str(tmp_path / "bird.ctl"), tmp_path / "rhid")
+    settings = Settings(
+        "r", str(tmp_path / "none.sock"), str(tmp_path / "bird.ctl"), tmp_path / "rhid", graceful_shutdown=0.0
+    )
     Daemon(settings, RULES, bird_side=daemon()).shut_down(0.0)
     text = (tmp_path / "rhid" / "vol1.ipv4.conf").read_text()
     assert ("route 10.0.0.1/32 blackhole;" in text) is kept

@@ -356,7 +356,7 @@ def test_sigterm_during_a_slow_configure_withdraws_at_once(
     bird = fakes.FakeBird(rhid.dir, delays={0: 20.0})
     serve(rhid.haproxy, fakes.replying(GOOD))
     serve(rhid.bird, bird.handler(), concurrent=concurrent)
-    rhid.start("10.0.0.1 = all(b:be)\n")
+    rhid.start("10.0.0.1 = all(b:be)\n", "--graceful-shutdown", "0")  # the stop's own withdrawal
     wait_for("the slow configure", lambda: started_configure(bird), 10)
     assert "route 10.0.0.1/32 blackhole;" in rhid.file()
     assert rhid.proc is not None
@@ -393,7 +393,7 @@ def test_a_storm_of_flips_never_queues_a_configure_behind_bird_3s_reconfiguratio
     bird = fakes.FakeBird(rhid.dir, busy_for=0.3)
     serve(rhid.haproxy, flapping())
     serve(rhid.bird, bird.handler())
-    rhid.start("10.0.0.1 = all(b:be)\n", "--fall", "1", "--rise", "1")
+    rhid.start("10.0.0.1 = all(b:be)\n", "--fall", "1", "--rise", "1", "--damping", "off")  # the storm
     rhid.notify.wait("READY=1")
     storm = time.monotonic()
     while time.monotonic() - storm < 3.0:

@@ -111,7 +111,8 @@ def test_ready_only_after_a_complete_cycle(served: tuple[Lab, NotifyListener]) -
 
 
 def test_reload_moves_only_changed_routes(served: tuple[Lab, NotifyListener]) -> None:
-    """SIGHUP with a new file: RELOADING=1 then READY=1; kept rules are untouched, others move."""
+    """SIGHUP with a new file: RELOADING=1 then READY=1; kept rules are untouched, others move (a
+    removed rule's route after its graceful shutdown)."""
     instance, notify = served
     notify.wait("READY=1")
     instance.wait_peer_routes({"10.30.0.1/32", "10.30.0.2/32", "10.30.0.3/32"})
@@ -122,7 +123,11 @@ def test_reload_moves_only_changed_routes(served: tuple[Lab, NotifyListener]) ->
     notify.wait("READY=1", after=reloading)
     instance.wait_peer_routes({"10.30.0.1/32", "10.30.0.3/32", "10.30.0.4/32"})
     moved = [(e["event"], e["prefix"]) for e in instance.events()[before:] if e["event"].startswith("route.")]
-    assert sorted(moved) == [("route.announced", "10.30.0.4/32"), ("route.withdrawn", "10.30.0.2/32")]
+    assert sorted(moved) == [
+        ("route.announced", "10.30.0.4/32"),
+        ("route.graceful_shutdown", "10.30.0.2/32"),
+        ("route.withdrawn", "10.30.0.2/32"),
+    ]
 
 
 def test_bad_reload_changes_nothing_and_says_so(served: tuple[Lab, NotifyListener]) -> None:

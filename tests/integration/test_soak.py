@@ -81,7 +81,9 @@ def test_soak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
               "checkpoints": 0, "mismatches": 0}  # fmt: skip
     with lab(tmp_path) as instance:
         standard_lab(instance, rule_text(), BACKENDS, ["fe_www"])
-        instance.start_rhid(rule_text(), "--interval", "0.05", "--fall", "1", "--rise", "1")
+        # the oracle is the rules alone: no damping of its flips, no guard holding its mass failures
+        instance.start_rhid(rule_text(), "--interval", "0.05", "--fall", "1", "--rise", "1",
+                            "--damping", "off", "--guard", "off")  # fmt: skip
         disabled: set[tuple[str, str]] = set()
         frontend_up = True
         assert converged(instance, expected(disabled, frontend_up))

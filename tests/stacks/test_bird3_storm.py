@@ -96,7 +96,8 @@ def test_a_storm_against_a_looping_bird_3_never_queues_a_configure(tmp_path: Pat
             every=0.2,
         )
         instance.start_rhid(RULES, "--interval", "0.01", "--fall", "1", "--rise", "1",
-                            "--haproxy-events", "none", "--log-level", "debug")  # fmt: skip
+                            "--haproxy-events", "none", "--log-level", "debug",
+                            "--damping", "off")  # fmt: skip
         instance.wait_peer_routes(BOTH)
 
         flips = 0

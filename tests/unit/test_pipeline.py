@@ -145,15 +145,36 @@ def transcript(tmp_path: Path) -> str:
                     out.append(f"  log {event['event']} {subject}")
                     if event["event"].startswith("route."):  # each route's transition, and why
                         out.append(f"      {event['was']} -> {event['event'][6:]}: {event['reason']}")
-        daemon.shut_down(float(len(SCRIPT)))
-        out.append("stop (SIGTERM, --on-stop withdraw)")
-        for path in sorted(directory.glob("*.conf")):
-            text = path.read_text().replace(routefiles.HEADER, "")
-            out.append(
-                f"  file {path.name}: {', '.join(line.split()[1] for line in text.splitlines()) or '(empty)'}"
-            )
-        out.extend(f"  bird> {command}" for command in bird.commands)
+        tick, seen = len(SCRIPT), len(events)
+        code = daemon.shut_down(float(tick))
+        out.append(f"t={tick} stop (SIGTERM, --on-stop withdraw, --graceful-shutdown 5)")
+        while code is None:  # the loop's part: cycles until the graceful shutdown is over
+            haproxy.next = reply("UP", "UP")
+            daemon.cycle(float(tick))
+            out.append(f"t={tick} cycle")
+            if daemon.stop_due():
+                code = daemon.finish_stop(float(tick))
+                out.append(f"  withdrawn: exit {code}")
+            show_files(out, directory, bird, files_before)
+            tick += 1
+        out.extend(
+            f"  log {event['event']} {event.get('prefix', '')}".rstrip()
+            for event in events[seen:]
+            if event["event"].startswith(("route.", "daemon."))
+        )
     return "\n".join(out) + "\n"
+
+
+def show_files(out: list[str], directory: Path, bird: ScriptedBird, before: dict[str, str]) -> None:
+    """Each include file that changed (its lines, attributes and all), and the commands BIRD got."""
+    for path in sorted(directory.glob("*.conf")):
+        lines = path.read_text().replace(routefiles.HEADER, "").splitlines()
+        text = " | ".join(line.removeprefix("route ") for line in lines) or "(empty)"
+        if before.get(path.name) != text:
+            before[path.name] = text
+            out.append(f"  file {path.name}: {text}")
+    out.extend(f"  bird> {command}" for command in bird.commands)
+    bird.commands.clear()
 
 
 def test_pipeline_transcript_matches_the_golden_file(tmp_path: Path) -> None:

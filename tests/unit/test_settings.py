@@ -274,12 +274,17 @@ def test_run_settings_for_every_option_are_what_the_hand_copy_built(
 SAMPLES: dict[type, tuple[str, object]] = {
     settings.Duration: ("7.5", 7.5),
     settings.Count: ("7", 7),
+    settings.Amount: ("1.5", 1.5),  # between the default reuse (1) and suppress (2.5) penalties
     settings.Ring: ("myring", "myring"),
     settings.IncludeDirectory: ("/srv/rhid", Path("/srv/rhid")),
     settings.Gateways: ("vol1=192.0.2.1", gateway.parse("vol1=192.0.2.1")),
     settings.ListenAddress: ("127.0.0.1:9198", settings.parse_listen("127.0.0.1:9198")),
     type(None): ("/some/path", "/some/path"),
 }
+
+
+# a value the other settings' defaults allow (the penalty must be able to decay from suppress to reuse)
+SAMPLES_BY_NAME: dict[str, tuple[str, object]] = {"damping_max_suppress": ("300", 300.0)}
 
 
 @pytest.mark.parametrize("name", list(settings.OPTIONS))
@@ -295,7 +300,7 @@ def test_each_declared_option_reaches_its_field(name: str, monkeypatch: pytest.M
         word = next(word for word in option.kind.words if word != default)
         given, value = [option.flag, word], word
     else:
-        text, value = SAMPLES[type(option.kind)]
+        text, value = SAMPLES_BY_NAME.get(name) or SAMPLES[type(option.kind)]
         given = [option.flag, text]
         if option.form == "repeated":
             value = (value,)

@@ -7,7 +7,7 @@ import ipaddress
 from rhid.health import Health, ProxyState
 from rhid.model import Proxy, ProxyKind
 from rhid.rules import parse_rules
-from rhid.status import matches, parse_request, target_problems
+from rhid.status import Release, matches, parse_request, target_problems
 
 
 def test_request_lines() -> None:
@@ -18,6 +18,13 @@ def test_request_lines() -> None:
     assert isinstance(parse_request(b"status 10.0.0.300\n"), str)
     assert isinstance(parse_request(b"show stat; disable frontend x\n"), str)
     assert isinstance(parse_request(b"status \xff\n"), str)
+
+
+def test_guard_release_is_a_request_of_its_own() -> None:
+    """`guard release` asks the daemon to release its guard's hold; nothing else near it does."""
+    assert parse_request(b"guard release\n") == Release()
+    assert isinstance(parse_request(b"guard releases\n"), str)
+    assert isinstance(parse_request(b"guard\n"), str)
 
 
 def test_address_matches_containing_route() -> None:

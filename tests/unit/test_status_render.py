@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from rhid import health, plan, status
+from rhid import guard, health, plan, shutdown, status
 from rhid.haproxy import HAProxyReport, StreamReport
 from rhid.model import BirdState, HAProxyState, Proxy, ProxyKind, StreamState
 from rhid.reconcile import BirdReport
@@ -140,3 +140,50 @@ def test_rhids_own_words_are_never_quoted_as_haproxys() -> None:
     never = status.render(document(live={}, planned={}))
     assert "not polled yet" in never
     assert "'never polled'" not in never
+
+
+def guarded_plan() -> tuple[plan.Plan, Any]:
+    """Twelve routes of one backend whose health would withdraw them all at once: the guard holds."""
+    rules = parse_rules("".join(f"10.0.9.{i} = all(b:a)\n" for i in range(1, 13)), "/etc/x.cfg")
+    chain = (plan.stopping, guard.policy(guard.Config(50, 5, 60.0, 10.0)))
+    intents = plan.Intents(haproxy_answers=True)
+    up = {A: observed(health.INITIAL, UP)}
+    made = plan.decide(plan.initial(set(), set(), 1.0), rules, up, intents, 1.0, chain=chain)
+    down = {A: observed(up[A], DOWN, DOWN, DOWN)}
+    return plan.decide(made, rules, down, intents, 2.0, chain=chain), rules
+
+
+def test_a_guard_hold_is_a_problem_with_its_routes_reasons_and_end() -> None:
+    """rhid status shows the hold: a PROBLEM naming the routes, why, until when, and the release."""
+    made, rules = guarded_plan()
+    shown = document(plan=made, rules=rules)
+    assert shown["guard"]["holding"] == 12
+    assert shown["guard"]["routes"][:2] == ["vol1%10.0.9.1/32", "vol1%10.0.9.2/32"]
+    [problem] = status.problems(shown)
+    assert problem.startswith("the blast-radius guard holds 12 route(s) announced that health would withdraw")
+    assert "vol1%10.0.9.10/32 ..." in problem
+    assert "12 routes: all: b:a is down (HAProxy last said 'DOWN')" in problem
+    assert problem.endswith("or run `rhid guard release` to withdraw them now")
+    until = status.wall_time(62.0, 10.0, 1_000_000.0)
+    assert f"withdrawn at {until}" in problem
+    text = status.render(shown)
+    assert f" until {until}  (line 1: vol1%10.0.9.1/32 = all(b:a))" in text
+    assert "why: blast-radius guard: health would withdraw this route with 11 others" in text
+    assert document()["guard"] is None
+
+
+def test_a_route_no_rule_names_under_graceful_shutdown_is_listed() -> None:
+    """After a reload removed its rule, a route still announced (leaving gracefully) is shown."""
+    chain = (plan.stopping, shutdown.policy(shutdown.Config(5.0)))
+    before = plan.decide(plan.initial(set(), set(), 1.0), RULES, LIVE, plan.NO_INTENTS, 1.0, chain=chain)
+    fewer = parse_rules("10.0.0.1 = all(b:a)\n", "/etc/x.cfg")
+    made = plan.decide(before, fewer, LIVE, plan.NO_INTENTS, 2.0, chain=chain)
+    shown = document(plan=made, rules=fewer)
+    leaving = shown["routes"][1]
+    assert (leaving["prefix"], leaving["rule"], leaving["announced"]) == ("10.0.0.2/32", None, True)
+    assert leaving["until"] == status.wall_time(7.0, 10.0, 1_000_000.0)
+    text = status.render(shown)
+    assert "(no rule any more)" in text
+    assert (shown["announced"], shown["withdrawn"]) == (2, 0), "the leaving route is no withdrawn rule"
+    assert "why: graceful shutdown (RFC 8326)" in text
+    assert status.problems(shown) == []
