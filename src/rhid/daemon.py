@@ -49,7 +49,7 @@ from rhid.errors import CannotRunError, DrainFileError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
 from rhid.metrics import Exporter, serving
-from rhid.model import HAProxyState, LogLine, Proxy, ServerTerm
+from rhid.model import PLAIN, HAProxyState, LogLine, Proxy, ServerTerm
 from rhid.reconcile import STOP_BOUND, BirdEdge, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
@@ -655,7 +655,9 @@ def start_bird(settings: Settings, rules: RuleSet) -> Dialect:
     bird.check_access(settings.bird_socket, settings.bird_timeout)
     if dialect.per_family:
         bird.check_access(settings.bird6_socket, settings.bird_timeout)
-    for caution in birdconf.cautions(rules, dialect, settings.gateways):
+    marks = shutdown.Marks(settings.graceful_shutdown_local_pref, settings.graceful_shutdown_med)
+    leaving = shutdown.degrade(PLAIN, marks) if settings.graceful_shutdown > 0 else None
+    for caution in birdconf.cautions(rules, dialect, settings.gateways, leaving):
         log.warning("bird.caution", bird=dialect.name, caution=caution)
     return dialect
 

@@ -410,6 +410,8 @@ def render(document: dict[str, Any]) -> str:
 
 
 def _bird_state(bird: dict[str, Any]) -> str:
+    if bird.get("unused"):
+        return "not used: no rule has a route of its family"
     if bird["state"] != "reachable":
         return f"{bird['state']}: rhid's files are current, BIRD reads them when it is back"
     return "reachable, in sync" if bird["in_sync"] else "reachable, NOT in sync"
