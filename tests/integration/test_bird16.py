@@ -48,10 +48,10 @@ def start(instance: Lab, *extra: str, name: str = "rhid") -> None:
     )
 
 
-def reconfigured(instance: Lab, name: str) -> str:
-    """The `Last reconfiguration` line of one speaker's show status (BIRD 1.6: to the second)."""
-    lines = (instance.birdc(name, "show status") or "").splitlines()
-    return next(line for line in lines if "Last reconfiguration" in line)
+def reconfigured(instance: Lab, name: str) -> int:
+    """How many reconfigurations one speaker has logged (BIRD 1.6's `show status` times are to the
+    second, and their conversion to wall time moves by a second either way between two reads)."""
+    return instance.log(name).count("Reconfigured")
 
 
 def test_routes_follow_health_on_bird_and_bird6(story: Lab) -> None:
@@ -125,14 +125,12 @@ def test_only_the_daemon_whose_routes_moved_is_reconfigured(story: Lab) -> None:
     time.sleep(1.1)
     bird6 = reconfigured(story, "speaker6")
     bird = reconfigured(story, "speaker")
-    time.sleep(1.1)  # the change's configure falls in a later second than the one just read
     for server in ("s1", "s2"):
         story.haproxy(f"disable server be_app/{server}")
     story.wait_peer_routes({"2001:db8:16::9/128"})
     time.sleep(1.1)
-    assert reconfigured(story, "speaker") != bird
-    after = reconfigured(story, "speaker6")
-    assert after == bird6, (bird6, after, [e for e in story.events() if e["event"].startswith("bird")])
+    assert reconfigured(story, "speaker") > bird
+    assert reconfigured(story, "speaker6") == bird6
 
 
 def test_bird6_and_bird_restarted_under_rhid(story: Lab) -> None:
