@@ -361,16 +361,14 @@ def chunks(facts: Facts, wanted: Network | None, per_chunk: int = CHUNK_ROUTES) 
     yield b"]}\n"
 
 
-def plainly_announced(decision: Decision | None, route: Route, facts: Facts) -> bool:
-    """True for a route as it should be when all is well: announced without degraded attributes, by
-    a rule, on a known verdict, with no policy holding it and no drain."""
+def plainly_announced(decision: Decision | None) -> bool:
+    """True for a route as it should be when all is well: announced without degraded attributes, on
+    a known verdict, with no policy holding it (a drained route is withdrawn)."""
     return (
         decision is not None
         and decision.state is RouteState.ANNOUNCED
         and not decision.held
         and decision.until is None
-        and decision.rule is not None
-        and route not in facts.drained
     )
 
 
@@ -390,7 +388,7 @@ def overview(facts: Facts, sample: int = SAMPLE) -> dict[str, Any]:
             counts[decision.state.value] += 1
             held += decision.held
         drained += route in facts.drained
-        if not plainly_announced(decision, route, facts):
+        if not plainly_announced(decision):
             attention.append(route)
     shown = heapq.nsmallest(sample, attention, key=route_order)
     return {
