@@ -8,8 +8,9 @@ megabytes at 10,000 routes), which is pulled a piece at a time as the client's s
 for at most `TURN_BUDGET` seconds per loop turn over all clients (at least one piece), in turn, so
 that polls and the watchdog go on while listings go out. A replying client is dropped when its
 socket has taken nothing for `CLIENT_DEADLINE` while bytes waited for it, or at `REPLY_DEADLINE`
-whatever it does; never because the daemon was busy. Beyond `MAX_CLIENTS` connections, or
-`MAX_LISTINGS` streamed replies, a client is told the daemon is busy (it retries), at once.
+whatever it does; never because the daemon was busy. Beyond `MAX_CLIENTS` connections (up to as
+many again), or `MAX_LISTINGS` streamed replies, a client is told the daemon is busy (it retries),
+as soon as its request line is in.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class _Client:
     sock: socket.socket
     deadline: float  # the next moment it is dropped at, unless it makes progress
     last: float  # accepted + REPLY_DEADLINE: dropped then whatever
+    refused: bool = False  # beyond MAX_CLIENTS: its request is read, and answered with `busy`
     request: bytes = b""
     answered: bool = False
     pending: bytearray = field(default_factory=bytearray)  # made, not yet sent
@@ -150,17 +152,15 @@ class ControlServer:
             sock, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError):
             return
-        if len(self.clients) >= MAX_CLIENTS:
-            log.debug("status.busy", clients=len(self.clients))
-            try:
-                sock.setblocking(False)
-                sock.send(busy(f"{len(self.clients)} clients are being answered"))
-            except OSError:
-                pass  # it went away: nothing to tell it
+        serving = sum(1 for c in self.clients if not c.refused)
+        if len(self.clients) >= 2 * MAX_CLIENTS:  # as many again are told they are refused: no more
             sock.close()
             return
         sock.setblocking(False)
-        self.clients.append(_Client(sock, now + CLIENT_DEADLINE, now + REPLY_DEADLINE))
+        client = _Client(sock, now + CLIENT_DEADLINE, now + REPLY_DEADLINE, refused=serving >= MAX_CLIENTS)
+        if client.refused:
+            log.debug("status.busy", clients=serving)
+        self.clients.append(client)
 
     def _receive(self, client: _Client, answer: Answer, now: float) -> None:
         chunk = client.sock.recv(status.MAX_REQUEST_BYTES + 1)
@@ -168,8 +168,10 @@ class ControlServer:
         if chunk and b"\n" not in client.request and len(client.request) <= status.MAX_REQUEST_BYTES:
             return  # more to come
         request = client.request[: status.MAX_REQUEST_BYTES]
-        if request.strip() == status.LISTING_REQUEST and self.listings >= MAX_LISTINGS:
-            reply: Reply = busy(f"{self.listings} listings of every route are being sent")
+        if client.refused:  # its request read (closing on it unread would reset the connection)
+            reply: Reply = busy(f"{MAX_CLIENTS} clients are being answered")
+        elif request.strip() == status.LISTING_REQUEST and self.listings >= MAX_LISTINGS:
+            reply = busy(f"{self.listings} listings of every route are being sent")
         else:
             reply = answer(request)
         client.answered = True
