@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,7 +35,9 @@ class Loop:
 
     def run(self) -> None:
         while not self.stop.is_set():
-            ready, writable, _ = select.select(self.server.readers(), self.server.writers(), [], 0.02)
+            readers: list[Any] = self.server.readers()
+            writers: list[Any] = self.server.writers()
+            ready, writable, _ = select.select(readers, writers, [], 0.02)
             started = time.monotonic()
             self.server.serve(ready, writable, started, self.answer)
             self.serves.append(time.monotonic() - started)
