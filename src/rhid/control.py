@@ -158,8 +158,6 @@ class ControlServer:
             return
         sock.setblocking(False)
         client = _Client(sock, now + CLIENT_DEADLINE, now + REPLY_DEADLINE, refused=serving >= MAX_CLIENTS)
-        if client.refused:
-            log.debug("status.busy", clients=serving)
         self.clients.append(client)
 
     def _receive(self, client: _Client, answer: Answer, now: float) -> None:
