@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -32,11 +33,48 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.scale import commit_of, cpu_seconds, prefix, rhid_module
 from tests.integration.lab import Lab, NotifyListener, lab, wait_for
+
+TICK = os.sysconf("SC_CLK_TCK")
 
 SETTLE = 3.0  # seconds after READY=1 before the steady window
 INTERVAL = 1.0  # rhid's --interval
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), from /proc (as bench/scale.py reads it)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rule_line(index: int) -> str:
+    """Rule `index`: a /32 of its own for backend be<index> (bench/scale.py's addresses)."""
+    return f"10.{100 + index // 65536}.{(index // 256) % 256}.{index % 256} = all(b:be{index})\n"
+
+
+def rhid_module(root: Path) -> str:
+    """The rhid package the lab's `python -m rhid` imports (same interpreter, environment, directory)."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import rhid; print(rhid.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+        timeout=30,
+    )
+    return found.stdout.strip()
+
+
+def commit_of(directory: Path) -> str:
+    """The git commit checked out where that rhid package lives ("" outside a git work tree)."""
+    found = subprocess.run(
+        ["git", "-C", str(directory), "rev-parse", "HEAD"],  # noqa: S607 -- git from PATH, as a developer runs it
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    return found.stdout.strip()
 
 
 class Stamps:
@@ -127,7 +165,7 @@ def judge(reply: bytes | str, took: float, end: float, count: int) -> Got:
 
 
 def run(count: int, clients: int, request: bytes, seconds: float) -> dict[str, object]:
-    rules = "".join(f"{prefix(i).removesuffix('/32')} = all(b:be{i})\n" for i in range(count))
+    rules = "".join(rule_line(i) for i in range(count))
     results: dict[str, object] = {"backends": count, "clients": clients, "request": request.decode().strip()}
     results["load_1m_start"] = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="rhid-burst-") as tmp, lab(Path(tmp)) as instance:
