@@ -12,7 +12,8 @@ became the default; an older rhid lists every route on ``status``: pass ``--requ
 measure one with PYTHONPATH=<its worktree>/src) and reading to EOF on its own thread. Prints,
 for the burst (from the first connection until the last client is done, plus one interval) and the
 steady window before it: the largest gap between two WATCHDOG=1, their count, rhid's CPU; and per
-client whether its reply was complete (JSON with every route), its size and its time. Asserts
+client whether its reply was complete (JSON with every route, or the overview's JSON for
+``status`` since it became the default), its size and its time. Asserts
 nothing. The load average is printed at the start and the end: the machine is shared.
 """
 
@@ -159,7 +160,7 @@ def judge(reply: bytes | str, took: float, end: float, count: int) -> Got:
     except ValueError:
         return Got(False, len(reply), took, end, "truncated (not JSON)")
     routes = document.get("routes")
-    complete = isinstance(routes, list) and len(routes) == count
+    complete = (isinstance(routes, list) and len(routes) == count) or "attention" in document  # or an overview
     why = "" if complete else str(document.get("error") or f"{len(routes or [])} routes")
     return Got(complete, len(reply), took, end, why)
 

@@ -423,7 +423,7 @@ class Daemon:
             drained=frozenset(self.intents.drains),
         )
         if parsed is None:
-            return json.dumps(status.overview(facts)).encode() + b"\n"
+            return status.overview_chunks(facts)
         return status.chunks(facts, None if isinstance(parsed, status.Listing) else parsed)
 
     def drain(self, request: drain.Request) -> dict[str, Any]:

@@ -409,6 +409,12 @@ def overview(facts: Facts, sample: int = SAMPLE) -> dict[str, Any]:
     }
 
 
+def overview_chunks(facts: Facts) -> Iterator[bytes]:
+    """`overview(facts)` as JSON, a line, made when first asked for (tens of milliseconds at 10,000
+    routes: a burst of clients gets them made one per loop turn, not all in one)."""
+    yield json.dumps(overview(facts)).encode() + b"\n"
+
+
 def guard_problems(held: guard.Guard, wall: Callable[[float], str]) -> list[str]:
     """The blast-radius guard's hold, in operator words (a page: health says the node should not
     serve most of its routes, and only the guard keeps them)."""

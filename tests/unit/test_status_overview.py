@@ -132,6 +132,13 @@ def test_the_overview_counts_by_state_and_samples_what_is_not_announced() -> Non
     assert (made["announced"], made["withdrawn"]) == (970, 30)
 
 
+def test_the_overview_is_one_piece() -> None:
+    """The overview goes out as one piece: exactly its JSON and a newline."""
+    facts = facts_of(rules_of(30), frozenset({3}))
+    pieces = status.overview_chunks(facts)
+    assert list(pieces) == [json.dumps(status.overview(facts)).encode() + b"\n"]
+
+
 def test_the_overview_of_a_healthy_node_lists_no_route() -> None:
     """Every route plainly announced: nothing to list, and the text says only the counts."""
     made = status.overview(facts_of(rules_of(50)))
