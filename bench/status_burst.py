@@ -160,7 +160,8 @@ def judge(reply: bytes | str, took: float, end: float, count: int) -> Got:
     except ValueError:
         return Got(False, len(reply), took, end, "truncated (not JSON)")
     routes = document.get("routes")
-    complete = (isinstance(routes, list) and len(routes) == count) or "attention" in document  # or an overview
+    overview = "attention" in document  # `status` since the overview is the default
+    complete = (isinstance(routes, list) and len(routes) == count) or overview
     why = "" if complete else str(document.get("error") or f"{len(routes or [])} routes")
     return Got(complete, len(reply), took, end, why)
 
