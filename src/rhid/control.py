@@ -89,7 +89,7 @@ class ControlServer:
 
     @property
     def listings(self) -> int:
-        """Streamed replies in flight."""
+        """Streamed replies in flight (listings, prefixes, overviews not yet made)."""
         return sum(1 for c in self.clients if c.pieces is not None)
 
     def serve(self, readable: list[object], writable: list[object], now: float, answer: Answer) -> None:
@@ -169,7 +169,7 @@ class ControlServer:
         if client.refused:  # its request read (closing on it unread would reset the connection)
             reply: Reply = busy(f"{MAX_CLIENTS} clients are being answered")
         elif request.strip() == status.LISTING_REQUEST and self.listings >= MAX_LISTINGS:
-            reply = busy(f"{self.listings} listings of every route are being sent")
+            reply = busy(f"{self.listings} status replies are being streamed")
         else:
             reply = answer(request)
         client.answered = True

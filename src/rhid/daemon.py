@@ -389,8 +389,9 @@ class Daemon:
         return {"released": len(held), "routes": guard.sample(held)}
 
     def answer(self, request: bytes) -> bytes | Iterator[bytes]:
-        """The reply to one `rhid status` request line: a listing of routes (every route, or a
-        prefix's) is an iterator of pieces, made from the facts of this moment as the client reads."""
+        """The reply to one control request line. A status (the overview, every route, or a
+        prefix's routes) is an iterator of pieces, made from the facts of this moment as the
+        client's turn comes and its socket drains (`rhid.control`); the rest are answered at once."""
         parsed = status.parse_request(request)
         if isinstance(parsed, str):
             return json.dumps({"error": parsed}).encode() + b"\n"

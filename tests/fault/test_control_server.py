@@ -170,7 +170,7 @@ def test_listings_beyond_the_limit_are_told_the_daemon_is_busy_at_once(
     assert isinstance(busy, bytes)
     answered = json.loads(busy)
     assert answered["busy"] is True
-    assert answered["error"].startswith("busy: 2 listings of every route are being sent")
+    assert answered["error"] == "busy: 2 status replies are being streamed; try again"
     assert short == b'{"problems": []}\n'
 
 
