@@ -167,7 +167,7 @@ class ControlServer:
             return  # more to come
         request = client.request[: status.MAX_REQUEST_BYTES]
         if client.refused:  # its request read (closing on it unread would reset the connection)
-            reply: Reply = busy(f"{MAX_CLIENTS} clients are being answered")
+            reply: Reply = busy(f"answering {MAX_CLIENTS} client(s) already")
         elif request.strip() == status.LISTING_REQUEST and self.listings >= MAX_LISTINGS:
             reply = busy(f"{self.listings} status replies are being streamed")
         else:

@@ -4,6 +4,7 @@ daemon's (select, serve, then its own work)."""
 
 from __future__ import annotations
 
+import io
 import json
 import select
 import socket
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from rhid import control, controlwire
+from rhid import cli, control, controlwire
 
 BIG = (
     json.dumps({"problems": [], "routes": ["x" * 1000] * 5000}).encode() + b"\n"
@@ -193,3 +194,22 @@ def test_connections_beyond_the_limit_are_told_the_daemon_is_busy(
             one.close()
     assert isinstance(got, bytes), got
     assert json.loads(got)["busy"] is True
+
+
+def test_rhid_status_told_busy_exits_3_saying_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rhid status` answered busy exits 3 (no answer: retry), its one line the daemon's words."""
+    monkeypatch.setattr(control, "MAX_CLIENTS", 1)
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        looping(tmp_path, lambda _: b'{"problems": []}\n') as (path, loop),
+        socket.socket(socket.AF_UNIX) as idle,
+    ):
+        idle.connect(path)
+        deadline = time.monotonic() + 5
+        while not loop.server.clients and time.monotonic() < deadline:
+            time.sleep(0.01)
+        code = cli.show_status(tmp_path, None, as_json=False, out=out, err=err, routes=True)
+    assert code == cli.EXIT_UNREADABLE
+    assert out.getvalue() == ""
+    said = "busy: answering 1 client(s) already; try again"
+    assert err.getvalue() == f"rhid: cannot reach the daemon at {tmp_path / 'rhid.sock'}: {said}\n"
