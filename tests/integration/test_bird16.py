@@ -82,7 +82,7 @@ def test_routes_follow_health_on_bird_and_bird6(story: Lab) -> None:
         story.haproxy(f"enable server be_app/{server}")
     story.wait_peer_routes(ALL)
 
-    status = story.rhid("status", "--json", "--bird-dir", str(story.bird_dir))
+    status = story.rhid("status", "--routes", "--json", "--bird-dir", str(story.bird_dir))
     document = json.loads(status.stdout)
     names = [daemon["name"] for daemon in document["bird"]["daemons"]]
     assert names == ["bird", "bird6"]
