@@ -53,9 +53,12 @@ def show(instance: Lab, title: str) -> None:
 
 def show_status(instance: Lab) -> None:
     """Run `rhid status` as an operator would, once, while a route is withdrawn."""
-    shown = instance.rhid("status", "--bird-dir", str(instance.bird_dir))
-    print("\n    What the operator sees (in production just `rhid status`): every route, since when and why.")
-    print(f"    $ rhid status --bird-dir {instance.bird_dir}")
+    shown = instance.rhid("status", "--routes", "--bird-dir", str(instance.bird_dir))
+    print(
+        "\n    What the operator sees (in production just `rhid status --routes`): every route, since when"
+        " and why."
+    )
+    print(f"    $ rhid status --routes --bird-dir {instance.bird_dir}")
     print("    " + (shown.stdout + shown.stderr).rstrip().replace("\n", "\n    "))
     verdict = "nothing needs attention" if shown.returncode == 0 else "see the PROBLEM lines"
     print(f"    (exit status {shown.returncode}: {verdict})\n")

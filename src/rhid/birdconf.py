@@ -10,7 +10,7 @@ from collections.abc import Collection
 from rhid import gateway
 from rhid.dialect import BIRD2, Dialect
 from rhid.gateway import Gateway
-from rhid.model import Channel
+from rhid.model import Attributes, Channel
 from rhid.names import SAFE_PATH
 from rhid.rules import RuleSet
 
@@ -147,11 +147,17 @@ def _snippet(  # noqa: PLR0917 -- one private call site, each argument a part of
     return "\n".join(lines) + "\n"
 
 
-def cautions(rules: RuleSet, dialect: Dialect, gateways: Collection[Gateway] = ()) -> list[str]:
+def cautions(
+    rules: RuleSet,
+    dialect: Dialect,
+    gateways: Collection[Gateway] = (),
+    shutdown: Attributes | None = None,
+) -> list[str]:
     """What will not work as the rules ask with `dialect`'s BIRD, each in a sentence that says why
     and what to do (`rhid check --bird-version`, and `rhid run` at start, say them): a table too
     large for BIRD 1.6's configure, a degraded clause's attributes this BIRD cannot carry (the route
-    is then announced without them), a gateway no route leads to."""
+    is then announced without them), the marks of a graceful shutdown (`shutdown`: what it adds to a
+    leaving route) it cannot carry, a gateway no route leads to."""
     found = []
     counts = Counter(route.channel for route in rules.routes)
     for channel, count in sorted(counts.items()):
@@ -165,5 +171,12 @@ def cautions(rules: RuleSet, dialect: Dialect, gateways: Collection[Gateway] = (
                 f"line {rule.line}: {dialect.name} cannot set {' and '.join(left_out)} on a static route: "
                 "the degraded routes are announced without them (BIRD 1.6.3 and later, 2 and 3 can)"
             )
+    left_out = dialect.uncarried(shutdown) if shutdown is not None else ()
+    if left_out:
+        found.append(
+            f"{dialect.name} cannot set {' and '.join(left_out)} on a static route: a graceful shutdown "
+            "keeps a leaving route announced without its marks, which routers cannot tell from any "
+            "other; --graceful-shutdown 0 withdraws at once instead"
+        )
     found.extend(gateway.unused(gateways, rules.channels))
     return found

@@ -216,6 +216,7 @@ def _named(report: BirdReport, name: str, path: str, used: bool) -> BirdReport:
             last_error=None,
             problems=(),
             name=name,
+            unused=True,
         )
     return BirdReport(
         socket=report.socket,

@@ -270,13 +270,26 @@ def bird_config(
     return EXIT_OK
 
 
-def show_status(bird_dir: Path, prefix: str | None, *, as_json: bool, out: TextIO, err: TextIO) -> int:
-    """``rhid status``: ask the daemon over its control socket."""
+LISTING_TIMEOUT = 300.0  # seconds for a whole listing of every route (it streams: see LISTING_IDLE)
+LISTING_IDLE = 5.0  # seconds without a byte of a listing before rhid status gives up
+
+
+def show_status(
+    bird_dir: Path, prefix: str | None, *, as_json: bool, out: TextIO, err: TextIO, routes: bool = False
+) -> int:
+    """``rhid status``: ask the daemon over its control socket for its overview, every route
+    (`routes`) or a prefix's routes."""
     path = str(bird_dir / status.SOCKET_NAME)
     try:
-        document = status.fetch(path, prefix)
+        if prefix or routes:
+            document = status.fetch(path, prefix, LISTING_TIMEOUT, routes=routes, idle=LISTING_IDLE)
+        else:
+            document = status.fetch(path, None)
     except StatusUnavailableError as exc:
         print(f"rhid: cannot reach the daemon at {exc.path}: {exc.reason}", file=err)
+        return EXIT_UNREADABLE
+    if document.get("busy"):  # too many clients at once: no answer yet, like a refused connection
+        print(f"rhid: cannot reach the daemon at {path}: {document.get('error')}", file=err)
         return EXIT_UNREADABLE
     if as_json:
         json.dump(document, out, indent=2)
@@ -502,6 +515,12 @@ def build_parser() -> argparse.ArgumentParser:
     status_parser.add_argument(
         "prefix", nargs="?", metavar="PREFIX", help="explain the route(s) for this prefix or address"
     )
+    status_parser.add_argument(
+        "--routes",
+        action="store_true",
+        help="list every route, announced or not, with its rule, reason and targets "
+        "(by default: counts by state and the routes not plainly announced, at most 20)",
+    )
     status_parser.add_argument("--json", action="store_true", help="print the status document as JSON")
     _add_bird_dir_option(status_parser, "the running daemon's --bird-dir")
 
@@ -665,7 +684,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 -- one retu
         if args.command == "run":
             return start(args)
         if args.command == "status":
-            return show_status(args.bird_dir, args.prefix, as_json=args.json, out=sys.stdout, err=sys.stderr)
+            return show_status(
+                args.bird_dir,
+                args.prefix,
+                as_json=args.json,
+                out=sys.stdout,
+                err=sys.stderr,
+                routes=args.routes,
+            )
         if args.command == "guard":
             return release_guard(args.bird_dir, out=sys.stdout, err=sys.stderr)
         if args.command == "probe":

@@ -31,9 +31,11 @@ class NoAnswer:
         return f"NoAnswer({self.path!r}, {self.reason!r})"
 
 
-def exchange(path: str, request: bytes, timeout: float) -> bytes | NoAnswer:
+def exchange(path: str, request: bytes, timeout: float, idle: float | None = None) -> bytes | NoAnswer:
     """Send one request line to the daemon at `path`, half-close, read the reply to EOF: the whole
-    exchange within `timeout` seconds. The reply's bytes, or why there are none."""
+    exchange within `timeout` seconds, and, with `idle`, each wait for more of the reply within
+    `idle` seconds too (a long listing streams: it may take long, but never stalls). The reply's
+    bytes, or why there are none."""
     if len(request) > MAX_REQUEST_BYTES or not request.endswith(b"\n"):
         raise AssertionError(f"not one request line: {request[:60]!r}")
     deadline = time.monotonic() + timeout
@@ -43,13 +45,16 @@ def exchange(path: str, request: bytes, timeout: float) -> bytes | NoAnswer:
     chunks: list[bytes] = []
     size = 0
     try:
-        sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
+        try:
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a daemon that answered at once (too busy) and closed: its answer is still to read
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            sock.settimeout(remaining)
+            sock.settimeout(remaining if idle is None else min(remaining, idle))
             chunk = sock.recv(READ_CHUNK)
             if not chunk:
                 return b"".join(chunks)
@@ -59,7 +64,7 @@ def exchange(path: str, request: bytes, timeout: float) -> bytes | NoAnswer:
             chunks.append(chunk)
     except TimeoutError:
         return NoAnswer(path, "the daemon did not answer in time")
-    except OSError as exc:  # reset or refused mid-exchange (too many clients at once, a dying daemon)
+    except OSError as exc:  # reset or refused mid-exchange (a dying daemon)
         return NoAnswer(path, f"the connection broke: {exc.strerror or exc}")
     finally:
         sock.close()

@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -49,7 +49,7 @@ from rhid.errors import CannotRunError, DrainFileError, RuleError, RuleFileError
 from rhid.haproxy import HAProxySide
 from rhid.instance import instance_lock
 from rhid.metrics import Exporter, serving
-from rhid.model import HAProxyState, LogLine, Proxy, ServerTerm
+from rhid.model import PLAIN, HAProxyState, LogLine, Proxy, ServerTerm
 from rhid.reconcile import STOP_BOUND, BirdEdge, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
@@ -388,8 +388,10 @@ class Daemon:
         self.next_tick = min(self.next_tick, now)  # the withdrawals go to BIRD at once
         return {"released": len(held), "routes": guard.sample(held)}
 
-    def answer(self, request: bytes) -> bytes:
-        """The reply to one `rhid status` request line."""
+    def answer(self, request: bytes) -> bytes | Iterator[bytes]:
+        """The reply to one control request line. A status (the overview, every route, or a
+        prefix's routes) is an iterator of pieces, made from the facts of this moment as the
+        client's turn comes and its socket drains (`rhid.control`); the rest are answered at once."""
         parsed = status.parse_request(request)
         if isinstance(parsed, str):
             return json.dumps({"error": parsed}).encode() + b"\n"
@@ -408,7 +410,7 @@ class Daemon:
             rules=self.rules,
             rules_loaded=self.rules_loaded,
             reload_result=self.reload_result,
-            plan=self.plan,
+            plan=self.plan,  # immutable, as are the health maps: holding them is a snapshot
             states=self.states,
             terms=self.terms,
             since=self.plan.since,
@@ -419,8 +421,11 @@ class Daemon:
             wall_now=time.time(),
             notes=self.notes(),
             dialect=self.bird.dialect,
+            drained=frozenset(self.intents.drains),
         )
-        return json.dumps(status.document(facts, parsed), indent=1).encode() + b"\n"
+        if parsed is None:
+            return status.overview_chunks(facts)
+        return status.chunks(facts, None if isinstance(parsed, status.Listing) else parsed)
 
     def drain(self, request: drain.Request) -> dict[str, Any]:
         """Drain or undrain routes: made durable (the drains file) before the plan changes; the
@@ -655,7 +660,9 @@ def start_bird(settings: Settings, rules: RuleSet) -> Dialect:
     bird.check_access(settings.bird_socket, settings.bird_timeout)
     if dialect.per_family:
         bird.check_access(settings.bird6_socket, settings.bird_timeout)
-    for caution in birdconf.cautions(rules, dialect, settings.gateways):
+    marks = shutdown.Marks(settings.graceful_shutdown_local_pref, settings.graceful_shutdown_med)
+    leaving = shutdown.degrade(PLAIN, marks) if settings.graceful_shutdown > 0 else None
+    for caution in birdconf.cautions(rules, dialect, settings.gateways, leaving):
         log.warning("bird.caution", bird=dialect.name, caution=caution)
     return dialect
 

@@ -241,9 +241,12 @@ EXAMPLES = [
         "rhid run --bird6-socket /run/bird/bird6.ctl --gateway vol1=192.0.2.1",
     ),
     (
-        "Every route, announced or not, since when and why; exit status 4 and PROBLEM: lines when "
-        "something needs attention (a monitoring check can run it as it is), or one route explained:",
-        "rhid status\nrhid status 192.0.2.10",
+        "The routes counted by state, the peers, and the first 20 routes not plainly announced "
+        "(withdrawn, degraded, held, drained) with how many more; exit status 4 and PROBLEM: lines "
+        "when something needs attention (a monitoring check can run it as it is); every route, "
+        "announced or not, since when and why (streamed: megabytes at 10,000 routes); or one "
+        "route explained:",
+        "rhid status\nrhid status --routes\nrhid status 192.0.2.10",
     ),
     (
         "Check that HAProxy has every backend and frontend the rules name (a typo is an error "

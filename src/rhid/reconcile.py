@@ -125,6 +125,7 @@ class BirdReport:
     gateways: tuple[str, ...] = ()  # --gateway TABLE=ADDRESS the files lead routes via
     daemons: tuple[BirdReport, ...] = ()  # BIRD 1.6: each daemon's own report (bird, bird6)
     name: str = ""  # which daemon, where there are two: "bird" or "bird6"
+    unused: bool = False  # BIRD 1.6: a daemon of a family no rule routes (not contacted)
 
     @property
     def words(self) -> str:
@@ -150,6 +151,7 @@ class BirdReport:
         }
         if self.name:
             found["name"] = self.name
+            found["unused"] = self.unused
         if self.daemons:
             found["daemons"] = [daemon.document() for daemon in self.daemons]
         return found

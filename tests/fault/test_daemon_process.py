@@ -121,7 +121,7 @@ def test_rhid_status_shows_live_counters_between_re_plans(rhid: Daemon, serve: S
     serve(rhid.haproxy, fakes.replying(DOWN))
 
     def counting() -> str | None:
-        text = rhid_status(rhid.dir).stdout
+        text = rhid_status(rhid.dir, "--routes").stdout  # an announced route: listed with --routes
         return text if "HAProxy last said 'DOWN'; down " in text else None
 
     text = wait_for("the fall count in rhid status", counting, 10)

@@ -336,6 +336,7 @@ class Lab:
             peer_port = self.ports.setdefault(f"peer_{name}_bgp", free_port(peer))
             config = self.root / f"{name}.conf"
             config.write_text(
+                "log stderr { info, remote, warning, error, auth, fatal, bug };\n"  # its reconfigurations
                 f"router id {SPEAKER_ADDRESS};\n"
                 f"listen bgp address {address} port {port};\n"
                 "protocol device {}\n"

@@ -150,12 +150,24 @@ def test_bad_reload_changes_nothing_and_says_so(served: tuple[Lab, NotifyListene
 
 
 def test_status_explains_every_route(served: tuple[Lab, NotifyListener]) -> None:
-    """`rhid status` lists routes with rule, state, since and each target's status and counters."""
+    """`rhid status --routes` lists routes with rule, state, since and each target's status and
+    counters; `rhid status` counts them by state and lists only the one not announced."""
     instance, notify = served
     notify.wait("READY=1")
     instance.haproxy("disable server be_b/s1")
     instance.wait_peer_routes({"10.30.0.1/32", "10.30.0.3/32"})
-    result = instance.rhid("status", "--json", "--bird-dir", str(instance.bird_dir))
+    overview = instance.rhid("status", "--json", "--bird-dir", str(instance.bird_dir))
+    assert overview.returncode == 0, overview.stderr
+    summary = json.loads(overview.stdout)
+    assert "routes" not in summary
+    assert summary["counts"] == {**summary["counts"], "announced": 2, "withdrawn": 1, "degraded": 0}
+    assert [route["prefix"] for route in summary["attention"]["routes"]] == ["10.30.0.2/32"]
+    assert summary["attention"]["more"] == 0
+    text = instance.rhid("status", "--bird-dir", str(instance.bird_dir)).stdout
+    assert "by state: 2 announced, 1 withdrawn" in text, text
+    assert "10.30.0.2/32" in text, text
+    assert "10.30.0.1/32" not in text, text
+    result = instance.rhid("status", "--routes", "--json", "--bird-dir", str(instance.bird_dir))
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["haproxy"]["state"] == "reachable"

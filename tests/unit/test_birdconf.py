@@ -7,6 +7,7 @@ import pytest
 from rhid.birdconf import bird_snippet, bird_snippets, cautions, export_filter, include_directory
 from rhid.dialect import BIRD2, BIRD16, of_greeting
 from rhid.gateway import parse
+from rhid.model import Attributes
 from rhid.rules import parse_rules
 
 
@@ -105,3 +106,14 @@ def test_cautions_name_what_a_bird_cannot_do_as_the_rules_ask() -> None:
     assert "cannot set MED and large communities" in cautions(rules, of_greeting("BIRD 1.5.0 ready."))[1]
     assert cautions(rules, BIRD2) == []
     assert cautions(parse_rules(degraded), BIRD16) == []
+
+
+def test_a_bird_without_communities_is_told_its_graceful_shutdown_goes_unmarked() -> None:
+    """BIRD 1.5 cannot set 65535:0 on a static route: a graceful shutdown there is a caution with the
+    way out; BIRD 1.6 carries it."""
+    leaving = Attributes(communities=((65535, 0),), local_pref=0)
+    rules = parse_rules("192.0.2.10 = always\n")
+    (caution,) = cautions(rules, of_greeting("BIRD 1.5.0 ready."), shutdown=leaving)
+    assert caution.startswith("BIRD 1.5.0 cannot set local preference and communities on a static route")
+    assert "--graceful-shutdown 0" in caution
+    assert cautions(rules, BIRD16, shutdown=leaving) == []

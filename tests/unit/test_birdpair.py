@@ -95,6 +95,25 @@ V6 = Route("vol1", N("2001:db8::10/128"))
 PLAIN = Attributes()
 
 
+def rendered(bird_document: dict[str, object]) -> str:
+    """`rhid status`'s text of a document whose BIRD part is `bird_document`."""
+    return status.render(
+        {
+            "version": "x",
+            "pid": 1,
+            "started": "t",
+            "status": "s",
+            "announced": 1,
+            "withdrawn": 0,
+            "rules": {"path": "p", "count": 1, "loaded": "t", "reload": "r"},
+            "haproxy": {"state": "reachable", "socket": "h"},
+            "bird": bird_document,
+            "problems": [],
+            "routes": [],
+        }
+    )
+
+
 def pair(tmp_path: Path, **kwargs: object) -> tuple[BirdPair, Daemon16, Daemon16]:
     directory = tmp_path / "rhid"
     bird4, bird6 = Daemon16(directory, 4), Daemon16(directory, 6)
@@ -141,21 +160,7 @@ def test_an_unreachable_bird6_is_its_own_problem_and_bird_goes_on(tmp_path: Path
     assert "bird6: bird6.ctl: connection refused" in (report.last_error or "")
     document = json.loads(json.dumps(report.document()))
     assert [d["state"] for d in document["daemons"]] == ["reachable", "unreachable"]
-    assert "bird6:   unreachable" in status.render(
-        {
-            "version": "x",
-            "pid": 1,
-            "started": "t",
-            "status": "s",
-            "announced": 1,
-            "withdrawn": 0,
-            "rules": {"path": "p", "count": 1, "loaded": "t", "reload": "r"},
-            "haproxy": {"state": "reachable", "socket": "h"},
-            "bird": document,
-            "problems": [],
-            "routes": [],
-        }
-    )
+    assert "bird6:   unreachable" in rendered(document)
 
 
 def test_a_family_without_routes_leaves_its_daemon_alone(tmp_path: Path) -> None:
@@ -168,6 +173,10 @@ def test_a_family_without_routes_leaves_its_daemon_alone(tmp_path: Path) -> None
     assert report.in_sync
     assert report.problems == ()
     assert report.state is BirdState.REACHABLE
+    assert [d.unused for d in report.daemons] == [False, True]
+    document = json.loads(json.dumps(report.document()))
+    text = rendered(document)
+    assert "bird6:   not used: no rule has a route of its family (bird6.ctl)" in text
     assert edge_.stop(plan_of({}, (V4,)), 2.0) is Withdrawal.CONFIRMED
     assert bird6.commands == []
 
