@@ -19,7 +19,7 @@ import structlog
 from rhid import health, inventory, sockets, stats
 from rhid.backoff import Backoff
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
-from rhid.model import HAProxyState, Proxy, StreamState
+from rhid.model import HAProxyState, Proxy, ProxyKind, StreamState
 from rhid.settings import DEFAULTS, ENVIRONMENT_FILES, Settings
 
 if TYPE_CHECKING:
@@ -312,6 +312,7 @@ class HAProxySide:
         # The proxy names the rules use (None: any): an event about another proxy wakes no poll.
         self.watched: frozenset[str] | None = None
         self.by_name: Mapping[str, tuple[Proxy, ...]] = {}  # the rules' proxies of each watched name
+        self.frontends = True  # the rules name a frontend (a paused frontend's line matters)
         self.full_polls = self.targeted_polls = 0  # polls made, by kind (rhid status, tests)
         self.last_poll: str | None = None  # FULL or TARGETED: the kind of the last poll that answered
         self.opened = 0  # event streams opened so far: a new one may have missed lines (a full poll)
@@ -478,6 +479,7 @@ class HAProxySide:
             by_name.setdefault(proxy.name, []).append(proxy)
         self.by_name = {name: tuple(proxies) for name, proxies in by_name.items()}
         self.watched = frozenset(self.by_name)
+        self.frontends = any(proxy.kind is ProxyKind.FRONTEND for proxy in rules.proxies)
         if isinstance(self.client, HAProxyClient):
             self.client.counted = frozenset(rules.counted)
 
@@ -548,7 +550,7 @@ class HAProxySide:
         if self.watched is None:
             news = EVERYTHING if stats.has_state_change(block) else NO_NEWS
         else:
-            names = stats.changed_proxies(block, self.watched)
+            names = stats.changed_proxies(block, self.watched, self.frontends)
             news = (
                 News(frozenset(p for name in names for p in self.by_name.get(name, ()))) if names else NO_NEWS
             )

@@ -510,9 +510,20 @@ _STATE_CHANGE = re.compile(
     rb"|(?:Paused|Resumed) frontend (?P<frontend>\S+)\."
     rb"|Proxy (?P<proxy>\S+) stopped)"
 )
-# Every state-change line holds one of these words; traffic lines almost never do. Looking for them
-# with `in` runs at memory speed in C, so a ring full of traffic costs no per-line Python work.
-_STATE_CHANGE_WORDS = (b"Server ", b"backend ", b"frontend ", b"Proxy ")
+# Every state-change line holds one of these words, and with it the byte beside it: a server's line
+# "Server ", a backend's "has no server available!", a frontend's "Resumed frontend " or "Paused
+# frontend ", a stopped proxy's "Proxy ... (cumulated conns: FE: ...)". A ring full of traffic is
+# scanned for the byte first (memchr, tens of GB/s): HTTP traffic logs rarely hold an S, R, ! or F,
+# and a block without it cannot hold that kind of line; only a block with it is scanned for the
+# word (a few hundred MB/s). No per-line Python work either way. ("P" is in every "HTTP/1.1": the
+# paused frontend's word is looked for only when the rules name a frontend.)
+_STATE_CHANGE_WORDS = (
+    (b"S", b"Server "),
+    (b"!", b"backend "),
+    (b"R", b"Resumed frontend "),
+    (b"F", b"Proxy "),
+)
+_PAUSED = b"Paused frontend "
 _SEVERITY = re.compile(rb"<(\d{1,3})>")
 NOISY_SEVERITY = 6  # info: HAProxy's traffic logs (option httplog/tcplog); state changes are 0-5
 EVENT_REFUSALS = (b"Permission denied", b"No such event sink")
@@ -525,12 +536,20 @@ def events_command(ring: str) -> bytes:
     return f"set timeout cli 86400; show events {ring} -nw\n".encode()
 
 
+def may_change(block: bytes, frontends: bool = True) -> bool:
+    """False when no line of `block` can be a state change: the cheap pre-scan (see
+    _STATE_CHANGE_WORDS). `frontends`: a paused frontend matters (the rules name a frontend)."""
+    if frontends and _PAUSED in block:
+        return True
+    return any(byte in block and word in block for byte, word in _STATE_CHANGE_WORDS)
+
+
 def has_state_change(block: bytes, watched: Collection[str] | None = None) -> bool:
     """True when some line of `block` (complete lines from the ring) is a server, backend or frontend
     changing state, of a proxy named in `watched` (None: of any proxy). A block without any
-    state-change word costs one scan at memory speed; lines about proxies no rule names cost no
-    poll (a flapping check in a backend rhid does not watch)."""
-    if not any(word in block for word in _STATE_CHANGE_WORDS):
+    state-change word costs a few scans at memory speed (`may_change`); lines about proxies no
+    rule names cost no poll (a flapping check in a backend rhid does not watch)."""
+    if not may_change(block):
         return False
     if watched is None:
         return _STATE_CHANGE.search(block) is not None
@@ -541,13 +560,14 @@ def has_state_change(block: bytes, watched: Collection[str] | None = None) -> bo
     return False
 
 
-def changed_proxies(block: bytes, watched: Collection[str]) -> frozenset[str]:
+def changed_proxies(block: bytes, watched: Collection[str], frontends: bool = True) -> frozenset[str]:
     """The names of the proxies in `watched` (the rules' proxy names) that some state-change line of
     `block` names: a server's backend, a backend, a frontend, a stopped proxy. A name reaches the
     result only when it is of HAProxy's characters (`is_proxy_name`) and one of `watched`: what the
     ring says selects among the rules' own proxies, and never reaches a command. A block without
-    any state-change word costs one scan per word at memory speed (a ring full of traffic)."""
-    if not any(word in block for word in _STATE_CHANGE_WORDS):
+    any state-change word costs a few scans at memory speed (`may_change`: a ring full of traffic).
+    `frontends`: the rules name a frontend (else a paused frontend's line is not looked for)."""
+    if not may_change(block, frontends):
         return frozenset()
     found: set[str] = set()
     for match in _STATE_CHANGE.finditer(block):

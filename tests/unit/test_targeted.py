@@ -20,6 +20,8 @@ from rhid.stats import (
     ProxyIndex,
     ProxyStatus,
     changed_proxies,
+    has_state_change,
+    may_change,
     parse_poll,
     parse_targeted,
     queries_for,
@@ -234,3 +236,29 @@ def test_the_period_always_stays_between_the_interval_and_the_maximum(
     assert sweep.cost is not None
     if period < max(interval, most):
         assert sweep.cost / period <= budget / 100 + 1e-9 or period == interval
+
+
+ALL_KINDS = [line for line, _ in STATE_CHANGES] + [
+    "<5>2026-11-21T07:23:52+00:00 Resumed frontend fe_www.",
+    "<1>2026-11-21T07:23:52+00:00 Server be_maint/s1 is going DOWN for maintenance. 0 active left.",
+]
+HTTP = (
+    b'<6>2026-11-21T07:23:52+00:00 127.0.0.1:4242 [21/Nov/2026:07:23:52.000] fe be/s1 200 "GET / HTTP/1.1"\n'
+)
+
+
+@pytest.mark.parametrize("line", ALL_KINDS)
+def test_the_pre_scan_lets_every_kind_of_state_change_through_among_traffic(line: str) -> None:
+    """Whatever the byte-first pre-scan skips, no state-change line is among it."""
+    block = HTTP * 50 + line.encode() + b"\n" + HTTP * 50
+    assert may_change(block)
+    assert has_state_change(block)
+
+
+def test_the_pre_scan_skips_plain_traffic_and_a_paused_frontend_only_when_no_frontend_is_watched() -> None:
+    """Traffic alone passes nothing; a paused frontend's line passes unless the rules name no frontend."""
+    assert not may_change(HTTP * 100)
+    paused = HTTP * 10 + b"<4>2026-11-21T07:23:52+00:00 Paused frontend fe_www.\n"
+    assert may_change(paused)
+    assert not may_change(paused, frontends=False)
+    assert changed_proxies(paused, frozenset({"fe_www"}), frontends=False) == frozenset()
