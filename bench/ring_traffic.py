@@ -5,7 +5,8 @@ and how fast a state change among that traffic still wakes a poll.
 
 A fake HAProxy on a UNIX socket answers rhid's polls and streams its ring `rhid` at each rate in
 turn (lines a second), 16 lines a write: one Python thread cannot write 32,000 single lines a
-second, and rhid reads the same bytes either way (the kernel queues them while rhid waits). `rhid run`, a real
+second, and rhid reads the same bytes either way (the kernel queues them while rhid waits); above
+32,000 lines a second, rate/2000 lines a write. `rhid run`, a real
 subprocess, streams it. rhid's CPU time comes from /proc/<pid>/stat over each window. Every
 WAKE_EVERY seconds the stream carries one state-change line (``Server be/s1 is UP``) among the
 traffic; its wake-up latency runs from the write of that line to the next poll request rhid sends
@@ -66,6 +67,7 @@ class Ring:
                     self.changed_at = None
             conn.sendall(GOOD)
             return
+        conn.settimeout(None)  # blocking: a timeout makes every write a poll() too (a third of the rate)
         started, written, rate = time.monotonic(), 0, self.rate
         change_due = time.monotonic() + WAKE_EVERY
         while not stopping.is_set():
@@ -78,14 +80,15 @@ class Ring:
                 started, written, rate = time.monotonic(), 0, self.rate
                 time.sleep(0.001)
                 continue
-            writes = (int((time.monotonic() - started) * rate) - written) // BATCH
+            batch = max(BATCH, rate // 2000)  # at most 2,000 writes a second: one thread keeps up
+            writes = (int((time.monotonic() - started) * rate) - written) // batch
             if writes <= 0:
                 time.sleep(0.001)
                 continue
-            for _ in range(min(writes, 500)):
-                conn.sendall(TRAFFIC * BATCH)
-            written += BATCH * min(writes, 500)
-            self.sent += BATCH * min(writes, 500)
+            for _ in range(min(writes, 50)):
+                conn.sendall(TRAFFIC * batch)
+            written += batch * min(writes, 50)
+            self.sent += batch * min(writes, 50)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -106,6 +109,7 @@ def main() -> int:
     parser.add_argument(
         "--rates", default="0,32000,64000,128000", help="traffic lines a second, comma-separated"
     )
+    parser.add_argument("--profile", type=Path, help="run rhid under cProfile, its stats written here")
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
     ring = Ring()
@@ -115,7 +119,8 @@ def main() -> int:
         (root / "rules.cfg").write_text("10.0.0.1 = all(b:be)\n")
         server = fakes.FakeServer(root / "haproxy.sock", ring.handler, concurrent=True)
         rhid = subprocess.Popen(
-            [sys.executable, "-m", "rhid", "run", "-c", str(root / "rules.cfg"),
+            [sys.executable, *(["-m", "cProfile", "-o", str(args.profile)] if args.profile else []),
+             "-m", "rhid", "run", "-c", str(root / "rules.cfg"),
              "--haproxy-socket", str(root / "haproxy.sock"), "--bird-socket", str(root / "none.ctl"),
              "--bird-dir", str(root / "rhid"), "--haproxy-events", "auto", "--log-format", "json"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
