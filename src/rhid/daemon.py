@@ -124,6 +124,11 @@ class Daemon:
         self.sweep = sweep.Sweep()
         self.next_sweep = 0.0
         self.streams_seen = 0
+        # The proxies (and threshold terms' backends) between states: their fall or rise count has
+        # started. Kept up to date from what each poll stepped, so that a cycle does not look at
+        # 10,000 states to find the few.
+        self.between: set[Proxy] = set()
+        self.tracked: tuple[object, object] | None = None  # the states and terms `between` is of
         log.info(
             "daemon.started",
             rules=len(rules.rules),
@@ -142,6 +147,8 @@ class Daemon:
         targets = self.poll_targets(now)
         moved = False
         if targets is None or targets:
+            states, terms = self.states, self.terms
+            self.moving()  # `between` is of these states: the poll's steps update it below
             observed = self.haproxy.observe(self.rules.proxies, now, targets)
             if isinstance(observed, health.Outage):
                 observed = health.during(observed, self.rules.proxies, now, self.thresholds)
@@ -151,6 +158,8 @@ class Daemon:
             )
             write(health.summarize([*events, *term_events]))  # one cause, one line: not one per proxy
             moved = moved or terms_moved
+            if self.states is not states or self.terms is not terms:  # else no proxy moved at all
+                self.track_between(observed)
         full = targets is None or (bool(targets) and self.haproxy.last_poll == FULL)  # or fell back to one
         self.haproxy.check_names(self.rules.lines_of)  # at start, after a rules or HAProxy reload: once
         answers = self.haproxy.state is HAProxyState.REACHABLE  # the guard holds only then
@@ -205,6 +214,36 @@ class Daemon:
         write(self.plan.lines)
         write(plan.transition_lines(self.plan))
 
+    def track_between(self, observed: Iterable[Proxy] | None = None) -> None:
+        """Update `between` for the proxies just observed (None: every proxy, after a reload)."""
+        if observed is None:
+            self.between = set()
+            observed = self.rules.proxies
+        terms_of: dict[Proxy, list[ServerTerm]] = {}
+        for term in self.rules.terms:
+            terms_of.setdefault(term.proxy, []).append(term)
+        for proxy in observed:
+            state = self.states.get(proxy)
+            moving = state is not None and health.in_transition(state)
+            if not moving and proxy in terms_of:
+                moving = any(
+                    health.in_transition(self.terms[term].state)
+                    for term in terms_of[proxy]
+                    if term in self.terms
+                )
+            if moving:
+                self.between.add(proxy)
+            else:
+                self.between.discard(proxy)
+        self.tracked = (self.states, self.terms)
+
+    def moving(self) -> set[Proxy]:
+        """The proxies between states (`between`), looked for afresh when the states were replaced
+        otherwise than by a cycle's poll (a test, a reload)."""
+        if self.tracked is None or self.tracked[0] is not self.states or self.tracked[1] is not self.terms:
+            self.track_between()
+        return self.between
+
     def poll_targets(self, now: float) -> frozenset[Proxy] | None:
         """What this cycle polls: None for every proxy (no live event stream; the full poll is due;
         the stream is new or said everything may have changed; too many proxies named); else the
@@ -216,9 +255,7 @@ class Daemon:
         if not self.haproxy.streaming or news.everything or fresh or now >= self.next_sweep:
             return None
         named = self.rules.lines_of  # the proxies of the rules in force (news may predate a reload)
-        targets = {proxy for proxy in news.proxies if proxy in named}
-        targets.update(proxy for proxy, state in self.states.items() if health.in_transition(state))
-        targets.update(term.proxy for term, state in self.terms.items() if health.in_transition(state.state))
+        targets = {proxy for proxy in news.proxies if proxy in named} | self.moving()
         return None if len(targets) > MAX_TARGETS else frozenset(targets)
 
     def poll_interval(self) -> float:
@@ -226,10 +263,7 @@ class Daemon:
         fast = self.settings.fast_interval
         if fast is None and (self.haproxy.streaming or self.haproxy.has_ring):
             fast = DEFAULT_FAST_INTERVAL
-        between = any(health.in_transition(state) for state in self.states.values()) or any(
-            health.in_transition(term.state) for term in self.terms.values()
-        )
-        if fast is not None and between:
+        if fast is not None and self.moving():
             return min(fast, self.settings.interval)
         return self.settings.interval
 
