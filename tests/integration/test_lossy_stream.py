@@ -7,7 +7,8 @@ the --interval, the full poll being cheap) plus one --interval of a loop tick. F
 the soak flaps routes on purpose, and damping would rightly keep them withdrawn; the blast-radius
 guard is off too (a window of many withdrawals would rightly hold them).
 
-The CI's short run makes RHID_LOSSY_CHANGES changes (default 16); the slow one 200.
+The CI's short run makes RHID_LOSSY_CHANGES changes (default 16); the slow one 200, when
+RHID_LOSSY_SOAK=1 (about 100 s).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def test_a_lossy_stream_ends_with_the_peer_exactly_as_the_servers_say(tmp_path: 
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("RHID_LOSSY_SOAK"), reason="about 100 s: set RHID_LOSSY_SOAK=1")
 def test_a_long_lossy_soak(tmp_path: Path) -> None:
     """The same, 200 changes."""
     run(tmp_path, 200)
