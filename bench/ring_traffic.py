@@ -1,14 +1,20 @@
-"""What a busy log ring costs rhid: its CPU share while the ring it streams carries HTTP traffic logs.
+"""What a busy log ring costs rhid: its CPU share while the ring it streams carries HTTP traffic logs,
+and how fast a state change among that traffic still wakes a poll.
 
-    python bench/ring_traffic.py [--seconds 5] [--rates 0,1000,8000,32000]
+    python bench/ring_traffic.py [--seconds 5] [--rates 0,32000,64000,128000]
 
 A fake HAProxy on a UNIX socket answers rhid's polls and streams its ring `rhid` at each rate in
 turn (lines a second), 16 lines a write: one Python thread cannot write 32,000 single lines a
-second, and rhid reads the same bytes either way (the kernel queues them while rhid waits). `rhid run`, a real
-subprocess, streams it. rhid's CPU time comes from /proc/<pid>/stat over each window. Prints a
-table and writes bench/results/ring_traffic.json. Everything runs on this machine's loopback
-sockets in a temp directory, and stops by itself. The CI's short version is the read-count test in
-tests/fault/test_process.py.
+second, and rhid reads the same bytes either way (the kernel queues them while rhid waits); above
+32,000 lines a second, rate/2000 lines a write. `rhid run`, a real
+subprocess, streams it. rhid's CPU time comes from /proc/<pid>/stat over each window. Every
+WAKE_EVERY seconds the stream carries one state-change line (``Server be/s1 is UP``) among the
+traffic; its wake-up latency runs from the write of that line to the next poll request rhid sends
+(a targeted one, ``show stat 7 ...``, when rhid targets; else any poll: a timer poll may then come
+first, rarely); p50 and p99 are printed beside the CPU share. Prints a table and writes
+bench/results/ring_traffic.json. Everything runs on this machine's loopback sockets in a temp
+directory, and stops by itself. The CI's short version is the read-count test in
+tests/fault/test_process.py. To measure another rhid: PYTHONPATH=<its src> python bench/ring_traffic.py.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from tests.fault import fakes
 TRAFFIC = (
     b'<6>2026-11-22T10:00:00+00:00 127.0.0.1:4242 [22/Nov/2026] fe be/s1 0/0/1/1/2 200 "GET / HTTP/1.1"\n'
 )
-GOOD = b"Name: HAProxy\nPid: 42\n\n# pxname,svname,status,type,check_status,\nbe,BACKEND,UP,1,,\n\n"
+GOOD = b"Name: HAProxy\nPid: 42\n\n# pxname,svname,status,type,check_status,iid,\nbe,BACKEND,UP,1,,7,\n\n"
+CHANGE = b"<5>2026-11-22T10:00:00+00:00 Server be/s1 is UP, reason: Layer4 check passed.\n"
+WAKE_EVERY = 0.2  # seconds between two state-change lines in the stream
 TICKS = os.sysconf("SC_CLK_TCK")
 BATCH = 16  # lines per write
 
@@ -42,6 +50,9 @@ class Ring:
     def __init__(self) -> None:
         self.rate = 0
         self.sent = 0
+        self.lock = threading.Lock()
+        self.changed_at: float | None = None  # when the last state-change line was written, until polled
+        self.latencies: list[float] = []
 
     def handler(self, conn: socket.socket, stopping: threading.Event) -> None:
         conn.settimeout(2)
@@ -50,22 +61,41 @@ class Ring:
             conn.sendall(b"Supported events sinks:\n    rhid       : type=buffer, 0 dropped, rhid\n\n")
             return
         if b"show events rhid -nw" not in request:
+            with self.lock:
+                if self.changed_at is not None:
+                    self.latencies.append(time.monotonic() - self.changed_at)
+                    self.changed_at = None
             conn.sendall(GOOD)
             return
+        conn.settimeout(None)  # blocking: a timeout makes every write a poll() too (a third of the rate)
         started, written, rate = time.monotonic(), 0, self.rate
+        change_due = time.monotonic() + WAKE_EVERY
         while not stopping.is_set():
+            if time.monotonic() >= change_due:
+                conn.sendall(CHANGE)
+                with self.lock:
+                    self.changed_at = time.monotonic()
+                change_due = time.monotonic() + WAKE_EVERY
             if self.rate != rate or not self.rate:  # a new window: pace from now on, no catching up
                 started, written, rate = time.monotonic(), 0, self.rate
                 time.sleep(0.001)
                 continue
-            writes = (int((time.monotonic() - started) * rate) - written) // BATCH
+            batch = max(BATCH, rate // 2000)  # at most 2,000 writes a second: one thread keeps up
+            writes = (int((time.monotonic() - started) * rate) - written) // batch
             if writes <= 0:
                 time.sleep(0.001)
                 continue
-            for _ in range(min(writes, 500)):
-                conn.sendall(TRAFFIC * BATCH)
-            written += BATCH * min(writes, 500)
-            self.sent += BATCH * min(writes, 500)
+            for _ in range(min(writes, 50)):
+                conn.sendall(TRAFFIC * batch)
+            written += batch * min(writes, 50)
+            self.sent += batch * min(writes, 50)
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value below which `share` of the sorted `values` lie (nearest rank; nan if none)."""
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, max(0, round(share * len(values) + 0.5) - 1))]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -77,8 +107,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="rhid's CPU share while its ring carries traffic logs")
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per rate")
     parser.add_argument(
-        "--rates", default="0,1000,8000,32000", help="traffic lines a second, comma-separated"
+        "--rates", default="0,32000,64000,128000", help="traffic lines a second, comma-separated"
     )
+    parser.add_argument("--profile", type=Path, help="run rhid under cProfile, its stats written here")
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
     ring = Ring()
@@ -88,7 +119,8 @@ def main() -> int:
         (root / "rules.cfg").write_text("10.0.0.1 = all(b:be)\n")
         server = fakes.FakeServer(root / "haproxy.sock", ring.handler, concurrent=True)
         rhid = subprocess.Popen(
-            [sys.executable, "-m", "rhid", "run", "-c", str(root / "rules.cfg"),
+            [sys.executable, *(["-m", "cProfile", "-o", str(args.profile)] if args.profile else []),
+             "-m", "rhid", "run", "-c", str(root / "rules.cfg"),
              "--haproxy-socket", str(root / "haproxy.sock"), "--bird-socket", str(root / "none.ctl"),
              "--bird-dir", str(root / "rhid"), "--haproxy-events", "auto", "--log-format", "json"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -98,23 +130,36 @@ def main() -> int:
             for rate in rates:
                 ring.rate = rate
                 time.sleep(0.5)
+                with ring.lock:
+                    ring.latencies = []
                 sent, cpu, wall = ring.sent, cpu_seconds(rhid.pid), time.monotonic()
                 time.sleep(args.seconds)
                 sent, cpu, wall = ring.sent - sent, cpu_seconds(rhid.pid) - cpu, time.monotonic() - wall
+                with ring.lock:
+                    latencies = sorted(ring.latencies)
                 results.append(
                     {
                         "rate_asked": rate,
                         "lines_per_second": round(sent / wall),
                         "rhid_cpu_share": round(cpu / wall, 4),
+                        "wakes": len(latencies),
+                        "wake_p50_ms": round(1000 * percentile(latencies, 0.50), 2),
+                        "wake_p99_ms": round(1000 * percentile(latencies, 0.99), 2),
                     }
                 )
         finally:
             rhid.terminate()
             rhid.wait(10)
             server.close()
-    print(f"{'traffic lines/s (asked)':>24} {'written/s':>10} {'rhid CPU, share of a core':>26}")
+    print(
+        f"{'traffic lines/s (asked)':>24} {'written/s':>10} {'rhid CPU, share of a core':>26} "
+        f"{'wakes':>6} {'wake p50 ms':>12} {'wake p99 ms':>12}"
+    )
     for row in results:
-        print(f"{row['rate_asked']:>24} {row['lines_per_second']:>10} {row['rhid_cpu_share']:>25.1%}")
+        print(
+            f"{row['rate_asked']:>24} {row['lines_per_second']:>10} {row['rhid_cpu_share']:>25.1%} "
+            f"{row['wakes']:>6} {row['wake_p50_ms']:>12} {row['wake_p99_ms']:>12}"
+        )
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / "ring_traffic.json").write_text(

@@ -34,6 +34,14 @@ machine it moves less than the wall-clock cold start. These are differences of t
 in clock ticks (10 ms): with few changes or a noisy machine they can come out small or negative;
 the steady rates are printed beside them.
 
+Before rhid starts, HAProxy's own cost of a targeted poll (``show info; show stat <iid> 2 -1``: one
+backend in the middle of the list, asked by id, as rhid asks), of ten such queries in one line,
+and of a full poll (``show info; show stat -1 2 -1``) is measured from its threads' schedstat over
+many requests (its idle CPU subtracted), with the client's wall time per request beside it (what
+rhid's --sweep-budget counts as HAProxy's cost). `events_core_share_pct` is rhid's steady CPU with
+events on plus HAProxy's above its idle, as a share of one core: with a live stream the full poll
+runs every --sweep-max at most (rhid.sweep), so this is the number the 2 % target is about.
+
 The JSON holds the table's keys plus every change's latency, the rhid package the lab's
 `python -m rhid` imported (its path and git commit: run with PYTHONPATH=<worktree>/src to measure
 another version with this same bench) and the 1-minute load average at the start and the end.
@@ -71,6 +79,52 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def run_seconds(pid: int) -> float:
+    """CPU time of every thread of a process, in nanoseconds' precision (/proc/<pid>/task/*/schedstat)."""
+    tasks = Path(f"/proc/{pid}/task").glob("*/schedstat")
+    return sum(int(stat.read_text().split()[0]) for stat in tasks) / 1e9
+
+
+def ask(path: Path, command: bytes) -> bytes:
+    """One command on HAProxy's stats socket, its whole reply (as rhid's client: half-close, read to EOF)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(command)
+        sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(1 << 20):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def measure_queries(instance: Lab, count: int, idle_per_s: float) -> dict[str, float]:
+    """What HAProxy's CPU pays for one targeted poll (`show info; show stat <iid> 2 -1`, one backend
+    in the middle of the list, asked by id) and for one full poll (`show info; show stat -1 2 -1`),
+    measured from its threads' schedstat over many requests, its idle CPU subtracted; and the
+    wall time of each from the client (what rhid's --sweep-budget takes for HAProxy's cost)."""
+    haproxy = instance.procs["haproxy"].pid
+    listing = ask(instance.haproxy_socket, b"show stat -1 2 -1\n").decode()
+    header = listing.split("\n", 1)[0][2:].split(",")
+    iid_at = header.index("iid")
+    middle = f"be{count // 2}"
+    iid = next(row.split(",")[iid_at] for row in listing.split("\n")[1:] if row.split(",")[0] == middle)
+    results: dict[str, float] = {}
+    for key, command, repeat in (
+        ("targeted", f"show info; show stat {iid} 2 -1\n".encode(), 1000),
+        ("targeted_10", ("show info; " + "; ".join([f"show stat {iid} 2 -1"] * 10) + "\n").encode(), 200),
+        ("full", b"show info; show stat -1 2 -1\n", 20),
+    ):
+        cpu, wall = run_seconds(haproxy), time.monotonic()
+        for _ in range(repeat):
+            ask(instance.haproxy_socket, command)
+        elapsed = time.monotonic() - wall
+        spent = run_seconds(haproxy) - cpu - idle_per_s * elapsed
+        results[f"haproxy_cpu_ms_per_{key}_poll"] = spent / repeat * 1000
+        results[f"wall_ms_per_{key}_poll"] = elapsed / repeat * 1000
+    return results
 
 
 def rss_mb(pid: int) -> float:
@@ -306,6 +360,7 @@ def run(count: int, seconds: float, changes: int) -> tuple[dict[str, float], dic
         idle_start = cpu_seconds(haproxy)
         time.sleep(seconds / 2)
         haproxy_idle_per_s = (cpu_seconds(haproxy) - idle_start) / (seconds / 2)
+        results.update(measure_queries(instance, count, haproxy_idle_per_s))
 
         started = time.monotonic()
         instance.start_rhid(rules, "--interval", "1", "--fall", "1", "--haproxy-events", "none")
@@ -336,6 +391,11 @@ def run(count: int, seconds: float, changes: int) -> tuple[dict[str, float], dic
         time.sleep(2)  # settle
         measured, latencies = measure_changes(instance, count, changes, seconds, "rhid_events")
         results.update(measured)
+        steady, dumps = (
+            sum(measured[f"events_{name}_cpu_ms_per_s_{when}"] for when in ("before", "after")) / 2
+            for name in ("rhid", "haproxy")
+        )
+        results["events_core_share_pct"] = (steady + max(dumps - haproxy_idle_per_s * 1000, 0.0)) / 10
         extra["change_events_latencies_s"] = latencies
     results["load_1m_end"] = os.getloadavg()[0]
     return results, extra
@@ -353,6 +413,7 @@ def main() -> None:
     results, extra = run(args.backends, args.seconds, args.changes)
     goals = {
         "core_share_at_1hz_pct": 2.0,
+        "events_core_share_pct": 2.0,
         "rhid_rss_mb": 80.0,
         "cold_start_s": 3.0,
         "change_events_p50_s": 0.02,

@@ -42,17 +42,19 @@ from rhid import (
     settings,
     shutdown,
     status,
+    sweep,
 )
 from rhid.dialect import BIRD2, Dialect
 from rhid.dryrun import DryRunSide
 from rhid.errors import CannotRunError, DrainFileError, RuleError, RuleFileError
-from rhid.haproxy import HAProxySide
+from rhid.haproxy import FULL, NO_NEWS, HAProxySide, News
 from rhid.instance import instance_lock
 from rhid.metrics import Exporter, serving
 from rhid.model import PLAIN, HAProxyState, LogLine, Proxy, ServerTerm
 from rhid.reconcile import STOP_BOUND, BirdEdge, Withdrawal
 from rhid.rules import RuleSet, compare
 from rhid.settings import DEFAULT_FAST_INTERVAL, Settings
+from rhid.stats import MAX_TARGETS
 
 log = structlog.get_logger("rhid")
 
@@ -115,6 +117,18 @@ class Daemon:
         self.cycles = 0
         self.ready = False  # READY=1 sent
         self.next_tick = self.last_cycle = 0.0  # the loop's: when to poll next, when it last did
+        # While the event stream is live: what its lines named since the last poll, the full poll's
+        # measured cost (rhid.sweep) and when it is due next, and the streams opened so far (a new
+        # one may have missed lines: a full poll at once).
+        self.news: News = NO_NEWS
+        self.sweep = sweep.Sweep()
+        self.next_sweep = 0.0
+        self.streams_seen = 0
+        # The proxies (and threshold terms' backends) between states: their fall or rise count has
+        # started. Kept up to date from what each poll stepped, so that a cycle does not look at
+        # 10,000 states to find the few.
+        self.between: set[Proxy] = set()
+        self.tracked: tuple[object, object] | None = None  # the states and terms `between` is of
         log.info(
             "daemon.started",
             rules=len(rules.rules),
@@ -127,17 +141,27 @@ class Daemon:
         )
 
     def cycle(self, now: float) -> None:
-        """One complete cycle: HAProxy read, health stepped, plan made, BIRD reconciled; tell systemd."""
-        observed = self.haproxy.observe(self.rules.proxies, now)
+        """One complete cycle: HAProxy read (all proxies, a few, or none: `poll_targets`), health
+        stepped for what was read, plan made, BIRD reconciled; tell systemd."""
+        cpu = time.process_time()
+        targets = self.poll_targets(now)
+        moved = False
+        if targets is None or targets:
+            states, terms = self.states, self.terms
+            self.moving()  # `between` is of these states: the poll's steps update it below
+            observed = self.haproxy.observe(self.rules.proxies, now, targets)
+            if isinstance(observed, health.Outage):
+                observed = health.during(observed, self.rules.proxies, now, self.thresholds)
+            self.states, events, moved = health.observe(self.states, observed, now, self.thresholds)
+            self.terms, term_events, terms_moved = health.observe_terms(
+                self.terms, self.rules.terms, observed, now, self.thresholds
+            )
+            write(health.summarize([*events, *term_events]))  # one cause, one line: not one per proxy
+            moved = moved or terms_moved
+            if self.states is not states or self.terms is not terms:  # else no proxy moved at all
+                self.track_between(observed)
+        full = targets is None or (bool(targets) and self.haproxy.last_poll == FULL)  # or fell back to one
         self.haproxy.check_names(self.rules.lines_of)  # at start, after a rules or HAProxy reload: once
-        if isinstance(observed, health.Outage):
-            observed = health.during(observed, self.rules.proxies, now, self.thresholds)
-        self.states, events, moved = health.observe(self.states, observed, now, self.thresholds)
-        self.terms, term_events, terms_moved = health.observe_terms(
-            self.terms, self.rules.terms, observed, now, self.thresholds
-        )
-        write(health.summarize([*events, *term_events]))  # one cause, one line: not one per proxy
-        moved = moved or terms_moved
         answers = self.haproxy.state is HAProxyState.REACHABLE  # the guard holds only then
         if answers != self.intents.haproxy_answers:
             self.intents = replace(self.intents, haproxy_answers=answers)
@@ -146,6 +170,12 @@ class Daemon:
             self.replan_now(now)
         if not self.stop_due():  # else the stop's own bounded withdrawal comes next (run)
             self.bird.apply(self.plan, now)  # a file not written is retried at the next cycle
+        if full:  # the full poll's cost sets when the next one is due (while the stream is live)
+            self.sweep = self.sweep.measured(time.process_time() - cpu + self.haproxy.fetched)
+            period = self.sweep.period(
+                self.settings.sweep_budget, self.settings.interval, self.settings.sweep_max
+            )
+            self.next_sweep = now + period
         self.cycles += 1
         self.rule_file.look()
         self.notifier.status(self.summary())
@@ -184,15 +214,56 @@ class Daemon:
         write(self.plan.lines)
         write(plan.transition_lines(self.plan))
 
+    def track_between(self, observed: Iterable[Proxy] | None = None) -> None:
+        """Update `between` for the proxies just observed (None: every proxy, after a reload)."""
+        if observed is None:
+            self.between = set()
+            observed = self.rules.proxies
+        terms_of: dict[Proxy, list[ServerTerm]] = {}
+        for term in self.rules.terms:
+            terms_of.setdefault(term.proxy, []).append(term)
+        for proxy in observed:
+            state = self.states.get(proxy)
+            moving = state is not None and health.in_transition(state)
+            if not moving and proxy in terms_of:
+                moving = any(
+                    health.in_transition(self.terms[term].state)
+                    for term in terms_of[proxy]
+                    if term in self.terms
+                )
+            if moving:
+                self.between.add(proxy)
+            else:
+                self.between.discard(proxy)
+        self.tracked = (self.states, self.terms)
+
+    def moving(self) -> set[Proxy]:
+        """The proxies between states (`between`), looked for afresh when the states were replaced
+        otherwise than by a cycle's poll (a test, a reload)."""
+        if self.tracked is None or self.tracked[0] is not self.states or self.tracked[1] is not self.terms:
+            self.track_between()
+        return self.between
+
+    def poll_targets(self, now: float) -> frozenset[Proxy] | None:
+        """What this cycle polls: None for every proxy (no live event stream; the full poll is due;
+        the stream is new or said everything may have changed; too many proxies named); else the
+        rules' proxies the stream named since the last poll and those between states (their fall
+        or rise count goes on at the fast interval), maybe none."""
+        news, self.news = self.news, NO_NEWS
+        fresh = self.haproxy.opened != self.streams_seen  # a stream opened since the last cycle
+        self.streams_seen = self.haproxy.opened
+        if not self.haproxy.streaming or news.everything or fresh or now >= self.next_sweep:
+            return None
+        named = self.rules.lines_of  # the proxies of the rules in force (news may predate a reload)
+        targets = {proxy for proxy in news.proxies if proxy in named} | self.moving()
+        return None if len(targets) > MAX_TARGETS else frozenset(targets)
+
     def poll_interval(self) -> float:
         """The fast interval while a proxy is between states (see Settings.fast_interval), else --interval."""
         fast = self.settings.fast_interval
         if fast is None and (self.haproxy.streaming or self.haproxy.has_ring):
             fast = DEFAULT_FAST_INTERVAL
-        between = any(health.in_transition(state) for state in self.states.values()) or any(
-            health.in_transition(term.state) for term in self.terms.values()
-        )
-        if fast is not None and between:
+        if fast is not None and self.moving():
             return min(fast, self.settings.interval)
         return self.settings.interval
 
@@ -516,6 +587,8 @@ class Daemon:
                         self.cycle(now)
                         now = time.monotonic()  # the cycle took time
                         self.next_tick = max(self.last_cycle + self.poll_interval(), now)
+                        if self.haproxy.streaming:  # the full poll's own period (poll_targets)
+                            self.next_tick = min(self.next_tick, max(self.next_sweep, now))
                     if self.stop_due():
                         return self.finish_stop(time.monotonic())
                     if self.wait(now, signals, server):
@@ -530,6 +603,8 @@ class Daemon:
         stream, BIRD's reply (or its deadline), a policy's `wake_at`; handle what came. True when a
         stop signal came."""
         self.haproxy.ensure_stream(now)
+        if self.haproxy.opened != self.streams_seen:  # a new stream: a full poll covers what it missed
+            self.next_tick = min(self.next_tick, max(now, self.last_cycle + EVENT_GAP))
         readers: list[Any] = [signals]
         writers: list[Any] = []
         wake = self.next_tick
@@ -554,7 +629,10 @@ class Daemon:
         self.bird.on_time(now)
         self.announce_ready()
         soon = self.last_cycle + EVENT_GAP
-        if self.plan.due(now) or (stream is not None and stream in ready and self.haproxy.read_stream(now)):
+        news = self.haproxy.read_stream(now) if stream is not None and stream in ready else NO_NEWS
+        if news:
+            self.news = self.news | news  # polled at the next cycle (poll_targets)
+        if self.plan.due(now) or news:
             self.next_tick = min(self.next_tick, soon)  # a policy's time came, or HAProxy's news
         if server is not None:
             server.serve(ready, writable, now, self.answer)

@@ -19,7 +19,7 @@ import structlog
 from rhid import health, inventory, sockets, stats
 from rhid.backoff import Backoff
 from rhid.errors import HAProxyProtocolError, HAProxyUnavailableError
-from rhid.model import HAProxyState, Proxy, StreamState
+from rhid.model import HAProxyState, Proxy, ProxyKind, StreamState
 from rhid.settings import DEFAULTS, ENVIRONMENT_FILES, Settings
 
 if TYPE_CHECKING:
@@ -91,9 +91,12 @@ class HAProxyClient:
         self.reloaded_from: str | None = None  # the previous worker's Pid, after a poll that saw a new one
         self.counted: frozenset[Proxy] = frozenset()  # backends whose servers the rules' thresholds count
         self._index: tuple[Collection[Proxy], frozenset[Proxy], stats.ProxyIndex] | None = None
+        self.ids: Mapping[Proxy, str] = {}  # each proxy's id in worker `pid`, from its last full poll
+        self.fetched = 0.0  # wall seconds of the last poll's exchanges (HAProxy's dump is most of it)
 
     def poll(self, wanted: Collection[Proxy]) -> stats.Snapshot:
         """One poll: the status of every wanted proxy, or an Unavailable/Protocol error."""
+        self.fetched = 0.0
         snapshot = self._poll(wanted)
         if not self.servers and snapshot.pid != self.pid:
             self.servers = True  # a new worker: its first checks may be pending; ask again with servers
@@ -101,6 +104,31 @@ class HAProxyClient:
         self.servers = snapshot.pending
         self.reloaded_from = self.pid if self.pid not in {None, snapshot.pid} else None
         self.pid = snapshot.pid
+        self.ids = snapshot.ids
+        return snapshot
+
+    def poll_targeted(self, targets: Collection[Proxy]) -> stats.Snapshot | None:
+        """A poll of `targets` only (a few of the rules' proxies, asked by the ids the last full poll
+        of this worker printed), or None when only a full poll can answer: a target without a known
+        id, more than stats.MAX_TARGETS of them, or a reply from another worker (HAProxy reloaded:
+        its ids may be others'). Unavailable/Protocol errors as `poll`."""
+        self.fetched = 0.0
+        if self.pid is None or not 0 < len(targets) <= stats.MAX_TARGETS:
+            return None
+        servers = self.servers or bool(self.counted & set(targets))
+        queries = stats.queries_for(targets, self.ids, self.servers, self.counted)
+        if queries is None:
+            return None
+        command = stats.targeted_command(self.master, queries)
+        started = time.monotonic()
+        data = fetch(self.path, command, self.timeout)
+        self.fetched = time.monotonic() - started
+        index = stats.ProxyIndex.of(targets, self.counted)
+        snapshot = stats.parse_targeted(data, index, servers=servers)
+        if snapshot.pid != self.pid:
+            return None
+        self.servers = self.servers or snapshot.pending
+        self.reloaded_from = None
         return snapshot
 
     def _poll(self, wanted: Collection[Proxy]) -> stats.Snapshot:
@@ -111,10 +139,12 @@ class HAProxyClient:
                 stats.ProxyIndex.of(wanted, self.counted),
             )  # on new rules only
         servers = self.servers or bool(self.counted)  # thresholds count servers at every poll
+        started = time.monotonic()
         data = fetch(self.path, self._command(wanted, servers), self.timeout)
         if not self.master and stats.is_master_cli_refusal(data):
             self.master = True
             data = fetch(self.path, self._command(wanted, servers), self.timeout)
+        self.fetched += time.monotonic() - started
         return stats.parse_poll(data, self._index[2], servers=servers)
 
     def _command(self, wanted: Collection[Proxy], servers: bool) -> bytes:
@@ -210,6 +240,27 @@ class EventStream:
 
 # ---- the HAProxy side: polls and the event stream turned into observations ------------------------
 
+FULL, TARGETED = "full", "targeted"  # the kinds of poll (HAProxySide.last_poll)
+
+
+@dataclass(frozen=True, slots=True)
+class News:
+    """What a read of the event stream brings: the rules' proxies its state-change lines name, and
+    whether every proxy must be polled. True when a poll is due."""
+
+    proxies: frozenset[Proxy] = frozenset()
+    everything: bool = False
+
+    def __bool__(self) -> bool:
+        return self.everything or bool(self.proxies)
+
+    def __or__(self, other: News) -> News:
+        return News(self.proxies | other.proxies, self.everything or other.everything)
+
+
+NO_NEWS = News()
+EVERYTHING = News(everything=True)
+
 EVENT_READ_GAP = 0.01  # seconds: after a read of only traffic lines, the ring waits this long
 NO_RING_RETRY = 60.0  # seconds between looks for a ring when HAProxy has none
 LOGGED_NAMES = 100  # names HAProxy lacks logged one by one at each check; then one line with the count
@@ -260,6 +311,11 @@ class HAProxySide:
         self.has_ring = False
         # The proxy names the rules use (None: any): an event about another proxy wakes no poll.
         self.watched: frozenset[str] | None = None
+        self.by_name: Mapping[str, tuple[Proxy, ...]] = {}  # the rules' proxies of each watched name
+        self.frontends = True  # the rules name a frontend (a paused frontend's line matters)
+        self.full_polls = self.targeted_polls = 0  # polls made, by kind (rhid status, tests)
+        self.last_poll: str | None = None  # FULL or TARGETED: the kind of the last poll that answered
+        self.opened = 0  # event streams opened so far: a new one may have missed lines (a full poll)
         # What the last check_names found (None: not known), and for which rules and worker it asked.
         self.missing: tuple[inventory.Missing, ...] | None = None
         self.names_checked: tuple[Mapping[Proxy, tuple[int, ...]], str | None] | None = None
@@ -278,12 +334,30 @@ class HAProxySide:
     # ---- polls ---------------------------------------------------------------------------------
 
     def observe(
-        self, proxies: Collection[Proxy], now: float
+        self, proxies: Collection[Proxy], now: float, targets: Collection[Proxy] | None = None
     ) -> dict[Proxy, stats.ProxyStatus] | health.Outage:
         """Poll once: what HAProxy says of each proxy, or the outage that kept it from saying
-        (`health.during` says what that means for each proxy)."""
+        (`health.during` says what that means for each proxy).
+
+        With `targets` (some of `proxies`), a targeted poll asks for those only, and the result
+        holds those only: a proxy not asked for is not in it (it is not absent: nothing was said of
+        it), one asked for and not in HAProxy's reply is absent, as in a full poll. When only a full
+        poll can answer (HAProxyClient.poll_targeted), it is one, over `proxies`. `last_poll` says
+        which it was."""
+        self.last_poll = None
         try:
-            snapshot = self.client.poll(proxies)
+            snapshot = None
+            if targets is not None and isinstance(self.client, HAProxyClient):
+                snapshot = self.client.poll_targeted(targets)
+            if snapshot is None:
+                asked: Collection[Proxy] = proxies
+                snapshot = self.client.poll(proxies)
+                self.full_polls += 1
+                self.last_poll = FULL
+            else:
+                asked = targets if targets is not None else proxies
+                self.targeted_polls += 1
+                self.last_poll = TARGETED
         except HAProxyUnavailableError as exc:
             if exc.kind == "permission":  # a process listens; whether HAProxy serves is not known
                 first = self.state is not HAProxyState.FORBIDDEN
@@ -309,7 +383,13 @@ class HAProxySide:
             self.close_stream()  # the stream stays with the old, stopping worker: follow the new one
         self._weather(HAProxyState.REACHABLE, None, now, pid=snapshot.pid)
         self._report_unknown(snapshot.unknown)
-        return {proxy: snapshot.status_of(proxy) for proxy in proxies}
+        return {proxy: snapshot.status_of(proxy) for proxy in asked}
+
+    @property
+    def fetched(self) -> float:
+        """Wall seconds the last poll's exchanges with HAProxy took (0 when not measured): HAProxy's
+        dump is CPU-bound, so this estimates (from above) what the poll cost HAProxy."""
+        return self.client.fetched if isinstance(self.client, HAProxyClient) else 0.0
 
     def _report_unknown(self, unknown: tuple[tuple[Proxy, str], ...]) -> None:
         """Each (proxy, status) HAProxy 2.6 never printed is logged once, one line per status: a new
@@ -394,7 +474,12 @@ class HAProxySide:
     def watch(self, rules: RuleSet) -> None:
         """Wake a poll only for events about the proxies `rules` name; count the servers of the
         backends their thresholds name."""
-        self.watched = frozenset(proxy.name for proxy in rules.proxies)
+        by_name: dict[str, list[Proxy]] = {}
+        for proxy in rules.proxies:
+            by_name.setdefault(proxy.name, []).append(proxy)
+        self.by_name = {name: tuple(proxies) for name, proxies in by_name.items()}
+        self.watched = frozenset(self.by_name)
+        self.frontends = any(proxy.kind is ProxyKind.FRONTEND for proxy in rules.proxies)
         if isinstance(self.client, HAProxyClient):
             self.client.counted = frozenset(rules.counted)
 
@@ -430,11 +515,14 @@ class HAProxySide:
             self.stream_backoff.failed(now)
             return
         self.has_ring = True
+        self.opened += 1
         self._note(StreamState.STREAMING, ring=choice.ring, chosen_as=choice.why)
 
-    def read_stream(self, now: float) -> bool:
-        """Read the stream; True when a line says a server, backend or frontend changed, or when the
-        stream ended (HAProxy reloaded or died: a poll tells which).
+    def read_stream(self, now: float) -> News:
+        """Read the stream: the News its lines bring (true when a poll is due). `News.proxies`: the
+        rules' proxies that state-change lines name; `News.everything`: a poll of every proxy is
+        due (the stream ended: HAProxy reloaded or died, a poll tells which; or the rules are not
+        known yet).
 
         A read of complete lines without a state change (traffic logs in the ring) pauses reading for
         EVENT_READ_GAP, so a busy ring costs at most 1/EVENT_READ_GAP reads a second however many
@@ -442,14 +530,14 @@ class HAProxySide:
         two reads is seen at once.
         """
         if self.stream is None:
-            return False
+            return NO_NEWS
         try:
             block = self.stream.read()
         except (HAProxyUnavailableError, HAProxyProtocolError) as exc:
             self.close_stream()
             self._note(StreamState.UNAVAILABLE, reason=str(exc))
             self.stream_backoff.failed(now)
-            return True  # the stream's end is news: HAProxy reloaded or died; poll at once
+            return EVERYTHING  # the stream's end is news: HAProxy reloaded or died; poll at once
         self.stream_backoff.succeeded()
         if block and not self.stream_noisy and stats.is_noisy(block):
             self.stream_noisy = True
@@ -459,11 +547,18 @@ class HAProxySide:
                 hint="this ring carries traffic logs (level info); give rhid a dedicated ring at level "
                 "notice: see the README, 'Event wake-up'",
             )
-        if stats.has_state_change(block, self.watched):
-            return True
-        if block:  # complete lines, none a state change: traffic. (Half a line: read on at once.)
+        if self.watched is None:
+            news = EVERYTHING if stats.has_state_change(block) else NO_NEWS
+        else:
+            names = stats.changed_proxies(block, self.watched, self.frontends)
+            news = (
+                News(frozenset(p for name in names for p in self.by_name.get(name, ()))) if names else NO_NEWS
+            )
+        if (
+            not news and block
+        ):  # complete lines, none a state change: traffic. (Half a line: read on at once.)
             self.paused_until = now + EVENT_READ_GAP
-        return False
+        return news
 
     def close_stream(self) -> None:
         """Drop the event stream; `ensure_stream` reopens it."""
@@ -520,6 +615,7 @@ class HAProxySide:
                 reads=self.stream.reads if self.stream is not None else 0,
                 bytes=self.stream.received if self.stream is not None else 0,
             ),
+            polls={FULL: self.full_polls, TARGETED: self.targeted_polls},
             names={str(item.proxy): item.advice for item in self.missing or () if item.advice is not None},
         )
 
@@ -546,6 +642,7 @@ class HAProxyReport:
     events: StreamReport
     # The closest name HAProxy has, by each proxy of the rules it lacks (`check_names`): "b:x" -> advice.
     names: Mapping[str, str] = field(default_factory=dict)
+    polls: Mapping[str, int] = field(default_factory=dict)  # polls made since the start, by kind
 
     def document(self) -> dict[str, object]:
         """The report as `rhid status`'s JSON has it."""
@@ -556,6 +653,7 @@ class HAProxyReport:
             "last_error": self.last_error,
             "problems": list(self.problems),
             "names": dict(self.names),
+            "polls": dict(self.polls),
             "events": {
                 "state": self.events.state.value,
                 "ring": self.events.ring,

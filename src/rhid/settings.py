@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
-from rhid import gateway, health, names
+from rhid import gateway, health, names, sweep
 from rhid.dialect import VERSIONS
 from rhid.errors import SettingError
 from rhid.gateway import Gateway
@@ -482,6 +482,30 @@ class Settings:
             "poll period while a proxy is between states (its fall or rise count started); "
             f"default {DEFAULT_FAST_INTERVAL:g} while HAProxy's event stream is live, else --interval "
             "(the vendor's behaviour)",
+            "SECONDS",
+            DURATION,
+        ),
+    )
+    # While the event stream is live, events wake targeted polls and the full poll is the guard
+    # against lost events: its period follows its cost (rhid.sweep), within these two.
+    sweep_budget: float = field(
+        default=sweep.DEFAULT_BUDGET,
+        metadata=command_line(
+            "--sweep-budget",
+            "while HAProxy's event stream is live, the full poll of every proxy runs as often as "
+            "this share of one core allows (rhid's CPU for it and HAProxy's dump), never more "
+            "often than --interval nor less often than --sweep-max; without a live stream every "
+            "poll is a full one, every --interval (default %(default)s)",
+            "PERCENT",
+            Amount(most=100.0),
+        ),
+    )
+    sweep_max: float = field(
+        default=sweep.DEFAULT_MOST,
+        metadata=command_line(
+            "--sweep-max",
+            "while HAProxy's event stream is live, the longest time between two full polls: the "
+            "bound on noticing a change whose event was lost (default %(default)s)",
             "SECONDS",
             DURATION,
         ),

@@ -50,8 +50,8 @@ import csv
 import enum
 import functools
 import re
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from rhid.errors import HAProxyProtocolError
 from rhid.model import Proxy, ProxyKind
@@ -107,6 +107,8 @@ class Snapshot:
     proxies: dict[Proxy, ProxyStatus]
     pending: bool = False  # some named backend has a server whose first check is still running
     unknown: tuple[tuple[Proxy, str], ...] = ()  # named proxies whose status 2.6 was never seen to print
+    # Each named proxy's id (show stat's `iid`, checked digits), by which a targeted poll asks for it.
+    ids: Mapping[Proxy, str] = field(default_factory=dict)
 
     def status_of(self, proxy: Proxy) -> ProxyStatus:
         """The proxy's status; ABSENT when HAProxy printed no row for it."""
@@ -169,6 +171,9 @@ def _check_field(column: str, name: str, value: str) -> str:
 
 
 _PID = re.compile(r"[0-9]{1,10}")
+_IID = re.compile(
+    r"[1-9][0-9]{0,9}"
+)  # a proxy id (show stat's iid): the only thing of the reply a targeted poll sends back
 
 
 def parse_info(block: str) -> dict[str, str]:
@@ -316,10 +321,12 @@ class _Counter:
 
 def parse_stat(
     block: str, wanted: ProxyIndex, servers: bool = False
-) -> tuple[dict[Proxy, ProxyStatus], bool, tuple[tuple[Proxy, str], ...]]:
+) -> tuple[dict[Proxy, ProxyStatus], bool, tuple[tuple[Proxy, str], ...], dict[Proxy, str]]:
     """``show stat`` CSV: statuses of the FRONTEND/BACKEND rows named in `wanted`, whether any of
-    their servers' first check is still pending (INI), and those whose status is unknown. With
-    `servers` (the reply was asked with server rows), the counts of `wanted.counted` backends.
+    their servers' first check is still pending (INI), those whose status is unknown, and each
+    one's id (`iid`, when the header has it and the row's is digits: what `targeted_command`
+    asks by). With `servers` (the reply was asked with server rows), the counts of
+    `wanted.counted` backends.
 
     Rows of other proxies are skipped before splitting (a name cannot contain a comma or quote),
     which keeps a poll cheap on configurations with thousands of proxies.
@@ -327,19 +334,27 @@ def parse_stat(
     header, _, body = block.partition("\n")
     index = _columns(header)
     name_at, kind_at, status_at, check_at = (index[c] for c in ("pxname", "type", "status", "check_status"))
+    iid_at = index.get("iid")
     counter = _Counter(wanted.counted if servers else frozenset(), index)
     names = wanted.frontends.keys() | wanted.backends.keys()
     lines = [line for line in body.split("\n") if line.split(",", 1)[0] in names]
     frontends: dict[str, str] = {}
     backends: dict[str, str] = {}
     pending: dict[str, int] = {}  # per backend: servers whose first check is pending (INI)
-    for row in _rows(lines, index, counter.columns):
+    frontend_ids: dict[str, str] = {}
+    backend_ids: dict[str, str] = {}
+    more = counter.columns if iid_at is None else (*counter.columns, iid_at)
+    for row in _rows(lines, index, more):
         name, kind, status = row[name_at], row[kind_at], row[status_at]
         if kind == _TYPE_FRONTEND:
             frontends[name] = status
+            if iid_at is not None:
+                frontend_ids[name] = row[iid_at]
         elif kind == _TYPE_BACKEND:
             backends[name] = status
             counter.backend(name, row)
+            if iid_at is not None:
+                backend_ids[name] = row[iid_at]
         elif kind == _TYPE_SERVER:
             check = _check_field("check_status", name, row[check_at]).lstrip("* ")
             if check == "INI" and not _check_field("status", name, status).startswith("MAINT"):
@@ -362,7 +377,13 @@ def parse_stat(
     unknown = _unknown(frontends, wanted.frontends, ProxyKind.FRONTEND) + _unknown(
         backends, wanted.backends, ProxyKind.BACKEND
     )
-    return result, any(name in wanted.backends for name in pending), unknown
+    ids = _ids(frontend_ids, wanted.frontends) | _ids(backend_ids, wanted.backends)
+    return result, any(name in wanted.backends for name in pending), unknown, ids
+
+
+def _ids(found: dict[str, str], wanted: dict[str, Proxy]) -> dict[Proxy, str]:
+    """The ids of the wanted proxies that are a proxy id's digits (anything else: not targetable)."""
+    return {wanted[name]: iid for name, iid in found.items() if name in wanted and _IID.fullmatch(iid)}
 
 
 def _check_statuses(statuses: dict[str, str]) -> None:
@@ -390,6 +411,14 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex, *, servers: bo
     """The whole reply to `POLL_COMMAND`: ``show info`` block, blank line, CSV, blank line.
     `servers`: it was asked with server rows (`typemask_for(..., servers=True)`), so the counted
     backends' counts are complete."""
+    pid, stat_block = _split_info(data)
+    index = wanted if isinstance(wanted, ProxyIndex) else ProxyIndex.of(wanted)
+    proxies, pending, unknown, ids = parse_stat(stat_block, index, servers)
+    return Snapshot(pid=pid, proxies=proxies, pending=pending, unknown=unknown, ids=ids)
+
+
+def _split_info(data: bytes) -> tuple[str, str]:
+    """The worker's Pid from the ``show info`` block, and the text after it."""
     if len(data) > MAX_REPLY_BYTES:
         raise HAProxyProtocolError(f"reply larger than {MAX_REPLY_BYTES} bytes")
     text = data.decode("latin-1")  # lossless: every byte is one code point, nothing fails here
@@ -405,9 +434,72 @@ def parse_poll(data: bytes, wanted: Iterable[Proxy] | ProxyIndex, *, servers: bo
     # start with its `# pxname,` header (checked by parse_stat).
     if not _PID.fullmatch(pid):
         raise HAProxyProtocolError(f"show info: no numeric 'Pid', got {info_block[:80]!r}")
-    index = wanted if isinstance(wanted, ProxyIndex) else ProxyIndex.of(wanted)
-    proxies, pending, unknown = parse_stat(stat_block, index, servers)
-    return Snapshot(pid=pid, proxies=proxies, pending=pending, unknown=unknown)
+    return pid, stat_block
+
+
+# ---- targeted polls: a few proxies, asked by id --------------------------------------------------
+#
+# ``show stat <iid> <typemask> -1`` dumps one proxy's rows (2.6, 3.0 and 3.2 alike: measured). By
+# name it is ambiguous (a frontend and a backend of one name: the first wins, and the other's query
+# returns the header only), so rhid asks by id: the `iid` a full poll of the same worker (its Pid)
+# printed for that very proxy of the rules. Nothing of an event line reaches HAProxy: a name from
+# the ring only selects, among the rules' own proxies, which ids to ask for. Several queries go in
+# one line, after ``show info`` (the Pid proves the ids are this worker's); each query's reply is
+# the CSV header and that proxy's rows, an unknown id the header only.
+
+MAX_TARGETS = 64  # proxies a targeted poll may ask for; more (a burst, a reload): a full poll instead
+
+
+def targeted_command(master: bool, queries: Iterable[tuple[str, int]]) -> bytes:
+    """``show info; show stat <iid> <typemask> -1; ...`` for each (iid, typemask) of `queries`."""
+    parts = ["show info"]
+    for iid, typemask in queries:
+        if not _IID.fullmatch(iid) or not 1 <= typemask <= 7:
+            raise AssertionError(f"refusing to send an unchecked show stat query {iid!r} {typemask}")
+        parts.append(f"show stat {iid} {typemask} -1")
+    if len(parts) < 2 or len(parts) > MAX_TARGETS + 1:
+        raise AssertionError(f"a targeted poll asks for 1 to {MAX_TARGETS} proxies, not {len(parts) - 1}")
+    prefix = MASTER_PREFIX if master else ""
+    return "; ".join(prefix + part for part in parts).encode() + b"\n"
+
+
+def queries_for(
+    targets: Iterable[Proxy], ids: Mapping[Proxy, str], servers: bool, counted: Collection[Proxy] = ()
+) -> list[tuple[str, int]] | None:
+    """The (iid, typemask) queries asking for `targets`: one per id (a `listen` section is a
+    frontend and a backend of one id), server rows for a backend while the INI guard needs them
+    (`servers`) or when its servers are `counted`. None when a target has no known id (never seen
+    in a full poll of this worker): only a full poll can say what it is."""
+    masks: dict[str, int] = {}
+    for proxy in targets:
+        iid = ids.get(proxy)
+        if iid is None:
+            return None
+        if proxy.kind is ProxyKind.FRONTEND:
+            mask = FRONTENDS
+        else:
+            mask = BACKENDS | (SERVERS if servers or proxy in counted else 0)
+        masks[iid] = masks.get(iid, 0) | mask
+    return sorted(masks.items(), key=lambda item: int(item[0]))
+
+
+def parse_targeted(data: bytes, wanted: ProxyIndex, *, servers: bool = False) -> Snapshot:
+    """The reply to `targeted_command`: ``show info``, then one CSV block per query. The statuses
+    of `wanted` (the proxies asked for) found in any block; one asked for and found in none is
+    absent, as in a full poll (`Snapshot.status_of`). `servers`: counted backends were asked with
+    server rows."""
+    pid, stats_text = _split_info(data)
+    proxies: dict[Proxy, ProxyStatus] = {}
+    pending = False
+    unknown: tuple[tuple[Proxy, str], ...] = ()
+    ids: dict[Proxy, str] = {}
+    for block in stats_text.split("\n\n"):
+        found, waiting, odd, numbers = parse_stat(block, wanted, servers)
+        proxies.update(found)
+        pending = pending or waiting
+        unknown += odd
+        ids.update(numbers)
+    return Snapshot(pid=pid, proxies=proxies, pending=pending, unknown=unknown, ids=ids)
 
 
 # ---- the event ring (a wake-up signal only; polling stays the source of truth) ----------------
@@ -418,9 +510,20 @@ _STATE_CHANGE = re.compile(
     rb"|(?:Paused|Resumed) frontend (?P<frontend>\S+)\."
     rb"|Proxy (?P<proxy>\S+) stopped)"
 )
-# Every state-change line holds one of these words; traffic lines almost never do. Looking for them
-# with `in` runs at memory speed in C, so a ring full of traffic costs no per-line Python work.
-_STATE_CHANGE_WORDS = (b"Server ", b"backend ", b"frontend ", b"Proxy ")
+# Every state-change line holds one of these words, and with it the byte beside it: a server's line
+# "Server ", a backend's "has no server available!", a frontend's "Resumed frontend " or "Paused
+# frontend ", a stopped proxy's "Proxy ... (cumulated conns: FE: ...)". A ring full of traffic is
+# scanned for the byte first (memchr, tens of GB/s): HTTP traffic logs rarely hold an S, R, ! or F,
+# and a block without it cannot hold that kind of line; only a block with it is scanned for the
+# word (a few hundred MB/s). No per-line Python work either way. ("P" is in every "HTTP/1.1": the
+# paused frontend's word is looked for only when the rules name a frontend.)
+_STATE_CHANGE_WORDS = (
+    (b"S", b"Server "),
+    (b"!", b"backend "),
+    (b"R", b"Resumed frontend "),
+    (b"F", b"Proxy "),
+)
+_PAUSED = b"Paused frontend "
 _SEVERITY = re.compile(rb"<(\d{1,3})>")
 NOISY_SEVERITY = 6  # info: HAProxy's traffic logs (option httplog/tcplog); state changes are 0-5
 EVENT_REFUSALS = (b"Permission denied", b"No such event sink")
@@ -433,12 +536,20 @@ def events_command(ring: str) -> bytes:
     return f"set timeout cli 86400; show events {ring} -nw\n".encode()
 
 
+def may_change(block: bytes, frontends: bool = True) -> bool:
+    """False when no line of `block` can be a state change: the cheap pre-scan (see
+    _STATE_CHANGE_WORDS). `frontends`: a paused frontend matters (the rules name a frontend)."""
+    if frontends and _PAUSED in block:
+        return True
+    return any(byte in block and word in block for byte, word in _STATE_CHANGE_WORDS)
+
+
 def has_state_change(block: bytes, watched: Collection[str] | None = None) -> bool:
     """True when some line of `block` (complete lines from the ring) is a server, backend or frontend
     changing state, of a proxy named in `watched` (None: of any proxy). A block without any
-    state-change word costs one scan at memory speed; lines about proxies no rule names cost no
-    poll (a flapping check in a backend rhid does not watch)."""
-    if not any(word in block for word in _STATE_CHANGE_WORDS):
+    state-change word costs a few scans at memory speed (`may_change`); lines about proxies no
+    rule names cost no poll (a flapping check in a backend rhid does not watch)."""
+    if not may_change(block):
         return False
     if watched is None:
         return _STATE_CHANGE.search(block) is not None
@@ -447,6 +558,24 @@ def has_state_change(block: bytes, watched: Collection[str] | None = None) -> bo
         if name.decode("ascii", "replace") in watched:
             return True
     return False
+
+
+def changed_proxies(block: bytes, watched: Collection[str], frontends: bool = True) -> frozenset[str]:
+    """The names of the proxies in `watched` (the rules' proxy names) that some state-change line of
+    `block` names: a server's backend, a backend, a frontend, a stopped proxy. A name reaches the
+    result only when it is of HAProxy's characters (`is_proxy_name`) and one of `watched`: what the
+    ring says selects among the rules' own proxies, and never reaches a command. A block without
+    any state-change word costs a few scans at memory speed (`may_change`: a ring full of traffic).
+    `frontends`: the rules name a frontend (else a paused frontend's line is not looked for)."""
+    if not may_change(block, frontends):
+        return frozenset()
+    found: set[str] = set()
+    for match in _STATE_CHANGE.finditer(block):
+        raw = next(group for group in match.groups() if group is not None)
+        name = raw.decode("ascii", "replace")
+        if name in watched and is_proxy_name(name):
+            found.add(name)
+    return frozenset(found)
 
 
 def is_noisy(block: bytes) -> bool:

@@ -70,6 +70,7 @@ PURE = [
     "gateway",
     "series",
     "inventory",
+    "sweep",
 ]
 EFFECTS = {
     "socket",
