@@ -375,3 +375,19 @@ def test_the_guard_link_called_whole_judges_every_route() -> None:
     )
     assert guard.of(step.state).held == frozenset(rules.routes)
     assert all(decision.announced for decision in step.decisions.values())
+
+
+def test_a_route_no_rule_names_leaves_a_link_that_changes_others() -> None:
+    """A route only the files had (no rule names it) is withdrawn, then leaves the plan, while a
+    drain keeps its link changing another route: the incremental plan drops it as the full one does."""
+    rules = parse_rules("192.0.2.1 = always\n")
+    drained = rules.routes[0]
+    gone = Route("vol1", parse_rules("192.0.2.9 = always\n").routes[0].prefix)
+    intents = Intents(drains={drained: Drain("maintenance", "2026-12-01T10:00:00")})
+    start = plan.initial({gone}, {gone.channel}, 0.0)
+    made = plan.decide(start, rules, {}, intents, 1.0)
+    assert made.decisions[gone].state is RouteState.WITHDRAWN
+    again = plan.decide(made, rules, {}, intents, 2.0)
+    assert gone not in again.decisions
+    assert again == plan.decide(full(made), rules, {}, intents, 2.0)
+    assert again.decisions[drained].note is not None
