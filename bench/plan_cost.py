@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -158,13 +159,13 @@ def measure(count: int, repeat: int) -> dict[str, Any]:
             current = timed(
                 samples,
                 "decide",
-                lambda p=previous, s=states, t=now: plan.decide(p, rules, s, intents, t, chain=chain),
+                partial(plan.decide, previous, rules, states, intents, now, chain=chain),
             )
             files = timed(samples, "files", current.files)
-            timed(samples, "render", lambda f=files: routefiles.render_routes(f[channel]))
-            timed(samples, "write", lambda c=current, t=now: side.write(c, t))
+            timed(samples, "render", partial(routefiles.render_routes, files[channel]))
+            timed(samples, "write", partial(side.write, current, now))
             standing_in = client.cpu
-            timed(samples, "bird", lambda c=current, t=now: side.sync(c.channels, t))
+            timed(samples, "bird", partial(side.sync, current.channels, now))
             bird_ms = (client.cpu - standing_in) * 1000  # the scripted BIRD's own work is BIRD's, not rhid's
             cpu, wall = samples["bird"][-1]
             samples["bird"][-1] = (cpu - bird_ms, wall - bird_ms)
