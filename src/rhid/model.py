@@ -62,10 +62,18 @@ class Channel:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A prefix in a table."""
+    """A prefix in a table. Its hash is computed once: routes key every map of the plan, and
+    `ipaddress` networks hash in Python, which made hashing most of a 10,000-route decide."""
 
     table: str
     prefix: Network
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.table, self.prefix)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def channel(self) -> Channel:
