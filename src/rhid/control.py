@@ -168,7 +168,7 @@ class ControlServer:
         request = client.request[: status.MAX_REQUEST_BYTES]
         if client.refused:  # its request read (closing on it unread would reset the connection)
             reply: Reply = busy(f"answering {MAX_CLIENTS} client(s) already")
-        elif request.strip() == status.LISTING_REQUEST and self.listings >= MAX_LISTINGS:
+        elif self.listings >= MAX_LISTINGS and isinstance(status.parse_request(request), status.Listing):
             reply = busy(f"{self.listings} status replies are being streamed")
         else:
             reply = answer(request)

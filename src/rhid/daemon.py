@@ -145,11 +145,12 @@ class Daemon:
         stepped for what was read, plan made, BIRD reconciled; tell systemd."""
         cpu = time.process_time()
         targets = self.poll_targets(now)
-        moved = False
+        moved = answered = False
         if targets is None or targets:
             states, terms = self.states, self.terms
             self.moving()  # `between` is of these states: the poll's steps update it below
             observed = self.haproxy.observe(self.rules.proxies, now, targets)
+            answered = not isinstance(observed, health.Outage)
             if isinstance(observed, health.Outage):
                 observed = health.during(observed, self.rules.proxies, now, self.thresholds)
             self.states, events, moved = health.observe(self.states, observed, now, self.thresholds)
@@ -160,7 +161,12 @@ class Daemon:
             moved = moved or terms_moved
             if self.states is not states or self.terms is not terms:  # else no proxy moved at all
                 self.track_between(observed)
-        full = targets is None or (bool(targets) and self.haproxy.last_poll == FULL)  # or fell back to one
+        # A full poll (or a targeted one that fell back to it) that HAProxy answered: its cost sets
+        # when the next is due. A poll that failed, full or targeted (whose news it consumed): the
+        # next one is full, at --interval, as without a stream.
+        full = answered and (targets is None or self.haproxy.last_poll == FULL)
+        if (targets is None or targets) and not answered:
+            self.next_sweep = now + self.settings.interval
         self.haproxy.check_names(self.rules.lines_of)  # at start, after a rules or HAProxy reload: once
         answers = self.haproxy.state is HAProxyState.REACHABLE  # the guard holds only then
         if answers != self.intents.haproxy_answers:
@@ -298,6 +304,7 @@ class Daemon:
             self.terms = health.keep_terms(self.terms, rules.terms)
             self.rule_file.loaded(loaded)
             self.keep_copy(loaded)
+            self.next_sweep = 0.0  # the next cycle polls every proxy: those the reload added too
             self.replan_now(now)  # a route the reload added is named since now
             self.reload_result = rulefile.ReloadResult(at)
             log.info(
@@ -334,6 +341,8 @@ class Daemon:
             )
             self.haproxy = HAProxySide.of(self.settings)
             self.haproxy.watch(self.rules)
+            self.streams_seen = -1  # the new side's first stream is a new one
+            self.next_sweep = 0.0  # and the new HAProxy is polled whole at once
             log.info("haproxy.socket", path=path, source=f"{where}, re-read by the reload")
         changed = [
             f"{name} ({before.get(name, '')!r} -> {values.get(name, '')!r})"

@@ -111,7 +111,8 @@ class HAProxyClient:
         """A poll of `targets` only (a few of the rules' proxies, asked by the ids the last full poll
         of this worker printed), or None when only a full poll can answer: a target without a known
         id, more than stats.MAX_TARGETS of them, or a reply from another worker (HAProxy reloaded:
-        its ids may be others'). Unavailable/Protocol errors as `poll`."""
+        its ids may be others'), or a reply that lacks one of them (its id was taken as another
+        proxy's name). Unavailable/Protocol errors as `poll`."""
         self.fetched = 0.0
         if self.pid is None or not 0 < len(targets) <= stats.MAX_TARGETS:
             return None
@@ -126,6 +127,11 @@ class HAProxyClient:
         index = stats.ProxyIndex.of(targets, self.counted)
         snapshot = stats.parse_targeted(data, index, servers=servers)
         if snapshot.pid != self.pid:
+            return None
+        if any(proxy not in snapshot.proxies for proxy in targets):
+            # A proxy cannot leave a running worker: one missing means its id was taken for
+            # another's name (HAProxy looks `show stat 3` up as a name first: a backend named
+            # "3"), or the Pid is another worker's reused. Only a full poll can tell.
             return None
         self.servers = self.servers or snapshot.pending
         self.reloaded_from = None

@@ -438,8 +438,9 @@ class Plan:
     policies: Mapping[str, object] = field(default_factory=dict, repr=False)
     wake_at: float = math.inf
     lines: tuple[LogLine, ...] = ()  # what the policies asked to log when this plan was made
-    # what the next decide reuses (set by decide): a plan made otherwise, or changed with
-    # dataclasses.replace, has none (replace(plan, ..., memo=None): the next decide starts afresh)
+    # what the next decide reuses (set by decide); a plan made otherwise has none. A plan changed
+    # with dataclasses.replace KEEPS it, stale: pass memo=None (replace(plan, ..., memo=None)), or
+    # files(), prefixes(), announced and the next decide read what the memo says, not the fields.
     memo: Memo | None = field(default=None, compare=False, repr=False)
 
     def files(self) -> dict[Channel, Routes]:

@@ -301,7 +301,7 @@ class BirdSide:
         self, channel: Channel, routes: Routes, changed: Collection[Network] | None = None
     ) -> bool:
         """Make the channel's file hold `routes` (a withdrawal needs no free space: see
-        `routefiles.write_routes`); `changed`: the only prefixes whose line differs from the file's
+        `routefiles.write_text`); `changed`: the only prefixes whose line differs from the file's
         as last written (None: render it whole). False, logged once per reason, when it could not
         be done."""
         path = self.path(channel)

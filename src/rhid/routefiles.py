@@ -9,7 +9,7 @@ fsync, rename), so BIRD reads the old set or the new one, never half; they survi
 and rhid reads them back at start-up as "announced", so a restart withdraws nothing healthy.
 
 A withdrawal must not need free space (a full /run would otherwise keep a dead service's route):
-when the atomic replacement fails, `write_routes` removes a file that is to be empty (the wildcard
+when the atomic replacement fails, `write_text` removes a file that is to be empty (the wildcard
 include matches nothing and BIRD 2 configures fine: tests/integration/test_faults.py proves it), and
 rewrites a file in place when its new text is no longer than the old one. Overwriting blocks the
 file already has needs none; the file is briefly a mix of the new text and the old one's tail, every
@@ -187,14 +187,10 @@ def ensure_directory(directory: Path) -> None:
     directory.chmod(DIRECTORY_MODE)
 
 
-def write_routes(path: Path, routes: Iterable[Network] | Mapping[Network, Attributes]) -> str:
-    """Make `path` announce exactly `routes`; returns how: "replaced", "removed" or "rewritten in
-    place". Raises OSError only when no way worked (an announcement that needs space it lacks)."""
-    return write_text(path, render_routes(routes))
-
-
 def write_text(path: Path, text: str) -> str:
-    """`write_routes` for a file's text already rendered (`render_routes`, `FileText.text`)."""
+    """Make `path` hold `text` (a file's text as rendered: `render_routes`, `FileText.text`);
+    returns how: "replaced", "removed" or "rewritten in place". Raises OSError only when no way
+    worked (an announcement that needs space it lacks)."""
     try:
         write_atomically(path, text)
     except OSError:

@@ -442,10 +442,13 @@ def _split_info(data: bytes) -> tuple[str, str]:
 # ``show stat <iid> <typemask> -1`` dumps one proxy's rows (2.6, 3.0 and 3.2 alike: measured). By
 # name it is ambiguous (a frontend and a backend of one name: the first wins, and the other's query
 # returns the header only), so rhid asks by id: the `iid` a full poll of the same worker (its Pid)
-# printed for that very proxy of the rules. Nothing of an event line reaches HAProxy: a name from
-# the ring only selects, among the rules' own proxies, which ids to ask for. Several queries go in
-# one line, after ``show info`` (the Pid proves the ids are this worker's); each query's reply is
-# the CSV header and that proxy's rows, an unknown id the header only.
+# printed for that very proxy of the rules. HAProxy looks the argument up as a name first, so an
+# id can also hit a proxy named with those digits (a backend "3"): a reply lacking a proxy asked
+# for is not trusted (HAProxyClient.poll_targeted falls back to a full poll). Nothing of an event
+# line reaches HAProxy: a name from the ring only selects, among the rules' own proxies, which ids
+# to ask for. Several queries go in one line, after ``show info`` (the Pid proves the ids are this
+# worker's); each query's reply is the CSV header and that proxy's rows, an unknown id the header
+# only.
 
 MAX_TARGETS = 64  # proxies a targeted poll may ask for; more (a burst, a reload): a full poll instead
 

@@ -26,6 +26,7 @@ class Worker:
     def __init__(self) -> None:
         self.pid = b"42"
         self.commands: list[bytes] = []
+        self.named_4 = False  # a backend named "4": HAProxy takes `show stat 4` as its name first
 
     def handler(self, conn: socket.socket, stopping: threading.Event) -> None:
         del stopping
@@ -37,6 +38,8 @@ class Worker:
         for query in request.split(b";")[1:]:
             if b"show stat 3 " in query:
                 reply += HEADER + b"a,BACKEND,DOWN,1,,3,\n\n"
+            elif b"show stat 4 " in query and self.named_4:
+                reply += HEADER + b"4,BACKEND,UP,1,,9,\n\n"
             elif b"show stat 4 " in query:
                 reply += HEADER + b"b,BACKEND,UP,1,,4,\n\n"
             elif b"show stat -1" not in query:
@@ -60,6 +63,9 @@ def test_a_targeted_poll_asks_by_the_ids_of_the_last_full_poll(tmp_path: Path) -
         assert client.poll_targeted([B, Proxy(ProxyKind.BACKEND, "new")]) is None, "an id not known"
         many = [Proxy(ProxyKind.BACKEND, f"x{n}") for n in range(MAX_TARGETS + 1)]
         assert client.poll_targeted(many) is None, "more than MAX_TARGETS"
+        worker.named_4 = True
+        assert client.poll_targeted([B]) is None, "b's id answered by a backend named 4: not trusted"
+        worker.named_4 = False
         worker.pid = b"43"
         assert client.poll_targeted([B]) is None, "another worker's reply: its ids may be others'"
     finally:
@@ -119,6 +125,38 @@ def test_the_loop_polls_the_named_proxies_and_those_between_states_else_all(tmp_
         daemon.news = News(everything=True)
         assert daemon.poll_targets(1.0) is None, "the stream said everything"
         assert daemon.poll_targets(10.0) is None, "the full poll's time came"
+        daemon.haproxy.close_stream()
+    finally:
+        server.close()
+
+
+def test_a_reload_and_a_failed_poll_make_the_next_poll_a_full_one(tmp_path: Path) -> None:
+    """With a live stream: after a reload (it may add proxies no poll has seen) every proxy is
+    polled; a targeted poll HAProxy does not answer makes the next full poll due at --interval."""
+    (tmp_path / "d").mkdir()
+    rules_path = tmp_path / "rules.cfg"
+    rules_path.write_text("10.0.0.1 = all(b:a)\n")
+    socket_path = tmp_path / "h.sock"
+
+    def stream_or_hang_up(conn: socket.socket, stopping: threading.Event) -> None:
+        if b"show events" in fakes.read_request_line(conn):
+            stopping.wait(30)  # the stream stays live; any poll gets no reply at all
+
+    settings = Settings(str(rules_path), str(socket_path), "/none", tmp_path / "d", events="rhid")
+    server = fakes.FakeServer(socket_path, stream_or_hang_up)
+    try:
+        daemon = Daemon(settings, parse_rules("10.0.0.1 = all(b:a)\n"), haproxy=HAProxySide.of(settings))
+        daemon.haproxy.ensure_stream(0.0)
+        assert daemon.poll_targets(0.0) is None  # the new stream
+        daemon.next_sweep = 100.0
+        assert daemon.poll_targets(1.0) == frozenset()
+        rules_path.write_text("10.0.0.1 = all(b:a)\n10.0.0.2 = all(b:added)\n")
+        daemon.reload(1.0)
+        assert daemon.poll_targets(1.0) is None, "after a reload: every proxy, the added one too"
+        daemon.next_sweep = 100.0
+        daemon.news = News(frozenset({A}))
+        daemon.cycle(2.0)  # a targeted poll of a, unanswered: a's news is spent
+        assert daemon.next_sweep == 2.0 + settings.interval
         daemon.haproxy.close_stream()
     finally:
         server.close()
