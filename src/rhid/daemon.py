@@ -35,6 +35,7 @@ from rhid import (
     drain,
     guard,
     health,
+    memory,
     plan,
     routefiles,
     rulefile,
@@ -115,6 +116,8 @@ class Daemon:
         self.restart_needed: str | None = None  # a setting changed that only a restart applies
         self.reload_pending = False  # SIGHUPs are coalesced: one reload, then a cycle, then the next
         self.cycles = 0
+        self.memory = memory.Trimmer()
+        self.planned_at = self.started  # when the last plan was made (memory is trimmed only after quiet)
         self.ready = False  # READY=1 sent
         self.next_tick = self.last_cycle = 0.0  # the loop's: when to poll next, when it last did
         # While the event stream is live: what its lines named since the last poll, the full poll's
@@ -187,6 +190,7 @@ class Daemon:
         self.notifier.status(self.summary())
         self.announce_ready()
         self.notifier.send("WATCHDOG=1")  # only ever after a completed cycle: a hung loop gets restarted
+        self.memory.quiet(now, self.planned_at)  # freed memory back to the system, in a quiet cycle
         if self.metrics is not None:  # what the cycle made, for the next scrape (which never waits on us)
             self.metrics.observe(
                 self.plan,
@@ -215,6 +219,7 @@ class Daemon:
             self.plan, self.rules, self.states, self.intents, now, terms=self.terms, chain=self.chain
         )
         self.replan = False
+        self.planned_at = now
         if self.metrics is not None:
             self.metrics.planned(self.plan)  # every plan's transitions, even one replaced before a scrape
         write(self.plan.lines)

@@ -382,8 +382,22 @@ def run(container: Container, *argv: str) -> subprocess.CompletedProcess[str]:
     return container.run(*argv, timeout=600)
 
 
+# The third trial (the vendor's rule file unedited: dpkg replaces that conffile silently) takes
+# about two minutes more and proves dpkg's own conffile rule: by hand, RHID_MIGRATION_ALL=1.
+ALL_TRIALS = bool(os.environ.get("RHID_MIGRATION_ALL"))
+
+
 @pytest.mark.parametrize(
-    ("target", "rules"), [("bird2", "edited"), ("bird", "edited"), ("bird2", "unedited")]
+    ("target", "rules"),
+    [
+        ("bird2", "edited"),
+        ("bird", "edited"),
+        pytest.param(
+            "bird2",
+            "unedited",
+            marks=pytest.mark.skipif(not ALL_TRIALS, reason="about 2 min: set RHID_MIGRATION_ALL=1"),
+        ),
+    ],
 )
 def test_the_guides_cutover_keeps_every_route_at_the_router(
     target: str, rules: str, work: Path, deb: Path
