@@ -6,7 +6,7 @@ dropped, proxies with ``no log``, changes HAProxy logs nothing for. It need not 
 ``--interval`` then; its period follows its measured cost so that it stays within a share of one
 core (`budget`), between ``--interval`` and ``--sweep-max``:
 
-    period = min(most, max(interval, cost / budget))
+    period = max(interval, min(most, cost / budget))
 
 `cost` is the smoothed cost of one full poll, in seconds of CPU: rhid's own (the cycle's process
 time: poll, parse, health, plan) plus HAProxy's (its dump, estimated from above by the wall time
