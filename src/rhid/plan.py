@@ -510,7 +510,8 @@ def initial(
 ) -> Plan:
     """The plan rhid's files hold at start: `announced` routes (with what each carries: a route
     with BGP attributes was degraded), held as they are until a verdict is known, in the `owned`
-    channels, each since `now`."""
+    channels (and those the routes are in: a channel that holds a route is owned), each since
+    `now`."""
     carried = announced if isinstance(announced, Mapping) else dict.fromkeys(announced, PLAIN)
     decisions = {
         route: Decision(
@@ -521,7 +522,8 @@ def initial(
         )
         for route, attributes in carried.items()
     }
-    return Plan(decisions, frozenset(owned), since=dict.fromkeys(carried, now))
+    channels = frozenset(owned) | {route.channel for route in carried}
+    return Plan(decisions, channels, since=dict.fromkeys(carried, now))
 
 
 def decide(

@@ -391,3 +391,19 @@ def test_a_route_no_rule_names_leaves_a_link_that_changes_others() -> None:
     assert gone not in again.decisions
     assert again == plan.decide(full(made), rules, {}, intents, 2.0)
     assert again.decisions[drained].note is not None
+
+
+def test_a_leaving_route_of_a_channel_no_rule_names_keeps_its_empty_file_both_ways() -> None:
+    """A route the files held in a table no rule names: its channel is the plan's from the start,
+    so once a graceful shutdown has withdrawn it, the incremental and the full decide both plan
+    that channel's file empty (found by the property above on CI: the full one had dropped it)."""
+    rules = parse_rules("2001:db8::1 = all(b:b0)\n")
+    chain = (plan.draining, shutdown.policy(shutdown.Config(5.0, shutdown.Marks(local_pref=0))))
+    start = plan.initial({Route("vol1", parse_rules("192.0.2.0 = always").routes[0].prefix)}, (), 0.0)
+    assert Channel("vol1", 4) in start.channels
+    intents = Intents(haproxy_answers=True)
+    leaving = plan.decide(start, rules, {}, intents, 0.0, chain=chain)
+    incremental = plan.decide(leaving, rules, {}, intents, 6.0, chain=chain)
+    whole = plan.decide(full(leaving), rules, {}, intents, 6.0, chain=chain)
+    same(incremental, whole)
+    assert whole.files()[Channel("vol1", 4)] == {}
