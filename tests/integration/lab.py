@@ -241,6 +241,7 @@ class Lab:
             export6 = export_filter([c.protocol for c in rules.channels if c.family == 6])
         config = self.root / "speaker.conf"
         config.write_text(
+            "log stderr { info, remote, warning, error, auth, fatal, bug };\n"  # its reconfigurations
             f"router id {SPEAKER_ADDRESS};\n"
             "protocol device {}\n" + bird_snippet(rules, str(self.bird_dir)) + "protocol bgp uplink {\n"
             f"  local {SPEAKER_ADDRESS} port {speaker_port} as 65001;\n"
