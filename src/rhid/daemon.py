@@ -116,7 +116,7 @@ class Daemon:
         self.restart_needed: str | None = None  # a setting changed that only a restart applies
         self.reload_pending = False  # SIGHUPs are coalesced: one reload, then a cycle, then the next
         self.cycles = 0
-        self.memory = memory.Trimmer()
+        self.memory = memory.Trimmer.of_libc()
         self.planned_at = self.started  # when the last plan was made (memory is trimmed only after quiet)
         self.ready = False  # READY=1 sent
         self.next_tick = self.last_cycle = 0.0  # the loop's: when to poll next, when it last did

@@ -35,10 +35,15 @@ def _malloc_trim() -> Callable[[int], int] | None:
 class Trimmer:
     """When to give freed memory back (`quiet`), and doing it."""
 
-    def __init__(self, trim: Callable[[int], int] | None = None, *, available: bool = True) -> None:
-        self.trim = trim if trim is not None or not available else _malloc_trim()
+    def __init__(self, trim: Callable[[int], int] | None) -> None:
+        self.trim = trim  # None: nothing to call (a C library without malloc_trim)
         self.last = -math.inf
         self.trims = 0
+
+    @classmethod
+    def of_libc(cls) -> Trimmer:
+        """The trimmer of the C library this process runs on."""
+        return cls(_malloc_trim())
 
     def quiet(self, now: float, planned_at: float) -> bool:
         """In a cycle with no plan made since `planned_at` + QUIET: trim if TRIM_EVERY has passed

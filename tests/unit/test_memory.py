@@ -24,13 +24,13 @@ def test_a_trim_waits_for_quiet_and_its_period() -> None:
 
 def test_without_malloc_trim_nothing_is_done() -> None:
     """A C library without malloc_trim (musl): quiet never trims."""
-    trimmer = memory.Trimmer(None, available=False)
+    trimmer = memory.Trimmer(None)
     assert not trimmer.quiet(1000.0, planned_at=0.0)
     assert trimmer.trims == 0
 
 
 def test_glibc_has_malloc_trim() -> None:
     """On Debian (glibc) the trim is found, and calling it returns."""
-    trimmer = memory.Trimmer()
+    trimmer = memory.Trimmer.of_libc()
     assert trimmer.trim is not None
     assert trimmer.quiet(1000.0, planned_at=0.0)
