@@ -58,6 +58,11 @@ def bird16_programs() -> Bird16 | None:
     return found if all(os.access(path, os.X_OK) for path in (found.bird, found.bird6, found.birdc)) else None
 
 
+# In each speaker's config: BIRD logs to stderr (the lab's log file), where `reconfigurations`
+# counts what `show status` cannot tell (its time of the last one moves between two reads).
+LOG_RECONFIGURATIONS = "log stderr { info, remote, warning, error, auth, fatal, bug };\n"
+
+
 def free_port(address: str = "127.0.0.1") -> int:
     """A TCP port that is free on `address` right now."""
     with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
@@ -125,6 +130,10 @@ class Lab:
     def close(self) -> None:
         for name in reversed(list(self.procs)):
             self.stop(name, signal.SIGKILL if name.startswith("rhid") else signal.SIGTERM)
+
+    def reconfigurations(self, name: str) -> int:
+        """How many reconfigurations the BIRD started as `name` has logged."""
+        return self.log(name).count("Reconfigured")
 
     def log(self, name: str) -> str:
         path = self.root / f"{name}.log"
@@ -241,8 +250,7 @@ class Lab:
             export6 = export_filter([c.protocol for c in rules.channels if c.family == 6])
         config = self.root / "speaker.conf"
         config.write_text(
-            "log stderr { info, remote, warning, error, auth, fatal, bug };\n"  # its reconfigurations
-            f"router id {SPEAKER_ADDRESS};\n"
+            LOG_RECONFIGURATIONS + f"router id {SPEAKER_ADDRESS};\n"
             "protocol device {}\n" + bird_snippet(rules, str(self.bird_dir)) + "protocol bgp uplink {\n"
             f"  local {SPEAKER_ADDRESS} port {speaker_port} as 65001;\n"
             f"  neighbor {PEER_ADDRESS} port {peer_port} as 65002;\n"
@@ -337,8 +345,7 @@ class Lab:
             peer_port = self.ports.setdefault(f"peer_{name}_bgp", free_port(peer))
             config = self.root / f"{name}.conf"
             config.write_text(
-                "log stderr { info, remote, warning, error, auth, fatal, bug };\n"  # its reconfigurations
-                f"router id {SPEAKER_ADDRESS};\n"
+                LOG_RECONFIGURATIONS + f"router id {SPEAKER_ADDRESS};\n"
                 f"listen bgp address {address} port {port};\n"
                 "protocol device {}\n"
                 + snippets["bird.conf" if name == "speaker" else "bird6.conf"]

@@ -48,12 +48,6 @@ def start(instance: Lab, *extra: str, name: str = "rhid") -> None:
     )
 
 
-def reconfigured(instance: Lab, name: str) -> int:
-    """How many reconfigurations one speaker has logged (BIRD 1.6's `show status` times are to the
-    second, and their conversion to wall time moves by a second either way between two reads)."""
-    return instance.log(name).count("Reconfigured")
-
-
 def test_routes_follow_health_on_bird_and_bird6(story: Lab) -> None:
     """On BIRD 1.6 rhid finds both daemons from the greeting, writes each family's files, follows a
     frontend and a backend down and up in both families, shows each daemon in rhid status, and a
@@ -123,14 +117,14 @@ def test_only_the_daemon_whose_routes_moved_is_reconfigured(story: Lab) -> None:
     story.start_rhid(rules, "--interval", str(INTERVAL), "--fall", "1")
     story.wait_peer_routes({"10.16.1.1/32", "2001:db8:16::9/128"})
     time.sleep(1.1)
-    bird6 = reconfigured(story, "speaker6")
-    bird = reconfigured(story, "speaker")
+    bird6 = story.reconfigurations("speaker6")
+    bird = story.reconfigurations("speaker")
     for server in ("s1", "s2"):
         story.haproxy(f"disable server be_app/{server}")
     story.wait_peer_routes({"2001:db8:16::9/128"})
     time.sleep(1.1)
-    assert reconfigured(story, "speaker") > bird
-    assert reconfigured(story, "speaker6") == bird6
+    assert story.reconfigurations("speaker") > bird
+    assert story.reconfigurations("speaker6") == bird6
 
 
 def test_bird6_and_bird_restarted_under_rhid(story: Lab) -> None:
