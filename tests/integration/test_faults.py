@@ -192,8 +192,12 @@ def test_b3_operator_undo_and_broken_bird_conf(running: Lab) -> None:
     running.haproxy("disable server be_b/s1")
     running.wait_peer_routes({"10.50.0.1/32"})
     assert running.birdc("speaker", "configure undo") is not None
+    wait_for(  # the peer may not have seen the undo yet: its routes alone cannot prove the heal
+        "rhid to notice the operator's configure",
+        lambda: any(e["event"] == "bird.mismatch" and e["why"] == "status changed" for e in running.events()),
+        5,
+    )
     running.wait_peer_routes({"10.50.0.1/32"}, timeout=5)
-    assert any(e["event"] == "bird.mismatch" and e["why"] == "status changed" for e in running.events())
 
     config = running.root / "speaker.conf"
     good = config.read_text()
