@@ -16,7 +16,9 @@ Grammar, per line (blank lines and ``#`` comments, whole-line or trailing, are d
     attribute  ::= word [ value ]             -- med N, local-pref N, community A:B, large-community A:B:C
 
 The vendor's grammar is the first four lines with `operator` one of its four aggregates and every
-argument a plain target; every line it accepts means here what it always meant.
+argument a plain target; every line it accepts means here what it always meant. Such a plain line
+(``networks = operator(targets)``, spaces and tabs between) is parsed by one regular expression of
+the same tokens (`parse_plain`), without pyparsing; a property test holds it equal to the grammar.
 
 Tokens are deliberately wider than what is valid (a table, address, length, name, comparison,
 limit, count, attribute word or value is any run of characters that cannot end it, and arguments
@@ -250,7 +252,12 @@ _FLAT = re.compile(
 
 def _flat(s: str, loc: int, toks: pp.ParseResults) -> ConditionSyntax:
     """``operator(targets)`` matched as one token: the same syntax `_condition` builds."""
-    # The token matched _FLAT at loc: no None to handle.
+    return _flat_at(s, loc)
+
+
+def _flat_at(s: str, loc: int) -> ConditionSyntax:
+    """The syntax of the ``operator(targets)`` that `_FLAT` matches at `loc` of `s`."""
+    # _FLAT matched at loc (the grammar's token, or _PLAIN's group): no None to handle.
     match = cast(re.Match[str], _FLAT.match(s, loc))
     start, end = match.span("targets")
     arguments = () if start < 0 else tuple(_target(item) for item in _split(s, start, end - start, _TARGET))
@@ -296,6 +303,33 @@ def _build_grammar() -> pp.ParserElement:
 
 
 _RULE = _build_grammar()
+
+
+def _atomic(pattern: re.Pattern[str]) -> str:
+    """`pattern` as an atomic group without names: once matched it is never backtracked into, as
+    pyparsing never re-matches a token that matched."""
+    return "(?>" + re.sub(r"\?P<\w+>", "?:", pattern.pattern) + ")"
+
+
+# The vendor's whole line, ``networks = operator(targets)``, as one regular expression: the same
+# tokens as the grammar's, each atomic (pyparsing does not backtrack into a token), between them
+# only spaces and tabs (pyparsing's whitespace, but for a ``\r`` or ``\n`` that no such line holds).
+# When it matches, `parse_plain` builds exactly what the grammar builds for that line, without
+# pyparsing (most of a 10,000-rule file's cold start); anything else, and every error, is the grammar's.
+_PLAIN = re.compile(
+    rf"[ \t]*(?P<networks>{_atomic(_list_of(_NETWORK))})[ \t]*=[ \t]*(?P<condition>{_atomic(_FLAT)})[ \t]*"
+)
+
+
+def parse_plain(line_no: int, source: str, text: str) -> RuleSyntax | None:
+    """`text` (`source` without its comment) parsed as the vendor's plain line, without pyparsing;
+    None when it is not one (`_PLAIN`): then `parse_general` decides."""
+    match = _PLAIN.fullmatch(text)
+    if match is None:
+        return None
+    start, end = match.span("networks")
+    networks = tuple(_network(item) for item in _split(text, start, end - start, _NETWORK))
+    return RuleSyntax(line_no, source, networks, _flat_at(text, match.start("condition")))
 
 
 def strip_comment(line: str) -> str:
@@ -362,6 +396,11 @@ def parse_line(line_no: int, source: str, path: str) -> RuleSyntax | Diagnostic 
     text = strip_comment(source)
     if not text.strip():
         return None
+    return parse_plain(line_no, source, text) or parse_general(line_no, source, text, path)
+
+
+def parse_general(line_no: int, source: str, text: str, path: str) -> RuleSyntax | Diagnostic:
+    """`text` (`source` without its comment, not blank) parsed by the whole grammar."""
     try:
         parsed = _RULE.parse_string(text)
     except pp.ParseBaseException as exc:

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from rhid.errors import Diagnostic
-from rhid.grammar import RuleSyntax, parse, parse_line, split_lines, strip_comment
+from rhid.grammar import (
+    RuleSyntax,
+    parse,
+    parse_general,
+    parse_line,
+    parse_plain,
+    split_lines,
+    strip_comment,
+)
 
 
 def rule(text: str) -> RuleSyntax:
@@ -136,3 +146,79 @@ def test_lines_split_on_newline_only() -> None:
 def test_comment_starts_at_first_hash() -> None:
     """No valid token contains `#`, so the first one starts a comment."""
     assert strip_comment("1.1.1.1 = all(b:x) # a # b") == "1.1.1.1 = all(b:x) "
+
+
+# Pieces of rule lines, right and wrong, and the gaps between tokens (pyparsing skips spaces, tabs,
+# \r and \n there, nothing else). A vendor-shaped line with a piece put anywhere in it makes near
+# misses: a space in a name, a threshold, a nested condition, a degraded clause, a stray \r or \xa0.
+PIECES = st.sampled_from(
+    [
+        "10.0.0.1", "2001:db8::1", "/32", "/", "%", "t1%", ",", " , ", " ", "\t", "\r", "\n", "\xa0",
+        "\x0c", "=", "==", "all", "any", "never", "always", "not", "atleast", "ALL", "alll",
+        "degraded", "med 10", "(", ")", "b:", "f:", "x:", "be_app", "web-1", ">=", "<", "50%", "3",
+        "#", ":",
+    ]
+)  # fmt: skip
+PLAIN_GAPS = st.sampled_from(["", " ", "\t", "  ", " \t"])
+ODD_SPACES = st.sampled_from(["\r", "\n", "\xa0", "\x0b", "\x0c", "\u2003"])  # \s, but only \r \n skipped
+NETWORKS = st.sampled_from(["10.0.0.1", "t1%192.0.2.0/24", "2001:db8::/64", "%10.1.1.1"])
+TARGETS = st.sampled_from(["b:be_app", "f:www", "b:x.y-z", "b:"])
+
+
+@st.composite
+def vendor_lines(draw: st.DrawFn, odd: bool = False) -> str:
+    """``networks = operator(targets)`` with spaces and tabs wherever the grammar allows them; when
+    `odd`, one gap, or the place between two tokens, holds a piece instead (a near miss)."""
+    networks = draw(st.lists(NETWORKS, min_size=1, max_size=3))
+    targets = draw(st.lists(TARGETS, max_size=3))
+    operator = draw(st.sampled_from(["all", "any", "never", "always"]))
+    tokens = [networks[0]]
+    for network in networks[1:]:
+        tokens += [",", network]
+    tokens += ["=", operator, "("]
+    for index, target in enumerate(targets):
+        tokens += [",", target] if index else [target]
+    tokens.append(")")
+    gaps = [draw(PLAIN_GAPS) for _ in range(len(tokens) + 1)]
+    if odd:
+        at = draw(st.sampled_from(range(len(gaps))))
+        gaps[at] = draw(st.one_of(PIECES, ODD_SPACES)) + gaps[at]
+    return "".join(gap + token for gap, token in zip(gaps, [*tokens, ""], strict=True))
+
+
+VENDOR_LINES = vendor_lines()
+
+
+@settings(max_examples=1000)  # a near miss at the one gap that matters is rare: look at many
+@given(st.one_of(vendor_lines(), vendor_lines(odd=True), st.lists(PIECES, max_size=16).map("".join)))
+@example("10.0.0.1 = all(b:be_app)")
+@example("10.0.0.1, 10.0.0.2 = any( b:a , f:b )")
+@example("10.0.0.1 = all(b:a>=50%)")
+def test_the_plain_path_builds_exactly_what_the_grammar_builds(line: str) -> None:
+    """Wherever the fast path for the vendor's plain line answers, the grammar gives the same syntax."""
+    text = strip_comment(line)
+    plain = parse_plain(4, line, text)
+    if plain is not None:
+        assert plain == parse_general(4, line, text, "t.cfg")
+
+
+@given(VENDOR_LINES)
+def test_every_vendor_line_takes_the_plain_path(line: str) -> None:
+    """A line of the vendor's shape never needs pyparsing (the cold start of 10,000 rules)."""
+    assert parse_plain(1, line, line) is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "10.0.0.1 = all(b:a) degraded any(b:a) med 10",
+        "10.0.0.1 = not(all(b:a))",
+        "10.0.0.1 = all(b:a)\r",
+        "10.0.0.1 = all(b:a b:b)",
+        "10.0.0.1 = all",
+        "10.0.0.1 =\xa0all(b:a)",
+    ],
+)
+def test_lines_beyond_the_plain_shape_go_to_the_grammar(text: str) -> None:
+    """Anything but networks = operator(targets) between spaces and tabs is the grammar's to parse."""
+    assert parse_plain(1, text, text) is None
