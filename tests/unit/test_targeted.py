@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rhid import health
+from rhid import health, stats
 from rhid.errors import HAProxyProtocolError
 from rhid.model import Proxy, ProxyKind
 from rhid.names import is_proxy_name
@@ -21,7 +21,6 @@ from rhid.stats import (
     ProxyStatus,
     changed_proxies,
     has_state_change,
-    may_change,
     parse_poll,
     parse_targeted,
     queries_for,
@@ -238,27 +237,65 @@ def test_the_period_always_stays_between_the_interval_and_the_maximum(
         assert sweep.cost / period <= budget / 100 + 1e-9 or period == interval
 
 
-ALL_KINDS = [line for line, _ in STATE_CHANGES] + [
-    "<5>2026-11-21T07:23:52+00:00 Resumed frontend fe_www.",
-    "<1>2026-11-21T07:23:52+00:00 Server be_maint/s1 is going DOWN for maintenance. 0 active left.",
+ALL_KINDS_NAMED = [
+    *STATE_CHANGES,
+    ("<5>2026-11-21T07:23:52+00:00 Resumed frontend fe_www.", "fe_www"),
+    (
+        "<1>2026-11-21T07:23:52+00:00 Server be_maint/s1 is going DOWN for maintenance. 0 active left.",
+        "be_maint",
+    ),
 ]
+ALL_KINDS = [line for line, _ in ALL_KINDS_NAMED]
 HTTP = (
     b'<6>2026-11-21T07:23:52+00:00 127.0.0.1:4242 [21/Nov/2026:07:23:52.000] fe be/s1 200 "GET / HTTP/1.1"\n'
 )
 
 
-@pytest.mark.parametrize("line", ALL_KINDS)
-def test_the_pre_scan_lets_every_kind_of_state_change_through_among_traffic(line: str) -> None:
+@pytest.mark.parametrize(("line", "name"), ALL_KINDS_NAMED)
+def test_the_pre_scan_lets_every_kind_of_state_change_through_among_traffic(line: str, name: str) -> None:
     """Whatever the byte-first pre-scan skips, no state-change line is among it."""
     block = HTTP * 50 + line.encode() + b"\n" + HTTP * 50
-    assert may_change(block)
     assert has_state_change(block)
+    assert changed_proxies(block, frozenset({name})) == {name}
 
 
 def test_the_pre_scan_skips_plain_traffic_and_a_paused_frontend_only_when_no_frontend_is_watched() -> None:
     """Traffic alone passes nothing; a paused frontend's line passes unless the rules name no frontend."""
-    assert not may_change(HTTP * 100)
+    assert not has_state_change(HTTP * 100)
     paused = HTTP * 10 + b"<4>2026-11-21T07:23:52+00:00 Paused frontend fe_www.\n"
-    assert may_change(paused)
-    assert not may_change(paused, frontends=False)
+    assert has_state_change(paused)
+    assert changed_proxies(paused, frozenset({"fe_www"})) == {"fe_www"}
     assert changed_proxies(paused, frozenset({"fe_www"}), frontends=False) == frozenset()
+
+
+# Lines a ring may carry: every kind of state change (some split or glued to their neighbours by
+# the draw), real HAProxy traffic logs (their S and R let the pre-scan through), and any bytes.
+REAL_TRAFFIC = (
+    b"<6>2026-12-01T19:00:28.278798+00:00 127.0.0.1:43884 [01/Dec/2026:19:00:28.278] fe fe/<NOSRV> "
+    b'0/-1/-1/-1/0 200 73 - - LR-- 4/4/0/0/0 0/0 "GET / HTTP/1.1"'
+)
+RING_LINES = st.one_of(
+    st.sampled_from([line.encode() for line in ALL_KINDS] + [HTTP.rstrip(b"\n"), REAL_TRAFFIC]),
+    st.binary(max_size=40),
+    st.sampled_from([b"Server ", b"backend ", b"Proxy ", b"Resumed frontend ", b"Paused frontend ", b"!"]),
+)
+NAMES = ["be_slow", "be_drain", "be_app", "fe_www", "fe_shut", "be_maint", "be", "fe", "x"]
+
+
+@given(
+    st.lists(RING_LINES, max_size=30),
+    st.sampled_from([b"\n", b"", b" "]),
+    st.frozensets(st.sampled_from(NAMES)),
+)
+def test_matching_only_the_lines_that_hold_a_word_finds_what_the_whole_block_scan_finds(
+    lines: list[bytes], glue: bytes, watched: frozenset[str]
+) -> None:
+    """The line-by-line match (the cheap path of a busy ring) names exactly the proxies, and sees
+    exactly the changes, that matching the whole block at once does."""
+    block = glue.join(lines) + b"\n"
+    # the oracle: the whole block matched at once, as before the line-by-line path
+    whole = [next(g for g in m.groups() if g is not None) for m in stats._STATE_CHANGE.finditer(block)]
+    names = {raw.decode("ascii", "replace") for raw in whole}
+    assert changed_proxies(block, watched) == {n for n in names if n in watched and is_proxy_name(n)}
+    assert has_state_change(block) == bool(whole)
+    assert has_state_change(block, watched) == any(n in watched for n in names)
