@@ -15,6 +15,18 @@ first, rarely); p50 and p99 are printed beside the CPU share. Prints a table and
 bench/results/ring_traffic.json. Everything runs on this machine's loopback sockets in a temp
 directory, and stops by itself. The CI's short version is the read-count test in
 tests/fault/test_process.py. To measure another rhid: PYTHONPATH=<its src> python bench/ring_traffic.py.
+
+    python bench/ring_traffic.py --haproxy real [--seconds 5] [--connections 0,1,4,32]
+
+The same against a real HAProxy (the lab's: RHID_HAPROXY names another) that serves HTTP itself
+(``http-request return``) and logs every request (``option httplog``) to its ring ``rhid`` at
+level info, driven by wrk (``apt-get install wrk``: one thread, each count of connections in turn;
+0 is a window without traffic). The machine's own cores are shared by wrk, HAProxy and rhid, so
+the last count is about the most this machine's HAProxy serves. Every WAKE_EVERY seconds the bench
+disables or enables a server rhid's rule watches, on HAProxy's admin socket; the wake-up runs from
+just before that command to the timestamp of rhid's ``proxy.down`` or ``proxy.up`` line (fall and
+rise 1). A change rhid logs no line for within 2 s is counted as missed. HAProxy's CPU share is
+printed beside rhid's; writes bench/results/ring_traffic_real.json.
 """
 
 from __future__ import annotations
@@ -22,17 +34,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fault import fakes
+from tests.integration.lab import HAPROXY, Lab, free_port, lab, wait_for
 
 TRAFFIC = (
     b'<6>2026-11-22T10:00:00+00:00 127.0.0.1:4242 [22/Nov/2026] fe be/s1 0/0/1/1/2 200 "GET / HTTP/1.1"\n'
@@ -42,6 +58,9 @@ CHANGE = b"<5>2026-11-22T10:00:00+00:00 Server be/s1 is UP, reason: Layer4 check
 WAKE_EVERY = 0.2  # seconds between two state-change lines in the stream
 TICKS = os.sysconf("SC_CLK_TCK")
 BATCH = 16  # lines per write
+RING_SIZE = 1 << 20  # bytes: the real HAProxy's ring (at 100,000 lines/s, about 70 ms of traffic)
+MISSED_AFTER = 2.0  # seconds: a change rhid logs nothing for within this is missed
+REQUESTS = re.compile(rb"Requests/sec:\s+([0-9.]+)")
 
 
 class Ring:
@@ -107,10 +126,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="rhid's CPU share while its ring carries traffic logs")
     parser.add_argument("--seconds", type=float, default=5.0, help="measuring window per rate")
     parser.add_argument(
-        "--rates", default="0,32000,64000,128000", help="traffic lines a second, comma-separated"
+        "--haproxy", choices=("fake", "real"), default="fake", help="the fake's rates, or HAProxy and wrk"
+    )
+    parser.add_argument(
+        "--rates", default="0,32000,64000,128000", help="fake: traffic lines a second, comma-separated"
+    )
+    parser.add_argument(
+        "--connections", default="0,1,4,32", help="real: wrk's connections per window, comma-separated"
     )
     parser.add_argument("--profile", type=Path, help="run rhid under cProfile, its stats written here")
     args = parser.parse_args()
+    if args.haproxy == "real":
+        return measure_real(args.seconds, [int(count) for count in args.connections.split(",")])
     rates = [int(rate) for rate in args.rates.split(",")]
     ring = Ring()
     results = []
@@ -164,6 +191,135 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     (out / "ring_traffic.json").write_text(
         json.dumps({"seconds": args.seconds, "results": results}, indent=2)
+    )
+    return 0
+
+
+def haproxy_config(root: Path, port: int) -> Path:
+    """HAProxy answering HTTP itself and logging every request to the ring rhid streams."""
+    config = root / "haproxy.cfg"
+    config.write_text(
+        "\n".join(
+            [
+                "global",
+                f"    stats socket {root / 'haproxy.sock'} mode 600 level admin",
+                "    log ring@rhid local0 info",  # traffic logs in the ring: what this bench is about
+                "ring rhid",
+                "    format timed",
+                f"    size {RING_SIZE}",
+                "defaults",
+                "    mode http",
+                "    log global",
+                "    option httplog",
+                "    timeout connect 1s",
+                "    timeout client 5s",
+                "    timeout server 5s",
+                "frontend fe",
+                f"    bind 127.0.0.1:{port}",
+                "    http-request return status 200 content-type text/plain string ok",
+                "backend be",
+                f"    server s1 127.0.0.1:{free_port()}",  # never connected to: only its state moves
+            ]
+        )
+        + "\n"
+    )
+    return config
+
+
+def logged_at(event: dict[str, object]) -> float:
+    """The wall-clock time of one of rhid's JSON log lines."""
+    return datetime.fromisoformat(str(event["timestamp"])).timestamp()
+
+
+def wake_ups(instance: Lab, changes: list[tuple[float, str]]) -> tuple[list[float], int]:
+    """For each (time, proxy.down|proxy.up) change, the delay to rhid's first such line after it;
+    and how many got none within MISSED_AFTER."""
+    lines = [
+        (logged_at(event), str(event["event"]))
+        for event in instance.events()
+        if event["event"] in {"proxy.down", "proxy.up"}
+    ]
+    delays, missed = [], 0
+    for at, kind in changes:
+        seen = [when - at for when, what in lines if what == kind and at <= when <= at + MISSED_AFTER]
+        if seen:
+            delays.append(min(seen))
+        else:
+            missed += 1
+    return sorted(delays), missed
+
+
+def measure_real(seconds: float, connections: list[int]) -> int:
+    """The real HAProxy under wrk's load: rhid's and HAProxy's CPU shares, and the wake-up."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("bench/ring_traffic.py --haproxy real needs wrk: apt-get install wrk")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="rhid-ring-") as tmp, lab(Path(tmp)) as instance:
+        port = free_port()
+        haproxy = instance.spawn("haproxy", [HAPROXY, "-f", str(haproxy_config(instance.root, port)), "-db"])
+        wait_for("HAProxy's admin socket", instance.haproxy_answers, 10)
+        rhid = instance.start_rhid(
+            "10.0.0.1 = all(b:be)\n", "--haproxy-events", "rhid", "--fall", "1", "--rise", "1"
+        )
+        wait_for(
+            "rhid to stream the ring",
+            lambda: any(e["event"] == "haproxy.events_streaming" for e in instance.events()),
+            20,
+        )
+        down = False
+        for count in connections:
+            load = None
+            if count:
+                load = subprocess.Popen(
+                    [wrk, "-t1", f"-c{count}", f"-d{seconds + 1.5:.0f}s", f"http://127.0.0.1:{port}/"],
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+            time.sleep(0.5)  # the load is on
+            changes: list[tuple[float, str]] = []
+            cpu = cpu_seconds(rhid.pid), cpu_seconds(haproxy.pid)
+            wall = time.monotonic()
+            while time.monotonic() < wall + seconds:
+                time.sleep(WAKE_EVERY)
+                down = not down
+                changes.append((time.time(), "proxy.down" if down else "proxy.up"))
+                instance.haproxy(f"{'disable' if down else 'enable'} server be/s1")
+            wall = time.monotonic() - wall
+            rhid_cpu = (cpu_seconds(rhid.pid) - cpu[0]) / wall
+            haproxy_cpu = (cpu_seconds(haproxy.pid) - cpu[1]) / wall
+            served = 0.0
+            if load is not None:
+                output, _ = load.communicate(timeout=30)
+                match = REQUESTS.search(output)
+                served = float(match.group(1)) if match else float("nan")
+            time.sleep(MISSED_AFTER)  # the last change's line, if it comes
+            delays, missed = wake_ups(instance, changes)
+            results.append(
+                {
+                    "connections": count,
+                    "requests_per_second": round(served),
+                    "rhid_cpu_share": round(rhid_cpu, 4),
+                    "haproxy_cpu_share": round(haproxy_cpu, 4),
+                    "changes": len(changes),
+                    "missed": missed,
+                    "wake_p50_ms": round(1000 * percentile(delays, 0.50), 2),
+                    "wake_p99_ms": round(1000 * percentile(delays, 0.99), 2),
+                }
+            )
+    print(
+        f"{'wrk connections':>16} {'requests/s = ring lines/s':>26} {'rhid CPU':>9} {'HAProxy CPU':>12} "
+        f"{'changes':>8} {'missed':>7} {'wake p50 ms':>12} {'wake p99 ms':>12}"
+    )
+    for row in results:
+        print(
+            f"{row['connections']:>16} {row['requests_per_second']:>26} {row['rhid_cpu_share']:>9.1%} "
+            f"{row['haproxy_cpu_share']:>12.1%} {row['changes']:>8} {row['missed']:>7} "
+            f"{row['wake_p50_ms']:>12} {row['wake_p99_ms']:>12}"
+        )
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "ring_traffic_real.json").write_text(
+        json.dumps({"seconds": seconds, "haproxy": HAPROXY, "results": results}, indent=2)
     )
     return 0
 

@@ -236,9 +236,9 @@ class Node:
     def start_haproxy(self) -> None:
         config = self.write_haproxy_config()
         self.spawn("haproxy", [HAPROXY, "-W", "-S", str(self.dir / "master.sock"), "-f", str(config), "-db"])
-        wait_for(f"{self.name}'s HAProxy", self._haproxy_answers, 10)
+        wait_for(f"{self.name}'s HAProxy", self.haproxy_answers, 10)
 
-    def _haproxy_answers(self) -> bool:
+    def haproxy_answers(self) -> bool:
         try:
             return fetch(str(self.haproxy_socket), b"show info\n", 1.0).startswith(b"Name: HAProxy")
         except Exception:

@@ -128,8 +128,11 @@ class Lab:
         return proc.returncode
 
     def close(self) -> None:
+        """Stop every process, the last started first; an rhid (`rhid*`, a node's `*-rhid`) by
+        SIGKILL: its graceful stop (seconds) is for the tests that ask for it."""
         for name in reversed(list(self.procs)):
-            self.stop(name, signal.SIGKILL if name.startswith("rhid") else signal.SIGTERM)
+            rhid = name.startswith("rhid") or name.endswith("-rhid")
+            self.stop(name, signal.SIGKILL if rhid else signal.SIGTERM)
 
     def reconfigurations(self, name: str) -> int:
         """How many reconfigurations the BIRD started as `name` has logged."""
@@ -163,7 +166,7 @@ class Lab:
         if master:
             argv[1:1] = ["-W", "-S", str(self.root / "master.sock")]
         self.spawn("haproxy", argv)
-        wait_for("HAProxy's stats socket", self._haproxy_answers, 10)
+        wait_for("HAProxy's stats socket", self.haproxy_answers, 10)
 
     def reload_haproxy(
         self,
@@ -222,7 +225,8 @@ class Lab:
         config.write_text("\n".join(lines) + "\n")
         return config
 
-    def _haproxy_answers(self) -> bool:
+    def haproxy_answers(self) -> bool:
+        """True when HAProxy's admin socket answers `show info`."""
         try:
             return fetch(str(self.haproxy_socket), b"show info\n", 1.0).startswith(b"Name: HAProxy")
         except Exception:

@@ -51,7 +51,7 @@ def start_haproxy(instance: Lab, *, global_lines: list[str], sections: list[str]
     text = config.read_text().replace("global\n", "global\n" + added, 1)
     config.write_text(text + "".join(section + "\n" for section in sections))
     instance.spawn("haproxy", [HAPROXY, "-f", str(config), "-db"])
-    wait_for("HAProxy's stats socket", instance._haproxy_answers, 10)
+    wait_for("HAProxy's stats socket", instance.haproxy_answers, 10)
 
 
 def start_bird(instance: Lab) -> None:
@@ -204,7 +204,7 @@ def test_auto_streams_a_declared_ring_not_one_it_cannot_tell_from_haproxys_own(e
     )
     config.write_text(text)
     edge_lab.spawn("haproxy", [HAPROXY, "-f", str(config), "-db"])
-    wait_for("HAProxy's stats socket", edge_lab._haproxy_answers, 10)
+    wait_for("HAProxy's stats socket", edge_lab.haproxy_answers, 10)
     start_bird(edge_lab)
     edge_lab.start_rhid(RULES, "--interval", "5", "--fall", "1")
     edge_lab.wait_peer_routes(BOTH)

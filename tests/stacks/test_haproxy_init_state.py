@@ -94,7 +94,7 @@ def test_a_reload_with_init_state_down_withdraws_nothing(tmp_path: Path) -> None
         instance.spawn(
             "haproxy", [HAPROXY, "-W", "-S", str(tmp_path / "master.sock"), "-f", str(config), "-db"]
         )
-        wait_for("HAProxy's stats socket", instance._haproxy_answers, 10)
+        wait_for("HAProxy's stats socket", instance.haproxy_answers, 10)
         rules = parse_rules(RULES)
         instance.write_speaker_config(rules)
         instance.start_speaker()
