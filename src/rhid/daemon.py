@@ -643,7 +643,12 @@ class Daemon:
         self.bird.on_time(now)
         self.announce_ready()
         soon = self.last_cycle + EVENT_GAP
-        news = self.haproxy.read_stream(now) if stream is not None and stream in ready else NO_NEWS
+        # Read what the stream says when select says so, and at once when this wait ended a pause
+        # after traffic (a busy ring has more by then: reading now saves a second wait per read).
+        resumed = stream is None and self.haproxy.waitable(now) is not None
+        news = (
+            self.haproxy.read_stream(now) if resumed or (stream is not None and stream in ready) else NO_NEWS
+        )
         if news:
             self.news = self.news | news  # polled at the next cycle (poll_targets)
         if self.plan.due(now) or news:

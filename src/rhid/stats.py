@@ -514,22 +514,23 @@ _STATE_CHANGE = re.compile(
     rb"|Proxy (?P<proxy>\S+) stopped)"
 )
 # Every state-change line holds one of these words, and with it the byte beside it: a server's line
-# "Server ", a backend's "has no server available!", a frontend's "Resumed frontend " or "Paused
-# frontend ", a stopped proxy's "Proxy ... (cumulated conns: FE: ...)". A ring full of traffic is
-# scanned for the byte first (memchr, tens of GB/s): HTTP traffic logs rarely hold an S, R, ! or F,
-# and a block without it cannot hold that kind of line; only a block with it is scanned for the
-# word (a few hundred MB/s). No per-line Python work either way. ("P" is in every "HTTP/1.1": the
-# paused frontend's word is looked for only when the rules name a frontend.) Real traffic logs do
-# hold an S and an R (``<NOSRV>``, ``LR--``): then each word is one scan, and only the lines that
-# hold a word are matched against _STATE_CHANGE (a match never leaves its line), never the whole
-# block (the regular expression's alternation tries every byte: about 4 ms for 128 kB).
+# "Server ", a backend's "has no server available!", a stopped proxy's "Proxy ... (cumulated conns:
+# FE: ...)", a frontend's "Resumed frontend " or "Paused frontend ". A ring full of traffic is
+# scanned for the byte first (memchr, tens of GB/s): a block without it cannot hold that kind of
+# line; only a block with it is scanned for the word (a few GB/s), and only the lines that hold a
+# word are matched against _STATE_CHANGE (a match never leaves its line), never the whole block (the
+# expression's alternation tries every byte: about 4 ms for 128 kB). Real traffic logs do hold an S
+# and an R (``<NOSRV>``, ``LR--``) and every one a P ("HTTP/1.1"): a frontend's words are looked for
+# only when the rules name a frontend.
 _STATE_CHANGE_WORDS = (
     (b"S", b"Server "),
     (b"!", b"backend "),
-    (b"R", b"Resumed frontend "),
     (b"F", b"Proxy "),
 )
-_PAUSED = b"Paused frontend "
+_FRONTEND_WORDS = (
+    (b"R", b"Resumed frontend "),
+    (b"P", b"Paused frontend "),
+)
 _SEVERITY = re.compile(rb"<(\d{1,3})>")
 NOISY_SEVERITY = 6  # info: HAProxy's traffic logs (option httplog/tcplog); state changes are 0-5
 EVENT_REFUSALS = (b"Permission denied", b"No such event sink")
@@ -544,11 +545,10 @@ def events_command(ring: str) -> bytes:
 
 def _state_changes(block: bytes, frontends: bool = True) -> Iterator[re.Match[bytes]]:
     """The _STATE_CHANGE matches of `block`, line by line among the lines that hold one of the
-    words (see _STATE_CHANGE_WORDS), in the order of the lines. `frontends`: a paused frontend
-    matters (the rules name a frontend), else its word is not looked for."""
-    words = [word for byte, word in _STATE_CHANGE_WORDS if byte in block]
-    if frontends:
-        words.append(_PAUSED)
+    words (see _STATE_CHANGE_WORDS), in the order of the lines. `frontends`: a paused or resumed
+    frontend matters (the rules name a frontend), else their words are not looked for."""
+    kinds = _STATE_CHANGE_WORDS + _FRONTEND_WORDS if frontends else _STATE_CHANGE_WORDS
+    words = [word for byte, word in kinds if byte in block]
     lines: set[tuple[int, int]] = set()
     for word in words:
         at = block.find(word)

@@ -266,6 +266,9 @@ def test_the_pre_scan_skips_plain_traffic_and_a_paused_frontend_only_when_no_fro
     assert has_state_change(paused)
     assert changed_proxies(paused, frozenset({"fe_www"})) == {"fe_www"}
     assert changed_proxies(paused, frozenset({"fe_www"}), frontends=False) == frozenset()
+    resumed = HTTP * 10 + b"<5>2026-11-21T07:23:52+00:00 Resumed frontend fe_www.\n"
+    assert changed_proxies(resumed, frozenset({"fe_www"})) == {"fe_www"}
+    assert changed_proxies(resumed, frozenset({"fe_www"}), frontends=False) == frozenset()
 
 
 # Lines a ring may carry: every kind of state change (some split or glued to their neighbours by
@@ -291,11 +294,23 @@ def test_matching_only_the_lines_that_hold_a_word_finds_what_the_whole_block_sca
     lines: list[bytes], glue: bytes, watched: frozenset[str]
 ) -> None:
     """The line-by-line match (the cheap path of a busy ring) names exactly the proxies, and sees
-    exactly the changes, that matching the whole block at once does."""
+    exactly the changes, that matching the whole block at once does; without a frontend in the
+    rules, at least every change but a frontend's."""
     block = glue.join(lines) + b"\n"
     # the oracle: the whole block matched at once, as before the line-by-line path
-    whole = [next(g for g in m.groups() if g is not None) for m in stats._STATE_CHANGE.finditer(block)]
-    names = {raw.decode("ascii", "replace") for raw in whole}
-    assert changed_proxies(block, watched) == {n for n in names if n in watched and is_proxy_name(n)}
-    assert has_state_change(block) == bool(whole)
+    matches = list(stats._STATE_CHANGE.finditer(block))
+    names = {next(g for g in m.groups() if g is not None).decode("ascii", "replace") for m in matches}
+    kept = {n for n in names if n in watched and is_proxy_name(n)}
+    assert changed_proxies(block, watched) == kept
+    assert has_state_change(block) == bool(matches)
     assert has_state_change(block, watched) == any(n in watched for n in names)
+    but_frontends = {
+        next(g for g in m.groups() if g is not None).decode("ascii", "replace")
+        for m in matches
+        if m["frontend"] is None
+    }
+    assert (
+        {n for n in but_frontends if n in watched and is_proxy_name(n)}
+        <= changed_proxies(block, watched, frontends=False)
+        <= kept
+    )
