@@ -582,7 +582,7 @@ def changed_proxies(block: bytes, watched: Collection[str], frontends: bool = Tr
     result only when it is of HAProxy's characters (`is_proxy_name`) and one of `watched`: what the
     ring says selects among the rules' own proxies, and never reaches a command. A block without
     any state-change word costs a few scans at memory speed (`_state_changes`: a ring full of traffic).
-    `frontends`: the rules name a frontend (else a paused frontend's line is not looked for)."""
+    `frontends`: the rules name a frontend (else a paused or resumed frontend's line is not looked for)."""
     found: set[str] = set()
     for match in _state_changes(block, frontends):
         raw = next(group for group in match.groups() if group is not None)
