@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar, cast
@@ -367,6 +368,26 @@ def _expected(exc: pp.ParseBaseException, text: str) -> tuple[int, str, str | No
     return loc, f"{message}, found {found}", hint or _hint(message, text[:loc], rest)
 
 
+_GAP = re.compile(r"[ \t]*(?:,[ \t]*)?")
+
+
+def _odd_space(text: str, loc: int) -> tuple[int, str, str] | None:
+    """A space that is not one where the grammar stopped (at `loc`, or after the spaces and tabs
+    there): (index, message, hint), or None. A no-break space pasted from a web page looks like a
+    space and breaks a rule anywhere; say what it is rather than what was expected."""
+    gap = _GAP.match(text, loc)  # pyparsing stops where the gap or a comma's gap begins
+    index = gap.end() if gap else loc
+    odd = text[index : index + 1]
+    if not odd or not odd.isspace() or odd in " \t\r\n":
+        return None
+    name = unicodedata.name(odd, "")
+    return (
+        index,
+        f"U+{ord(odd):04X}{' ' + name if name else ''} where only a space or a tab may stand",
+        "retype it as a plain space: text copied from a web page or a word processor often carries one",
+    )
+
+
 def _hint(message: str, before: str, rest: str) -> str | None:  # noqa: PLR0911 -- one exit per hint
     """A hint for what was expected (`message`) where `rest` starts, after `before`."""
     word = rest.split("(", 1)[0].strip().lower()
@@ -404,7 +425,7 @@ def parse_general(line_no: int, source: str, text: str, path: str) -> RuleSyntax
     try:
         parsed = _RULE.parse_string(text)
     except pp.ParseBaseException as exc:
-        index, message, hint = _expected(exc, text)
+        index, message, hint = _odd_space(text, exc.loc) or _expected(exc, text)
         return Diagnostic(path, line_no, index + 1, message, source, hint)
     return RuleSyntax(
         line=line_no,

@@ -402,6 +402,12 @@ DIAGNOSTICS: dict[str, tuple[Explained, ...]] = {
             "then only a degraded clause.",
             ("192.0.2.10 = all(b:be_app) all(b:be_static)", "192.0.2.10 = all(b:a) degrade any(b:x) med 1"),
         ),
+        Explained(
+            "U+{code} {name} where only a space or a tab may stand",
+            "A character that looks like a space but is not one, such as the no-break space that text "
+            "copied from a web page or a word processor carries: retype it as a plain space.",
+            ("192.0.2.10 =\u00a0all(b:be_app)",),
+        ),
     ),
     "Networks": (
         Explained(

@@ -148,6 +148,25 @@ def test_comment_starts_at_first_hash() -> None:
     assert strip_comment("1.1.1.1 = all(b:x) # a # b") == "1.1.1.1 = all(b:x) "
 
 
+@pytest.mark.parametrize(
+    ("text", "col", "what"),
+    [
+        ("10.0.0.1\xa0= all(b:a)", 9, "U+00A0 NO-BREAK SPACE"),
+        ("\xa010.0.0.1 = all(b:a)", 1, "U+00A0 NO-BREAK SPACE"),
+        ("10.0.0.1 =\u2003all(b:a)", 11, "U+2003 EM SPACE"),
+        ("10.0.0.1 = all(b:a,\xa0b:c)", 20, "U+00A0 NO-BREAK SPACE"),
+        ("10.0.0.1 = all(b:be\xa0app)", 20, "U+00A0 NO-BREAK SPACE"),
+        ("10.0.0.1 = all(b:a) \x0c", 21, "U+000C"),
+    ],
+)
+def test_a_space_that_is_not_one_is_named_where_it_stands(text: str, col: int, what: str) -> None:
+    """A pasted no-break (or other odd) space is reported as what it is, at its column, with the fix."""
+    diagnostic = error(text)
+    assert (diagnostic.col, diagnostic.message) == (col, f"{what} where only a space or a tab may stand")
+    assert diagnostic.hint is not None
+    assert "plain space" in diagnostic.hint
+
+
 # Pieces of rule lines, right and wrong, and the gaps between tokens (pyparsing skips spaces, tabs,
 # \r and \n there, nothing else). A vendor-shaped line with a piece put anywhere in it makes near
 # misses: a space in a name, a threshold, a nested condition, a degraded clause, a stray \r or \xa0.
