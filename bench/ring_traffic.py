@@ -25,14 +25,16 @@ level info, driven by wrk (``apt-get install wrk``: one thread, each count of co
 the last count is about the most this machine's HAProxy serves. Every WAKE_EVERY seconds the bench
 disables or enables a server rhid's rule watches, on HAProxy's admin socket; the wake-up runs from
 just before that command to the timestamp of rhid's ``proxy.down`` or ``proxy.up`` line (fall and
-rise 1). A change rhid logs no line for within 2 s is counted as missed. HAProxy's CPU share is
-printed beside rhid's; writes bench/results/ring_traffic_real.json.
+rise 1), the first such line before the next change; a change without one is counted as missed.
+wrk's requests a second are its own average over its run (the window and half a second either
+side). HAProxy's CPU share is printed beside rhid's; writes bench/results/ring_traffic_real.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -232,16 +234,18 @@ def logged_at(event: dict[str, object]) -> float:
 
 
 def wake_ups(instance: Lab, changes: list[tuple[float, str]]) -> tuple[list[float], int]:
-    """For each (time, proxy.down|proxy.up) change, the delay to rhid's first such line after it;
-    and how many got none within MISSED_AFTER."""
+    """For each (time, proxy.down|proxy.up) change, the delay to rhid's first such line after it
+    and before the next change (a later line of that kind answers a later change); and how many
+    got none in that time (the last change: within MISSED_AFTER)."""
     lines = [
         (logged_at(event), str(event["event"]))
         for event in instance.events()
         if event["event"] in {"proxy.down", "proxy.up"}
     ]
     delays, missed = [], 0
-    for at, kind in changes:
-        seen = [when - at for when, what in lines if what == kind and at <= when <= at + MISSED_AFTER]
+    ends = [at for at, _ in changes[1:]] + [changes[-1][0] + MISSED_AFTER] if changes else []
+    for (at, kind), until in zip(changes, ends, strict=True):
+        seen = [when - at for when, what in lines if what == kind and at <= when < until]
         if seen:
             delays.append(min(seen))
         else:
@@ -272,7 +276,7 @@ def measure_real(seconds: float, connections: list[int]) -> int:
             load = None
             if count:
                 load = subprocess.Popen(
-                    [wrk, "-t1", f"-c{count}", f"-d{seconds + 1.5:.0f}s", f"http://127.0.0.1:{port}/"],
+                    [wrk, "-t1", f"-c{count}", f"-d{math.ceil(seconds + 1.5)}s", f"http://127.0.0.1:{port}/"],
                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
             time.sleep(0.5)  # the load is on
@@ -291,7 +295,9 @@ def measure_real(seconds: float, connections: list[int]) -> int:
             if load is not None:
                 output, _ = load.communicate(timeout=30)
                 match = REQUESTS.search(output)
-                served = float(match.group(1)) if match else float("nan")
+                if match is None:
+                    raise SystemExit(f"wrk printed no Requests/sec ({count} connections): {output[-300:]!r}")
+                served = float(match.group(1))
             time.sleep(MISSED_AFTER)  # the last change's line, if it comes
             delays, missed = wake_ups(instance, changes)
             results.append(

@@ -147,7 +147,7 @@ class Document:
 
 _NETWORK = re.compile(r"(?:(?P<table>[^\s,=()%/]*)%)?(?P<address>[^\s,=()%/]+)(?:/(?P<length>[^\s,=()%/]*))?")
 _TARGET = re.compile(
-    r"(?P<kind>[A-Za-z][A-Za-z0-9_]*):(?P<name>[^\s,()=<>]*)(?:(?P<comparison>[<>=]+)(?P<limit>[^\s,()]*))?"
+    r"(?P<kind>[A-Za-z][A-Za-z0-9_]*):(?P<name>[^\s,()=<>]*)(?:(?P<comparison>[<>=]++)(?P<limit>[^\s,()]*))?"
 )
 _COUNT = re.compile(r"[0-9][^\s,()]*")
 _ATTRIBUTE = re.compile(r"(?P<word>[A-Za-z][A-Za-z0-9_-]*)(?:[ \t]+(?P<value>[^\s()]+))?")

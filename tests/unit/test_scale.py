@@ -8,6 +8,7 @@ import tracemalloc
 import pytest
 
 from rhid.errors import RuleError
+from rhid.grammar import parse_line
 from rhid.plan import NO_INTENTS, decide, initial
 from rhid.rules import parse_rules
 
@@ -33,6 +34,24 @@ def test_check_time_grows_linearly() -> None:
     """10x the rules costs about 10x the time (under 20x): no quadratic step hides in compile."""
     small, large = best_of(3, rules_text(1_000)), best_of(2, rules_text(10_000))
     assert large / small < 20, f"1k: {small:.3f} s, 10k: {large:.3f} s of CPU"
+
+
+def test_a_run_of_comparison_characters_without_a_closing_parenthesis_costs_linear_time() -> None:
+    """4x the `>` of an unclosed threshold costs about 4x the time (under 8x), not 16x: the
+    comparison never gives characters back to the limit (it backtracked quadratically)."""
+
+    def cost(length: int) -> float:
+        line = "10.0.0.1 = all(b:" + ">" * length
+        best = float("inf")
+        for _ in range(5):
+            start = time.process_time()
+            for _ in range(20):
+                parse_line(1, line, "t.cfg")
+            best = min(best, time.process_time() - start)
+        return best
+
+    small, large = cost(1_000), cost(4_000)
+    assert large / small < 8, f"1,000: {small:.4f} s, 4,000: {large:.4f} s of CPU"
 
 
 def test_ten_megabytes_of_file_in_bounded_memory() -> None:
