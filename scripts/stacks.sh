@@ -36,7 +36,8 @@ BIRD_FACING=(tests/integration/test_bird_names.py tests/integration/test_example
 # (keepalived and `rhid probe` over rhid's own socket), test_metrics (rhid's own HTTP), test_soak
 # (the long random run; the BIRD-facing faults are in test_faults), test_drain (rhid's state file
 # and HAProxy's scur, which test_haproxy_edge reads too), test_lossy_stream (a soak through a relay
-# of rhid's own; test_targeted covers HAProxy's side of it), test_status_burst (rhid's own socket). `scripts/stacks.sh --all` runs them all.
+# of rhid's own; test_targeted covers HAProxy's side of it), test_status_burst (rhid's own socket).
+# `scripts/stacks.sh --all` runs them all.
 STACK_FACING=("${BIRD_FACING[@]}" tests/integration/test_degraded.py tests/integration/test_events.py
               tests/integration/test_gateway.py tests/integration/test_haproxy_edge.py
               tests/integration/test_live_names.py tests/integration/test_policies.py

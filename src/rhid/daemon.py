@@ -148,8 +148,9 @@ class Daemon:
         stepped for what was read, plan made, BIRD reconciled; tell systemd."""
         cpu = time.process_time()
         targets = self.poll_targets(now)
+        polled = targets is None or bool(targets)  # else nothing to ask HAProxy this cycle
         moved = answered = False
-        if targets is None or targets:
+        if polled:
             states, terms = self.states, self.terms
             self.moving()  # `between` is of these states: the poll's steps update it below
             observed = self.haproxy.observe(self.rules.proxies, now, targets)
@@ -168,7 +169,7 @@ class Daemon:
         # when the next is due. A poll that failed, full or targeted (whose news it consumed): the
         # next one is full, at --interval, as without a stream.
         full = answered and (targets is None or self.haproxy.last_poll == FULL)
-        if (targets is None or targets) and not answered:
+        if polled and not answered:
             self.next_sweep = now + self.settings.interval
         self.haproxy.check_names(self.rules.lines_of)  # at start, after a rules or HAProxy reload: once
         answers = self.haproxy.state is HAProxyState.REACHABLE  # the guard holds only then

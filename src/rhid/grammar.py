@@ -375,8 +375,8 @@ def _odd_space(text: str, loc: int) -> tuple[int, str, str] | None:
     """A space that is not one where the grammar stopped (at `loc`, or after the spaces and tabs
     there): (index, message, hint), or None. A no-break space pasted from a web page looks like a
     space and breaks a rule anywhere; say what it is rather than what was expected."""
-    gap = _GAP.match(text, loc)  # pyparsing stops where the gap or a comma's gap begins
-    index = gap.end() if gap else loc
+    # pyparsing stops where the gap or a comma's gap begins; _GAP matches anywhere (maybe nothing)
+    index = cast(re.Match[str], _GAP.match(text, loc)).end()
     odd = text[index : index + 1]
     if not odd or not odd.isspace() or odd in " \t\r\n":
         return None

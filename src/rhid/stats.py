@@ -561,6 +561,12 @@ def _state_changes(block: bytes, frontends: bool = True) -> Iterator[re.Match[by
         yield from _STATE_CHANGE.finditer(block, start, end)
 
 
+def _named(match: re.Match[bytes]) -> str:
+    """The proxy a _STATE_CHANGE match names (whichever group matched), as text."""
+    raw = next(group for group in match.groups() if group is not None)
+    return raw.decode("ascii", "replace")
+
+
 def has_state_change(block: bytes, watched: Collection[str] | None = None) -> bool:
     """True when some line of `block` (complete lines from the ring) is a server, backend or frontend
     changing state, of a proxy named in `watched` (None: of any proxy). A block without any
@@ -569,11 +575,7 @@ def has_state_change(block: bytes, watched: Collection[str] | None = None) -> bo
     changes = _state_changes(block)
     if watched is None:
         return next(changes, None) is not None
-    for match in changes:
-        name = next(group for group in match.groups() if group is not None)
-        if name.decode("ascii", "replace") in watched:
-            return True
-    return False
+    return any(_named(match) in watched for match in changes)
 
 
 def changed_proxies(block: bytes, watched: Collection[str], frontends: bool = True) -> frozenset[str]:
@@ -585,8 +587,7 @@ def changed_proxies(block: bytes, watched: Collection[str], frontends: bool = Tr
     `frontends`: the rules name a frontend (else a paused or resumed frontend's line is not looked for)."""
     found: set[str] = set()
     for match in _state_changes(block, frontends):
-        raw = next(group for group in match.groups() if group is not None)
-        name = raw.decode("ascii", "replace")
+        name = _named(match)
         if name in watched and is_proxy_name(name):
             found.add(name)
     return frozenset(found)

@@ -3,6 +3,7 @@ full poll's period while the event stream is live (rhid.sweep)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -299,16 +300,16 @@ def test_matching_only_the_lines_that_hold_a_word_finds_what_the_whole_block_sca
     block = glue.join(lines) + b"\n"
     # the oracle: the whole block matched at once, as before the line-by-line path
     matches = list(stats._STATE_CHANGE.finditer(block))
-    names = {next(g for g in m.groups() if g is not None).decode("ascii", "replace") for m in matches}
+
+    def named(match: re.Match[bytes]) -> str:
+        return next(g for g in match.groups() if g is not None).decode("ascii", "replace")
+
+    names = {named(m) for m in matches}
     kept = {n for n in names if n in watched and is_proxy_name(n)}
     assert changed_proxies(block, watched) == kept
     assert has_state_change(block) == bool(matches)
     assert has_state_change(block, watched) == any(n in watched for n in names)
-    but_frontends = {
-        next(g for g in m.groups() if g is not None).decode("ascii", "replace")
-        for m in matches
-        if m["frontend"] is None
-    }
+    but_frontends = {named(m) for m in matches if m["frontend"] is None}
     assert (
         {n for n in but_frontends if n in watched and is_proxy_name(n)}
         <= changed_proxies(block, watched, frontends=False)
